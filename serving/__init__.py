@@ -1,0 +1,1 @@
+"""The edges: vLLM client and launcher, REST API, CLI."""

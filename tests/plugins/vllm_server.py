@@ -1,0 +1,1 @@
+"""Session-scoped real vLLM CPU server (filled in by serving work)."""
