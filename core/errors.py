@@ -95,3 +95,9 @@ class GeneratorUnavailableError(PGPTError):
     """The LLM server is down or still starting; retrieval still works."""
 
     code = "generator_unavailable"
+
+
+class QuestionTooLongError(PGPTError):
+    """The question alone does not fit the model's context."""
+
+    code = "question_too_long"

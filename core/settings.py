@@ -25,9 +25,7 @@ class Settings(BaseSettings):
     )
 
     # --- runtime ---------------------------------------------------------
-    threads: int = Field(
-        2, ge=1, description="CPU threads for torch and FAISS in the API process."
-    )
+    threads: int = Field(2, ge=1, description="CPU threads for torch and FAISS in the API process.")
     cache_dir: Path = Field(
         default_factory=default_cache_dir,
         description="Folder for derived model files (the converted LLM). Never holds documents.",
@@ -36,15 +34,9 @@ class Settings(BaseSettings):
     # --- ingestion -------------------------------------------------------
     max_upload_mb: float = Field(50, gt=0, description="Largest accepted file, in MB.")
     max_pages: int = Field(2000, ge=1, description="Largest accepted PDF, in pages.")
-    parse_timeout_s: float = Field(
-        30, gt=0, description="Wall-clock limit for parsing one file."
-    )
-    chunk_size_tokens: int = Field(
-        200, ge=16, description="Chunk size in embedding-model tokens."
-    )
-    chunk_overlap_tokens: int = Field(
-        40, ge=0, description="Tokens shared by consecutive chunks."
-    )
+    parse_timeout_s: float = Field(30, gt=0, description="Wall-clock limit for parsing one file.")
+    chunk_size_tokens: int = Field(200, ge=16, description="Chunk size in embedding-model tokens.")
+    chunk_overlap_tokens: int = Field(40, ge=0, description="Tokens shared by consecutive chunks.")
 
     # --- embedding and index --------------------------------------------
     embedding_model: str = Field(
@@ -70,9 +62,7 @@ class Settings(BaseSettings):
     dedup_threshold: float = Field(
         0.95, gt=0, le=1, description="Hits at least this similar to a better hit are collapsed."
     )
-    hybrid: bool = Field(
-        False, description="Fuse BM25 with dense hits (reciprocal rank fusion)."
-    )
+    hybrid: bool = Field(False, description="Fuse BM25 with dense hits (reciprocal rank fusion).")
     reranker_model: str | None = Field(
         None, description="Cross-encoder folder or name for reranking; off when unset."
     )
@@ -86,7 +76,9 @@ class Settings(BaseSettings):
     # --- generation ------------------------------------------------------
     vllm_url: str | None = Field(
         None,
-        description="OpenAI-compatible vLLM base URL (e.g. http://vllm:8000). Unset: embedded vLLM CPU.",
+        description=(
+            "OpenAI-compatible vLLM base URL (e.g. http://vllm:8000). Unset: embedded vLLM CPU."
+        ),
     )
     vllm_api_key: SecretStr | None = Field(None, description="Bearer key for the vLLM server.")
     vllm_host: str = Field("127.0.0.1", description="Embedded vLLM: listen address.")
@@ -97,9 +89,7 @@ class Settings(BaseSettings):
     vllm_startup_timeout_s: float = Field(
         300, gt=0, description="Embedded vLLM: how long to wait for it to become healthy."
     )
-    generator_timeout_s: float = Field(
-        120, gt=0, description="Limit for one generation request."
-    )
+    generator_timeout_s: float = Field(120, gt=0, description="Limit for one generation request.")
     generator_retries: int = Field(
         2, ge=0, description="Retries on connection errors before giving up."
     )
@@ -112,9 +102,7 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="When set, every /v1/ route needs 'Authorization: Bearer <key>'."
     )
-    api_url: str = Field(
-        "http://127.0.0.1:8000", description="Where the UI finds the REST API."
-    )
+    api_url: str = Field("http://127.0.0.1:8000", description="Where the UI finds the REST API.")
     ui_port: int = Field(8501, ge=1, le=65535, description="Streamlit UI port.")
 
     @model_validator(mode="after")

@@ -85,7 +85,7 @@ class SentenceTransformerEmbedder:
         self.name = "all-MiniLM-L6-v2" if model == "bundled" else model
         self.dimension = int(self._model.get_embedding_dimension() or 0)
         special = len(self._tokenizer("")["input_ids"])  # [CLS] and [SEP]
-        self.max_tokens = int(self._model.max_seq_length) - special
+        self.max_tokens = int(self._model.max_seq_length or 256) - special
 
     def count_tokens(self, text: str) -> int:
         ids = self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]

@@ -1,0 +1,133 @@
+"""Retrieved passages + question -> a streamed, grounded answer with citations."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from rag.citations import Citation, parse_citations
+from rag.generation import Generator
+from rag.prompts import build_messages, fit_passages
+from rag.retrieval import Hit, Retriever
+from rag.sessions import Session
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    retrieval_ms: float
+    ttft_ms: float | None
+    total_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    citations: list[Citation]
+    sources: list[Hit]  # every passage the model was given, numbered from 1
+    invalid_citations: list[int]
+    timings: Timings
+    model: str
+    prompt_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEvent:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DoneEvent:
+    answer: Answer
+
+
+AnswerEvent = TokenEvent | DoneEvent
+
+
+class AnswerEngine:
+    def __init__(self, retriever: Retriever, generator: Generator) -> None:
+        self._retriever = retriever
+        self.generator = generator
+
+    async def retrieve(
+        self, session: Session, question: str, *, top_k: int, score_threshold: float | None
+    ) -> tuple[list[Hit], float]:
+        """Best passages and the time it took, in ms. Runs off the event loop."""
+        started = time.perf_counter()
+        hits = await asyncio.to_thread(
+            self._retriever.search,
+            session,
+            question,
+            top_k=top_k,
+            score_threshold=score_threshold,
+        )
+        return hits, (time.perf_counter() - started) * 1000
+
+    async def stream(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        *,
+        max_tokens: int,
+        temperature: float,
+        retrieval_ms: float = 0.0,
+    ) -> AsyncIterator[AnswerEvent]:
+        """Yield answer tokens, then one DoneEvent with citations, sources and timings.
+
+        Raises GeneratorUnavailableError before the first token when the LLM is down.
+        """
+        started = time.perf_counter()
+        info = await self.generator.info()
+        budget = info.context_length - max_tokens
+        sources = await fit_passages(
+            question, hits, count_tokens=self.generator.count_tokens, budget_tokens=budget
+        )
+        messages = build_messages(question, sources)
+        pieces: list[str] = []
+        ttft_ms: float | None = None
+        async for piece in self.generator.stream(
+            messages, max_tokens=max_tokens, temperature=temperature
+        ):
+            if ttft_ms is None:
+                ttft_ms = (time.perf_counter() - started) * 1000
+            pieces.append(piece)
+            yield TokenEvent(piece)
+        text = "".join(pieces).strip()
+        citations, invalid = parse_citations(text, sources)
+        timings = Timings(
+            retrieval_ms=retrieval_ms,
+            ttft_ms=ttft_ms,
+            total_ms=retrieval_ms + (time.perf_counter() - started) * 1000,
+        )
+        yield DoneEvent(
+            Answer(
+                text=text,
+                citations=citations,
+                sources=sources,
+                invalid_citations=invalid,
+                timings=timings,
+                model=info.model,
+            )
+        )
+
+    async def answer(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        *,
+        max_tokens: int,
+        temperature: float,
+        retrieval_ms: float = 0.0,
+    ) -> Answer:
+        events = self.stream(
+            question,
+            hits,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            retrieval_ms=retrieval_ms,
+        )
+        async for event in events:
+            if isinstance(event, DoneEvent):
+                return event.answer
+        raise RuntimeError("answer stream ended without a result")

@@ -1,0 +1,65 @@
+"""The one ingestion path: bytes -> pages -> chunks -> vectors -> a session's index."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+from core.errors import EmptyDocumentError
+from core.settings import Settings
+from ingest.chunking import TokenChunker
+from ingest.loader import load_document
+from rag.embedding import Embedder
+from rag.sessions import DocumentInfo, Session
+
+
+@dataclass(frozen=True, slots=True)
+class IngestTimings:
+    parse_s: float
+    chunk_s: float
+    embed_s: float
+
+
+class Ingestor:
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self._settings = settings
+        self._embedder = embedder
+        self._chunker = TokenChunker(
+            embedder.count_tokens,
+            chunk_size=min(settings.chunk_size_tokens, embedder.max_tokens),
+            chunk_overlap=settings.chunk_overlap_tokens,
+        )
+
+    def ingest(
+        self, session: Session, data: bytes, filename: str, *, password: str | None = None
+    ) -> tuple[DocumentInfo, IngestTimings]:
+        """Add one file to the session, or raise and leave the session as it was."""
+        started = time.perf_counter()
+        document = load_document(
+            data,
+            filename,
+            password=password,
+            max_bytes=self._settings.max_upload_bytes,
+            max_pages=self._settings.max_pages,
+            timeout_s=self._settings.parse_timeout_s,
+        )
+        parsed = time.perf_counter()
+        document_id = secrets.token_hex(8)
+        chunks = self._chunker.split(document, document_id)
+        if not chunks:
+            raise EmptyDocumentError(
+                f"'{document.filename}' contains no text to search.", filename=document.filename
+            )
+        chunked = time.perf_counter()
+        vectors = self._embedder.embed([chunk.text for chunk in chunks])
+        embedded = time.perf_counter()
+        info = DocumentInfo(
+            document_id=document_id,
+            filename=document.filename,
+            media_type=document.media_type,
+            pages=document.page_count,
+            chunks=len(chunks),
+        )
+        session.add_document(info, chunks, vectors)
+        return info, IngestTimings(parsed - started, chunked - parsed, embedded - chunked)

@@ -1,0 +1,234 @@
+"""Per-session in-memory stores: documents, chunks and their vectors, gone on delete or expiry."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.errors import CapacityError, DocumentNotFoundError, SessionNotFoundError
+from ingest.models import Chunk
+from rag.index import VectorIndex
+
+log = logging.getLogger(__name__)
+
+SESSION_ID_BYTES = 32  # 256 random bits: unguessable
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentInfo:
+    document_id: str
+    filename: str
+    media_type: str
+    pages: int
+    chunks: int
+
+
+class ChunkBudget:
+    """A thread-safe counter of chunks held by all sessions, with a hard limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def reserve(self, n: int) -> None:
+        with self._lock:
+            if self.used + n > self.limit:
+                raise CapacityError(
+                    f"The server holds {self.used:,} passages and its limit is {self.limit:,}; "
+                    f"{n:,} more do not fit. Try again later or ask the operator to raise "
+                    "PGPT_MAX_TOTAL_CHUNKS."
+                )
+            self.used += n
+
+    def release(self, n: int) -> None:
+        with self._lock:
+            self.used = max(0, self.used - n)
+
+
+@dataclass
+class Session:
+    id: str
+    index: VectorIndex
+    ttl_s: float
+    max_chunks: int
+    budget: ChunkBudget
+    created_at: float = field(default_factory=time.time)
+    last_used: float = field(default_factory=time.time)
+    documents: dict[str, DocumentInfo] = field(default_factory=dict)
+    chunks: dict[int, Chunk] = field(default_factory=dict)  # vector id -> chunk
+    _doc_ids: dict[str, np.ndarray] = field(default_factory=dict)  # document -> vector ids
+    _next_id: int = 0
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _listeners: list[Callable[[Session], None]] = field(default_factory=list)
+
+    @property
+    def expires_at(self) -> float:
+        return self.last_used + self.ttl_s
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self.chunks)
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the session still while searching it."""
+        with self._lock:
+            yield
+
+    def on_change(self, listener: Callable[[Session], None]) -> None:
+        """Call ``listener`` after every add or remove (e.g. to rebuild a lexical index)."""
+        self._listeners.append(listener)
+
+    def add_document(self, info: DocumentInfo, chunks: list[Chunk], vectors: np.ndarray) -> None:
+        if len(chunks) != len(vectors):
+            raise ValueError("one vector per chunk")
+        with self._lock:
+            if self.chunk_count + len(chunks) > self.max_chunks:
+                raise CapacityError(
+                    f"'{info.filename}' adds {len(chunks):,} passages, but this session holds "
+                    f"{self.chunk_count:,} of at most {self.max_chunks:,}. Remove a document or "
+                    "start a new session.",
+                    filename=info.filename,
+                )
+            self.budget.reserve(len(chunks))
+            ids = np.arange(self._next_id, self._next_id + len(chunks), dtype=np.int64)
+            self._next_id += len(chunks)
+            self.index.add(ids, vectors)
+            self.chunks.update(zip(ids.tolist(), chunks, strict=True))
+            self._doc_ids[info.document_id] = ids
+            self.documents[info.document_id] = info
+            self._changed()
+
+    def remove_document(self, document_id: str) -> DocumentInfo:
+        with self._lock:
+            info = self.documents.pop(document_id, None)
+            if info is None:
+                raise DocumentNotFoundError(f"No document with id {document_id!r} in this session.")
+            ids = self._doc_ids.pop(document_id)
+            self.index.remove(ids)
+            for i in ids.tolist():
+                del self.chunks[i]
+            self.budget.release(len(ids))
+            self._changed()
+            return info
+
+    def close(self) -> None:
+        """Drop every document and free the index memory now."""
+        with self._lock:
+            self.budget.release(len(self.chunks))
+            self.index.release()
+            self.chunks.clear()
+            self.documents.clear()
+            self._doc_ids.clear()
+            self._changed()
+            self._listeners.clear()
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener(self)
+
+
+class SessionStore:
+    """All live sessions, with TTL expiry and capacity limits."""
+
+    def __init__(
+        self,
+        *,
+        index_factory: Callable[[], VectorIndex],
+        ttl_s: float,
+        max_sessions: int,
+        max_chunks_per_session: int,
+        max_total_chunks: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._index_factory = index_factory
+        self._ttl_s = ttl_s
+        self._max_sessions = max_sessions
+        self._max_chunks_per_session = max_chunks_per_session
+        self.budget = ChunkBudget(max_total_chunks)
+        self._clock = clock
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def create(self) -> Session:
+        self.evict_expired()
+        with self._lock:
+            if len(self._sessions) >= self._max_sessions:
+                raise CapacityError(
+                    f"The server already holds {self._max_sessions} sessions. Try again later."
+                )
+            now = self._clock()
+            session = Session(
+                id=secrets.token_urlsafe(SESSION_ID_BYTES),
+                index=self._index_factory(),
+                ttl_s=self._ttl_s,
+                max_chunks=self._max_chunks_per_session,
+                budget=self.budget,
+                created_at=now,
+                last_used=now,
+            )
+            self._sessions[session.id] = session
+            return session
+
+    def get(self, session_id: str) -> Session:
+        """Return a live session and extend its life; expired or unknown ids are not found."""
+        with self._lock:
+            session = self._sessions.get(session_id)
+            now = self._clock()
+            if session is not None and session.expires_at <= now:
+                self._drop(session_id)
+                session = None
+            if session is None:
+                raise SessionNotFoundError(
+                    "This session does not exist or has expired; create a new one."
+                )
+            session.last_used = now
+            return session
+
+    def delete(self, session_id: str) -> None:
+        with self._lock:
+            if session_id not in self._sessions:
+                raise SessionNotFoundError(
+                    "This session does not exist or has expired; create a new one."
+                )
+            self._drop(session_id)
+        release_freed_memory()
+
+    def evict_expired(self) -> int:
+        now = self._clock()
+        with self._lock:
+            expired = [sid for sid, s in self._sessions.items() if s.expires_at <= now]
+            for sid in expired:
+                self._drop(sid)
+        if expired:
+            log.info("evicted %d expired session(s)", len(expired))
+            release_freed_memory()
+        return len(expired)
+
+    def close_all(self) -> None:
+        with self._lock:
+            for sid in list(self._sessions):
+                self._drop(sid)
+        release_freed_memory()
+
+    def _drop(self, session_id: str) -> None:
+        self._sessions.pop(session_id).close()
+
+
+def release_freed_memory() -> None:
+    """Hand freed heap pages back to the OS so a deleted session's memory really goes away."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)

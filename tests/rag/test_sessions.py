@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+
+from core.errors import CapacityError, DocumentNotFoundError, SessionNotFoundError
+from ingest.models import Chunk
+from rag.index import FaissCpuIndex
+from rag.sessions import DocumentInfo, SessionStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make_store(clock: Clock | None = None, **limits: int) -> SessionStore:
+    return SessionStore(
+        index_factory=lambda: FaissCpuIndex(4),
+        ttl_s=60,
+        max_sessions=limits.get("max_sessions", 10),
+        max_chunks_per_session=limits.get("max_chunks_per_session", 100),
+        max_total_chunks=limits.get("max_total_chunks", 1000),
+        clock=clock or Clock(),
+    )
+
+
+def document(doc_id: str, n: int) -> tuple[DocumentInfo, list[Chunk], np.ndarray]:
+    info = DocumentInfo(doc_id, f"{doc_id}.txt", "text/plain", 1, n)
+    chunks = [Chunk(doc_id, info.filename, f"text {i}", 1, 1, 0, 6) for i in range(n)]
+    vectors = np.eye(4, dtype=np.float32)[np.arange(n) % 4]
+    return info, chunks, vectors
+
+
+def test_session_ids_are_long_random_and_unique() -> None:
+    store = make_store()
+    ids = {store.create().id for _ in range(10)}
+    assert len(ids) == 10
+    assert all(len(i) >= 43 for i in ids)  # 32 bytes, base64url
+
+
+def test_unknown_and_altered_ids_are_not_found() -> None:
+    store = make_store()
+    session = store.create()
+    with pytest.raises(SessionNotFoundError):
+        store.get(session.id[:-1] + ("A" if session.id[-1] != "A" else "B"))
+    with pytest.raises(SessionNotFoundError):
+        store.get("")
+
+
+def test_ttl_expiry_evicts_and_use_extends_life() -> None:
+    clock = Clock()
+    store = make_store(clock)
+    session = store.create()
+    clock.now += 50
+    store.get(session.id)  # touch
+    clock.now += 50
+    assert store.get(session.id) is session
+    clock.now += 61
+    assert store.evict_expired() == 1
+    with pytest.raises(SessionNotFoundError):
+        store.get(session.id)
+
+
+def test_remove_document_drops_its_chunks_and_vectors() -> None:
+    store = make_store()
+    session = store.create()
+    session.add_document(*document("a", 3))
+    session.add_document(*document("b", 2))
+    session.remove_document("a")
+    assert {c.document_id for c in session.chunks.values()} == {"b"}
+    assert len(session.index) == 2
+    with pytest.raises(DocumentNotFoundError):
+        session.remove_document("a")
+
+
+def test_per_session_and_global_caps_refuse_without_losing_documents() -> None:
+    store = make_store(max_chunks_per_session=5, max_total_chunks=7)
+    first = store.create()
+    first.add_document(*document("a", 4))
+    with pytest.raises(CapacityError, match=r"b\.txt"):
+        first.add_document(*document("b", 2))
+    second = store.create()
+    with pytest.raises(CapacityError, match="PGPT_MAX_TOTAL_CHUNKS"):
+        second.add_document(*document("c", 4))
+    assert list(first.documents) == ["a"] and len(first.index) == 4
+    store.delete(first.id)
+    assert store.budget.used == 0
+    second.add_document(*document("c", 4))
+
+
+def test_session_count_cap() -> None:
+    store = make_store(max_sessions=2)
+    store.create()
+    store.create()
+    with pytest.raises(CapacityError):
+        store.create()
+
+
+def test_delete_frees_everything() -> None:
+    store = make_store()
+    session = store.create()
+    session.add_document(*document("a", 3))
+    store.delete(session.id)
+    assert len(store) == 0 and store.budget.used == 0
+    assert not session.chunks and len(session.index) == 0
+    with pytest.raises(SessionNotFoundError):
+        store.delete(session.id)
