@@ -101,3 +101,16 @@ class QuestionTooLongError(PGPTError):
     """The question alone does not fit the model's context."""
 
     code = "question_too_long"
+
+
+# --- requests ------------------------------------------------------------------
+
+
+class InvalidRequestError(PGPTError):
+    """A request that is malformed apart from its documents (e.g. broken multipart framing)."""
+
+    code = "invalid_request"
+
+
+class UnsupportedMediaTypeError(PGPTError):
+    code = "unsupported_media_type"

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
 
     # --- ingestion -------------------------------------------------------
     max_upload_mb: float = Field(50, gt=0, description="Largest accepted file, in MB.")
+    max_files_per_upload: int = Field(20, ge=1, description="Files accepted in one upload.")
     max_pages: int = Field(2000, ge=1, description="Largest accepted PDF, in pages.")
     parse_timeout_s: float = Field(30, gt=0, description="Wall-clock limit for parsing one file.")
     chunk_size_tokens: int = Field(200, ge=16, description="Chunk size in embedding-model tokens.")
@@ -63,6 +64,13 @@ class Settings(BaseSettings):
         0.95, gt=0, le=1, description="Hits at least this similar to a better hit are collapsed."
     )
     hybrid: bool = Field(False, description="Fuse BM25 with dense hits (reciprocal rank fusion).")
+    verify_citations: bool = Field(
+        True,
+        description=(
+            "Check each answer sentence against the passages it cites; an answer with no "
+            "supported sentence becomes the not-found reply."
+        ),
+    )
     reranker_model: str | None = Field(
         None, description="Cross-encoder folder or name for reranking; off when unset."
     )
@@ -88,6 +96,19 @@ class Settings(BaseSettings):
     )
     vllm_startup_timeout_s: float = Field(
         300, gt=0, description="Embedded vLLM: how long to wait for it to become healthy."
+    )
+    vllm_threads: int = Field(
+        2, ge=1, description="Embedded vLLM: OpenMP threads for the model (with 'nobind')."
+    )
+    vllm_cpu_threads_bind: str = Field(
+        "nobind",
+        description=(
+            "Embedded vLLM: VLLM_CPU_OMP_THREADS_BIND. 'nobind' lets the OS share cores "
+            "with other work; 'auto' or a CPU list like '0-3' pins threads on dedicated cores."
+        ),
+    )
+    vllm_kv_cache_gb: int = Field(
+        1, ge=1, description="Embedded vLLM: GiB of RAM for the KV cache (VLLM_CPU_KVCACHE_SPACE)."
     )
     generator_timeout_s: float = Field(120, gt=0, description="Limit for one generation request.")
     generator_retries: int = Field(

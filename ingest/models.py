@@ -52,6 +52,17 @@ class Chunk:
     char_end: int
     section: str | None = None
 
+    def locate(self, offset: int) -> tuple[int, int]:
+        """(page, offset within that page) of the character at ``offset`` in ``text``.
+
+        In a chunk that crosses a page break, the last ``char_end`` characters are on
+        ``page_end``; the rest is on ``page``.
+        """
+        last_page_starts = len(self.text) - self.char_end
+        if self.page != self.page_end and offset >= last_page_starts:
+            return self.page_end, offset - last_page_starts
+        return self.page, self.char_start + offset
+
     @property
     def pages_label(self) -> str:
         return str(self.page) if self.page == self.page_end else f"{self.page}-{self.page_end}"

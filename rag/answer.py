@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 from rag.citations import Citation, parse_citations
 from rag.generation import Generator
-from rag.prompts import build_messages, fit_passages
+from rag.prompts import NOT_FOUND_ANSWER, build_messages, fit_passages
 from rag.retrieval import Hit, Retriever
 from rag.sessions import Session
+from rag.verification import CitationVerifier, Claim, Highlight, Support
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,9 @@ class Answer:
     invalid_citations: list[int]
     timings: Timings
     model: str
-    prompt_tokens: int = 0
+    claims: list[Claim]  # the model's sentences, each labelled by how well its sources back it
+    highlights: dict[int, Highlight]  # passage number -> the span that best supports a claim
+    grounded: bool  # False: no sentence was supported, so `text` is the not-found answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +49,15 @@ AnswerEvent = TokenEvent | DoneEvent
 
 
 class AnswerEngine:
-    def __init__(self, retriever: Retriever, generator: Generator) -> None:
-        self._retriever = retriever
+    def __init__(
+        self,
+        retriever: Retriever,
+        generator: Generator,
+        verifier: CitationVerifier | None = None,
+    ) -> None:
+        self.retriever = retriever
         self.generator = generator
+        self.verifier = verifier
 
     async def retrieve(
         self, session: Session, question: str, *, top_k: int, score_threshold: float | None
@@ -56,7 +65,7 @@ class AnswerEngine:
         """Best passages and the time it took, in ms. Runs off the event loop."""
         started = time.perf_counter()
         hits = await asyncio.to_thread(
-            self._retriever.search,
+            self.retriever.search,
             session,
             question,
             top_k=top_k,
@@ -95,6 +104,13 @@ class AnswerEngine:
             yield TokenEvent(piece)
         text = "".join(pieces).strip()
         citations, invalid = parse_citations(text, sources)
+        claims = (
+            await asyncio.to_thread(self.verifier.verify, text, sources) if self.verifier else []
+        )
+        grounded = not claims or any(c.support is Support.SUPPORTED for c in claims)
+        if not grounded:
+            # Nothing the model said is backed by the passages: say so, keep the passages.
+            text, citations, invalid = NOT_FOUND_ANSWER, [], []
         timings = Timings(
             retrieval_ms=retrieval_ms,
             ttft_ms=ttft_ms,
@@ -108,6 +124,9 @@ class AnswerEngine:
                 invalid_citations=invalid,
                 timings=timings,
                 model=info.model,
+                claims=claims,
+                highlights=best_highlights(claims),
+                grounded=grounded,
             )
         )
 
@@ -131,3 +150,13 @@ class AnswerEngine:
             if isinstance(event, DoneEvent):
                 return event.answer
         raise RuntimeError("answer stream ended without a result")
+
+
+def best_highlights(claims: Sequence[Claim]) -> dict[int, Highlight]:
+    """For each cited passage, the span that supports its best-backed claim."""
+    best: dict[int, tuple[float, Highlight]] = {}
+    for claim in claims:
+        h = claim.highlight
+        if h is not None and h.n in claim.citations and claim.score > best.get(h.n, (-1.0,))[0]:
+            best[h.n] = (claim.score, h)
+    return {n: h for n, (_, h) in best.items()}

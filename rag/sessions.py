@@ -17,6 +17,7 @@ import numpy as np
 from core.errors import CapacityError, DocumentNotFoundError, SessionNotFoundError
 from ingest.models import Chunk
 from rag.index import VectorIndex
+from rag.lexical import LexicalIndex
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class ChunkBudget:
             self.used = max(0, self.used - n)
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
     id: str
     index: VectorIndex
@@ -68,8 +69,8 @@ class Session:
     chunks: dict[int, Chunk] = field(default_factory=dict)  # vector id -> chunk
     _doc_ids: dict[str, np.ndarray] = field(default_factory=dict)  # document -> vector ids
     _next_id: int = 0
+    _lexical: LexicalIndex | None = None  # built on first hybrid search, dropped on change
     _lock: threading.RLock = field(default_factory=threading.RLock)
-    _listeners: list[Callable[[Session], None]] = field(default_factory=list)
 
     @property
     def expires_at(self) -> float:
@@ -85,9 +86,14 @@ class Session:
         with self._lock:
             yield
 
-    def on_change(self, listener: Callable[[Session], None]) -> None:
-        """Call ``listener`` after every add or remove (e.g. to rebuild a lexical index)."""
-        self._listeners.append(listener)
+    def lexical_index(self) -> LexicalIndex:
+        """BM25 over this session's passages, rebuilt after documents change."""
+        with self._lock:
+            if self._lexical is None:
+                self._lexical = LexicalIndex(
+                    list(self.chunks), [chunk.text for chunk in self.chunks.values()]
+                )
+            return self._lexical
 
     def add_document(self, info: DocumentInfo, chunks: list[Chunk], vectors: np.ndarray) -> None:
         if len(chunks) != len(vectors):
@@ -107,7 +113,7 @@ class Session:
             self.chunks.update(zip(ids.tolist(), chunks, strict=True))
             self._doc_ids[info.document_id] = ids
             self.documents[info.document_id] = info
-            self._changed()
+            self._lexical = None
 
     def remove_document(self, document_id: str) -> DocumentInfo:
         with self._lock:
@@ -119,7 +125,7 @@ class Session:
             for i in ids.tolist():
                 del self.chunks[i]
             self.budget.release(len(ids))
-            self._changed()
+            self._lexical = None
             return info
 
     def close(self) -> None:
@@ -130,12 +136,7 @@ class Session:
             self.chunks.clear()
             self.documents.clear()
             self._doc_ids.clear()
-            self._changed()
-            self._listeners.clear()
-
-    def _changed(self) -> None:
-        for listener in self._listeners:
-            listener(self)
+            self._lexical = None
 
 
 class SessionStore:

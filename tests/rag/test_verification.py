@@ -1,0 +1,124 @@
+"""The verifier's labels on hand-written answers over real passages of the attention paper."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ingest.models import Chunk
+from rag.prompts import NOT_FOUND_ANSWER
+from rag.retrieval import Hit
+from rag.verification import CitationVerifier, Support, split_claims
+
+TRAINING = (
+    "We trained our models on one machine with 8 NVIDIA P100 GPUs. For our base models using "
+    "the hyperparameters described throughout the paper, each training step took about 0.4 "
+    "seconds. We trained the base models for a total of 100,000 steps or 12 hours. For our big "
+    "models, step time was 1.0 seconds. The big models were trained for 300,000 steps (3.5 days)."
+)
+RESULTS = (
+    "On the WMT 2014 English-to-French translation task, our big model achieves a BLEU score of "
+    "41.0, outperforming all of the previously published single models, at less than 1/4 the "
+    "training cost of the previous state-of-the-art model."
+)
+ATTENTION = (
+    "An attention function can be described as mapping a query and a set of key-value pairs to "
+    "an output, where the query, keys, values, and output are all vectors. The output is "
+    "computed as a weighted sum of the values."
+)
+
+
+def passage(text: str, page: int) -> Hit:
+    return Hit(Chunk("doc", "attention.pdf", text, page, page, 100, 100 + len(text)), 0.7)
+
+
+SOURCES = [passage(TRAINING, 7), passage(RESULTS, 8), passage(ATTENTION, 3)]
+
+
+@pytest.fixture(scope="module")
+def verifier(embedder: Any) -> CitationVerifier:
+    return CitationVerifier(embedder)
+
+
+def labels(verifier: CitationVerifier, answer: str) -> list[Support]:
+    return [claim.support for claim in verifier.verify(answer, SOURCES)]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The models were trained on one machine with 8 NVIDIA P100 GPUs [1].",
+        "The big models were trained for 300,000 steps, which took 3.5 days [1].",
+        "The big model reaches a BLEU score of 41.0 on English-to-French translation [2].",
+        "Attention maps a query and key-value pairs to an output, a weighted sum of values [3].",
+    ],
+)
+def test_sentences_that_restate_their_passage_are_supported(
+    verifier: CitationVerifier, answer: str
+) -> None:
+    assert labels(verifier, answer) == [Support.SUPPORTED]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The model was trained on 64 TPUs in a Google data center [1].",
+        "The authors used reinforcement learning from human feedback to align the model [3].",
+        "Training the big model cost 2 million dollars [1].",
+    ],
+)
+def test_claims_the_passages_do_not_make_are_unsupported(
+    verifier: CitationVerifier, answer: str
+) -> None:
+    assert labels(verifier, answer) == [Support.UNSUPPORTED]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The big models were trained for 3.5 days [2].",  # that is in passage 1
+        "The models were trained on 8 NVIDIA P100 GPUs [3].",
+    ],
+)
+def test_citing_the_wrong_passage_is_not_supported(verifier: CitationVerifier, answer: str) -> None:
+    assert labels(verifier, answer) != [Support.SUPPORTED]
+
+
+def test_mixed_answer_is_labelled_sentence_by_sentence(verifier: CitationVerifier) -> None:
+    answer = (
+        "The models were trained on one machine with 8 NVIDIA P100 GPUs. [1] "
+        "The big models were trained for 3.5 days [1]. "
+        "They were also trained on 1,000 TPUs [1]."
+    )
+    claims = verifier.verify(answer, SOURCES)
+    assert [c.citations for c in claims] == [[1], [1], [1]]
+    assert [c.support for c in claims] == [
+        Support.SUPPORTED,
+        Support.SUPPORTED,
+        Support.UNSUPPORTED,
+    ]
+
+
+def test_highlight_is_the_exact_supporting_sentence(verifier: CitationVerifier) -> None:
+    (claim,) = verifier.verify("The big models were trained for 3.5 days [1].", SOURCES)
+    assert claim.highlight is not None and claim.highlight.n == 1
+    span = TRAINING[claim.highlight.start : claim.highlight.end]
+    assert "3.5 days" in span and len(span) < len(TRAINING) / 2
+
+
+def test_uncited_sentences_are_at_most_weak(verifier: CitationVerifier) -> None:
+    (claim,) = verifier.verify("The models were trained on 8 NVIDIA P100 GPUs.", SOURCES)
+    assert claim.citations == [] and claim.support is not Support.SUPPORTED
+
+
+def test_not_found_answer_has_no_claims(verifier: CitationVerifier) -> None:
+    assert verifier.verify(NOT_FOUND_ANSWER, SOURCES) == []
+
+
+def test_split_claims_moves_trailing_markers_into_their_sentence() -> None:
+    assert split_claims("First fact. [1] Second fact [2][3].\n- Third, a bullet [1]") == [
+        ("First fact [1].", [1]),
+        ("Second fact [2][3].", [2, 3]),
+        ("Third, a bullet [1]", [1]),
+    ]
