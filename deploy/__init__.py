@@ -1,0 +1,1 @@
+"""Deployment helpers: the container health probe and the .env.example generator."""
