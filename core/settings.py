@@ -98,13 +98,18 @@ class Settings(BaseSettings):
         300, gt=0, description="Embedded vLLM: how long to wait for it to become healthy."
     )
     vllm_threads: int = Field(
-        2, ge=1, description="Embedded vLLM: OpenMP threads for the model (with 'nobind')."
+        1,
+        ge=1,
+        description=(
+            "Embedded vLLM: OpenMP threads for the model when not bound. One leaves a core for "
+            "vLLM's own scheduler and the API on a 2-core machine; raise it on bigger machines."
+        ),
     )
     vllm_cpu_threads_bind: str = Field(
         "nobind",
         description=(
-            "Embedded vLLM: VLLM_CPU_OMP_THREADS_BIND. 'nobind' lets the OS share cores "
-            "with other work; 'auto' or a CPU list like '0-3' pins threads on dedicated cores."
+            "Embedded vLLM: VLLM_CPU_OMP_THREADS_BIND. 'nobind' lets the OS share cores with "
+            "other work; 'auto' or a CPU list like '0-7' pins threads on dedicated cores."
         ),
     )
     vllm_kv_cache_gb: int = Field(
