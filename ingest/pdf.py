@@ -1,0 +1,222 @@
+"""PDF bytes -> pages of text, with pypdf, entirely in memory."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import warnings
+
+from pypdf import PasswordType, PdfReader
+from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
+
+from core.errors import (
+    CorruptDocumentError,
+    DocumentTooComplexError,
+    EmptyDocumentError,
+    NoTextLayerError,
+    PasswordRequiredError,
+    PGPTError,
+    UnsupportedFileTypeError,
+    WrongPasswordError,
+)
+from ingest.models import Page, ParsedDocument
+
+# pypdf logs every oddity of a file at WARNING level (and some log lines quote object
+# contents); failures reach us as exceptions, so its chatter only adds noise and risk.
+logging.getLogger("pypdf").setLevel(logging.CRITICAL)
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/pdf"
+PDF_MAGIC = b"%PDF-"
+# Real files sometimes carry a few bytes of junk before the header; readers accept that.
+HEADER_SEARCH_BYTES = 1024
+# A complete PDF ends with %%EOF (give or take trailing whitespace or junk).
+EOF_SEARCH_BYTES = 2048
+# Fewer non-space characters than this per page, on average, means "no text layer":
+# image-only pages give 0-10 (a stray heading), real text pages give hundreds.
+MIN_TEXT_CHARS_PER_PAGE = 25
+
+_LIGATURES = str.maketrans(
+    {
+        "\ufb00": "ff",
+        "\ufb01": "fi",
+        "\ufb02": "fl",
+        "\ufb03": "ffi",
+        "\ufb04": "ffl",
+        "\ufb05": "st",
+        "\ufb06": "st",
+    }
+)
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# A soft hyphen marks a syllable break, so it and a line break after it simply go.
+_INVISIBLE = re.compile(r"\u00ad\n?|[\u200b\u2060\ufeff]")
+_SPACE_RUN = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_SPACE_AROUND_NEWLINE = re.compile(r" ?\n ?")
+_BLANK_LINES = re.compile(r"\n{3,}")
+_LINE_END_HYPHEN = re.compile(r"([A-Za-z]+)-\n([a-z]+)")
+_WORD = re.compile(r"[A-Za-z]+")
+
+
+def looks_like_pdf(data: bytes) -> bool:
+    """True when the bytes carry a PDF header (whatever the file is called)."""
+    return PDF_MAGIC in data[:HEADER_SEARCH_BYTES]
+
+
+def parse_pdf(
+    data: bytes, filename: str, *, password: str | None = None, max_pages: int
+) -> ParsedDocument:
+    """Extract the text of every page; page numbers count from 1, empty pages are kept."""
+    check_pdf_bytes(data, filename)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            raw_pages = _extract_pages(data, filename, password, max_pages)
+        except PGPTError:
+            raise
+        except MemoryError:
+            raise DocumentTooComplexError(
+                f"'{filename}' needs more memory to parse than allowed. "
+                "Split it into smaller files and upload those.",
+                filename=filename,
+            ) from None
+        except Exception as exc:
+            raise _corrupt(filename, exc) from None
+    pages = tuple(
+        Page(number=number, text=text)
+        for number, text in enumerate(clean_pages(raw_pages), start=1)
+    )
+    _check_text_layer(pages, filename)
+    return ParsedDocument(filename=filename, media_type=MEDIA_TYPE, pages=pages)
+
+
+def check_pdf_bytes(data: bytes, filename: str) -> None:
+    """Refuse empty, non-PDF and truncated bytes before pypdf sees them."""
+    if not data.strip():
+        raise EmptyDocumentError(
+            f"'{filename}' is empty (0 bytes of content). Check the file and upload it again.",
+            filename=filename,
+        )
+    if not looks_like_pdf(data):
+        raise UnsupportedFileTypeError(
+            f"'{filename}' is not a PDF: its content does not start with the '%PDF-' header. "
+            "Upload a real PDF, or save the document as .pdf, .txt or .md and upload that.",
+            filename=filename,
+        )
+    if b"%%EOF" not in data[-EOF_SEARCH_BYTES:]:
+        raise CorruptDocumentError(
+            f"'{filename}' is an incomplete PDF: the end-of-file marker is missing, so the "
+            "file was probably truncated while downloading or copying. "
+            "Get a complete copy and upload it again.",
+            filename=filename,
+        )
+
+
+def _extract_pages(data: bytes, filename: str, password: str | None, max_pages: int) -> list[str]:
+    # The decompression and object-count limits of pypdf's default Configuration stay on:
+    # they are what stops a small "zip bomb" PDF from exhausting memory.
+    reader = PdfReader(io.BytesIO(data), strict=False)
+    if reader.is_encrypted:
+        _decrypt(reader, filename, password)
+    page_count = len(reader.pages)
+    if page_count == 0:
+        raise EmptyDocumentError(
+            f"'{filename}' is a PDF without any pages. Check the file and upload it again.",
+            filename=filename,
+        )
+    if page_count > max_pages:
+        raise DocumentTooComplexError(
+            f"'{filename}' has {page_count} pages; the limit is {max_pages}. "
+            "Split it into smaller files, or raise PGPT_MAX_PAGES.",
+            filename=filename,
+        )
+    texts: list[str] = []
+    for number, page in enumerate(reader.pages, start=1):
+        try:
+            texts.append(page.extract_text())
+        except LimitReachedError:
+            raise  # a decompression bomb, not a damaged page
+        except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # One unreadable page should not cost the reader the other pages.
+            log.warning("page %d could not be read (%s); kept as empty", number, type(exc).__name__)
+            texts.append("")
+    return texts
+
+
+def _decrypt(reader: PdfReader, filename: str, password: str | None) -> None:
+    try:
+        if password is not None and reader.decrypt(password) != PasswordType.NOT_DECRYPTED:
+            return
+        # Many "encrypted" PDFs only restrict printing or copying and open with an empty password.
+        if reader.decrypt("") != PasswordType.NOT_DECRYPTED:
+            return
+    except (NotImplementedError, DependencyError) as exc:
+        raise UnsupportedFileTypeError(
+            f"'{filename}' uses an encryption method we cannot open ({exc}). "
+            "Save an unencrypted copy and upload that.",
+            filename=filename,
+        ) from None
+    if password is None:
+        raise PasswordRequiredError(
+            f"'{filename}' is password-protected. Upload it again with its password.",
+            filename=filename,
+        )
+    raise WrongPasswordError(
+        f"The password given for '{filename}' is wrong. Check it and upload the file again.",
+        filename=filename,
+    )
+
+
+def _corrupt(filename: str, exc: Exception) -> PGPTError:
+    if isinstance(exc, LimitReachedError | RecursionError):
+        return DocumentTooComplexError(
+            f"'{filename}' is too complex to parse safely (it exceeds a size or nesting limit). "
+            "Split it into smaller files or re-export it, and upload again.",
+            filename=filename,
+        )
+    # pypdf's own messages describe structure ("EOF marker not found"), never page text.
+    reason = str(exc)[:160] if isinstance(exc, PyPdfError) else type(exc).__name__
+    return CorruptDocumentError(
+        f"'{filename}' is a damaged PDF that cannot be read ({reason}). "
+        "Re-export or re-download it and upload it again.",
+        filename=filename,
+    )
+
+
+def _check_text_layer(pages: tuple[Page, ...], filename: str) -> None:
+    text_chars = sum(
+        len(page.text) - page.text.count(" ") - page.text.count("\n") for page in pages
+    )
+    if text_chars < MIN_TEXT_CHARS_PER_PAGE * len(pages):
+        raise NoTextLayerError(
+            f"'{filename}' has almost no extractable text ({text_chars} characters on "
+            f"{len(pages)} pages); it looks scanned or image-only. Run OCR first "
+            "(for example `ocrmypdf in.pdf out.pdf`) and upload the result.",
+            filename=filename,
+        )
+
+
+def clean_pages(raw_pages: list[str]) -> list[str]:
+    """Light, page-by-page cleanup; words split at a line end are rejoined when the
+    document itself spells them unbroken elsewhere, otherwise the hyphen is kept."""
+    pages = [_normalize_whitespace(text.translate(_LIGATURES)) for text in raw_pages]
+    known_words = {word.lower() for text in pages for word in _WORD.findall(text)}
+
+    def rejoin(match: re.Match[str]) -> str:
+        head, tail = match.group(1), match.group(2)
+        if (head + tail).lower() in known_words:
+            return head + tail
+        return f"{head}-{tail}"
+
+    return [_LINE_END_HYPHEN.sub(rejoin, text) for text in pages]
+
+
+def _normalize_whitespace(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _INVISIBLE.sub("", text)
+    text = _CONTROL_CHARS.sub(" ", text)
+    text = _SPACE_RUN.sub(" ", text)
+    text = _SPACE_AROUND_NEWLINE.sub("\n", text)
+    text = _BLANK_LINES.sub("\n\n", text)
+    return text.strip()

@@ -1,0 +1,234 @@
+"""ingest.pdf on the real PDFs in ../shared/data/pdfs and on deliberately broken bytes."""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+import zlib
+from pathlib import Path
+
+import pypdf
+import pytest
+from pypdf import PdfWriter
+from pypdf.generic import DictionaryObject, NameObject, StreamObject
+
+from core.errors import (
+    CorruptDocumentError,
+    DocumentError,
+    DocumentTooComplexError,
+    EmptyDocumentError,
+    NoTextLayerError,
+    PasswordRequiredError,
+    UnsupportedFileTypeError,
+    WrongPasswordError,
+)
+from ingest.pdf import clean_pages, parse_pdf
+
+
+def assert_names_file(error: DocumentError, filename: str) -> None:
+    assert error.filename == filename
+    assert f"'{filename}'" in error.message
+
+
+# --- real documents -----------------------------------------------------------------
+
+
+def test_attention_paper_pages_are_numbered_from_one(attention_pdf: bytes) -> None:
+    doc = parse_pdf(attention_pdf, "attention.pdf", max_pages=2000)
+    assert doc.media_type == "application/pdf"
+    assert doc.filename == "attention.pdf"
+    assert [page.number for page in doc.pages] == list(range(1, 16))
+    assert "Attention Is All You Need" in doc.pages[0].text
+
+
+def test_attention_paper_facts_are_on_the_right_pages(attention_pdf: bytes) -> None:
+    doc = parse_pdf(attention_pdf, "attention.pdf", max_pages=2000)
+
+    def pages_with(text: str) -> list[int]:
+        return [page.number for page in doc.pages if text in page.text]
+
+    # Section 5.2 "Hardware and Schedule" is on page 7; the results section that repeats
+    # the figure as "8 P100 GPUs" is on page 8.
+    assert pages_with("8 NVIDIA P100 GPUs") == [7]
+    assert pages_with("(3.5 days)") == [7]
+    assert pages_with("Training took 3.5 days on 8 P100 GPUs") == [8]
+
+
+def test_federal_register_long_prose(pdf_dir: Path) -> None:
+    doc = parse_pdf(
+        (pdf_dir / "federal-register-2020-17221.pdf").read_bytes(), "fr.pdf", max_pages=2000
+    )
+    assert doc.page_count == 15
+    assert sum(len(page.text) for page in doc.pages) > 50_000
+
+
+def test_crazyones_text_with_ligatures_resolved(pdf_dir: Path) -> None:
+    doc = parse_pdf((pdf_dir / "crazyones.pdf").read_bytes(), "crazyones.pdf", max_pages=2000)
+    assert doc.page_count == 1
+    assert doc.pages[0].text.startswith("The Crazy Ones")
+    assert "The misfits." in doc.pages[0].text  # the PDF has the 'ﬁ' ligature
+    assert "\ufb01" not in doc.pages[0].text
+
+
+def test_pypdf_warnings_are_not_logged(pdf_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # This file makes pypdf warn about fonts on every page.
+    with caplog.at_level(logging.DEBUG):
+        parse_pdf(
+            (pdf_dir / "federal-register-2020-17221.pdf").read_bytes(), "fr.pdf", max_pages=2000
+        )
+    assert not [record for record in caplog.records if record.name.startswith("pypdf")]
+
+
+# --- encryption ---------------------------------------------------------------------
+
+
+def test_aes256_file_needs_its_password(pdf_dir: Path) -> None:
+    # The data README says this file has an empty user password; it does not: pypdf's
+    # own tests open it with the user password "password" (and so do we).
+    data = (pdf_dir / "crazyones-encrypted-256.pdf").read_bytes()
+    with pytest.raises(PasswordRequiredError) as caught:
+        parse_pdf(data, "crazy-aes.pdf", max_pages=2000)
+    assert_names_file(caught.value, "crazy-aes.pdf")
+
+    doc = parse_pdf(data, "crazy-aes.pdf", password="password", max_pages=2000)
+    plain = parse_pdf((pdf_dir / "crazyones.pdf").read_bytes(), "crazyones.pdf", max_pages=2000)
+    assert doc.pages == plain.pages
+
+
+def test_aes256_with_empty_user_password_opens_without_one(pdf_dir: Path) -> None:
+    writer = PdfWriter(clone_from=io.BytesIO((pdf_dir / "crazyones.pdf").read_bytes()))
+    writer.encrypt(user_password="", owner_password="owner-secret", algorithm="AES-256")
+    buffer = io.BytesIO()
+    writer.write(buffer)
+
+    doc = parse_pdf(buffer.getvalue(), "restricted.pdf", max_pages=2000)
+    assert doc.pages[0].text.startswith("The Crazy Ones")
+
+
+def test_password_protected_file(pdf_dir: Path) -> None:
+    data = (pdf_dir / "encrypted-password-openpassword.pdf").read_bytes()
+    with pytest.raises(PasswordRequiredError) as missing:
+        parse_pdf(data, "secret.pdf", max_pages=2000)
+    assert_names_file(missing.value, "secret.pdf")
+    assert "password" in missing.value.message
+
+    with pytest.raises(WrongPasswordError) as wrong:
+        parse_pdf(data, "secret.pdf", password="letmein", max_pages=2000)
+    assert_names_file(wrong.value, "secret.pdf")
+
+    doc = parse_pdf(data, "secret.pdf", password="openpassword", max_pages=2000)
+    assert doc.page_count >= 1
+    assert doc.pages[0].text.strip()
+
+
+# --- bad input ----------------------------------------------------------------------
+
+
+def test_scanned_document_has_no_text_layer(pdf_dir: Path) -> None:
+    with pytest.raises(NoTextLayerError) as caught:
+        parse_pdf(
+            (pdf_dir / "images-with-little-text.pdf").read_bytes(), "scan.pdf", max_pages=2000
+        )
+    assert_names_file(caught.value, "scan.pdf")
+    assert "looks scanned" in caught.value.message
+    assert "OCR" in caught.value.message
+
+
+def test_zero_bytes_is_empty() -> None:
+    with pytest.raises(EmptyDocumentError) as caught:
+        parse_pdf(b"", "nothing.pdf", max_pages=2000)
+    assert_names_file(caught.value, "nothing.pdf")
+
+
+def test_random_bytes_are_not_a_pdf() -> None:
+    data = random.Random(1).randbytes(4096).replace(b"%PDF-", b"")
+    with pytest.raises(UnsupportedFileTypeError) as caught:
+        parse_pdf(data, "fake.pdf", max_pages=2000)
+    assert_names_file(caught.value, "fake.pdf")
+    assert "is not a PDF" in caught.value.message
+
+
+def test_truncated_pdf_is_corrupt(attention_pdf: bytes) -> None:
+    with pytest.raises(CorruptDocumentError) as caught:
+        parse_pdf(attention_pdf[: len(attention_pdf) // 2], "cut.pdf", max_pages=2000)
+    assert_names_file(caught.value, "cut.pdf")
+    assert "truncated" in caught.value.message
+
+
+def test_garbage_between_header_and_eof_is_corrupt() -> None:
+    data = b"%PDF-1.7\n" + random.Random(7).randbytes(5000) + b"\n%%EOF\n"
+    with pytest.raises(CorruptDocumentError) as caught:
+        parse_pdf(data, "broken.pdf", max_pages=2000)
+    assert_names_file(caught.value, "broken.pdf")
+    assert "damaged" in caught.value.message
+
+
+def test_too_many_pages(attention_pdf: bytes) -> None:
+    with pytest.raises(DocumentTooComplexError) as caught:
+        parse_pdf(attention_pdf, "long.pdf", max_pages=10)
+    assert_names_file(caught.value, "long.pdf")
+    assert "15 pages" in caught.value.message
+    assert "10" in caught.value.message
+
+
+def test_decompression_limits_are_on() -> None:
+    assert pypdf.get_configuration().zlib_maximum_output_length == 75_000_000
+
+
+def test_decompression_bomb_is_refused() -> None:
+    """A 0.5 MB page whose content stream inflates to 100 MB stops at pypdf's limit."""
+    writer = PdfWriter()
+    page = writer.add_blank_page(612, 792)
+    font = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica"),
+        }
+    )
+    page[NameObject("/Resources")] = DictionaryObject(
+        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})}
+    )
+    content = b"BT /F1 12 Tf 72 720 Td (hi) Tj ET\n" + b" " * (100 * 1024 * 1024)
+    stream = StreamObject()
+    stream._data = zlib.compress(content, 1)
+    stream[NameObject("/Filter")] = NameObject("/FlateDecode")
+    page[NameObject("/Contents")] = writer._add_object(stream)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    assert len(buffer.getvalue()) < 1024 * 1024
+
+    with pytest.raises(DocumentTooComplexError) as caught:
+        parse_pdf(buffer.getvalue(), "bomb.pdf", max_pages=2000)
+    assert_names_file(caught.value, "bomb.pdf")
+
+
+# --- text cleanup -------------------------------------------------------------------
+
+
+def test_cleanup_normalizes_whitespace_and_keeps_pages_apart() -> None:
+    pages = clean_pages(["  Line  one\t\tends \r\nLine two\n\n\n\nNext\x00para  ", "", "Page 3"])
+    assert pages == ["Line one ends\nLine two\n\nNext para", "", "Page 3"]
+
+
+def test_cleanup_rejoins_words_split_at_line_ends() -> None:
+    pages = clean_pages(
+        [
+            "The transduc-\ntion model. A sequence-\naligned RNN. Koray Kavuk-\ncuoglu.",
+            "Sequence transduction is hard. Soft\u00adhyphen\u00ad\nated.",
+        ]
+    )
+    # "transduction" occurs unbroken elsewhere in the document: rejoined. "sequencealigned"
+    # does not: the hyphen stays and only the line break goes.
+    assert pages[0] == "The transduction model. A sequence-aligned RNN. Koray Kavuk-cuoglu."
+    assert pages[1] == "Sequence transduction is hard. Softhyphenated."
+
+
+def test_page_text_keeps_hyphenated_compounds(attention_pdf: bytes) -> None:
+    doc = parse_pdf(attention_pdf, "attention.pdf", max_pages=2000)
+    text = "\n".join(page.text for page in doc.pages)
+    assert "English-to-German" in text
+    assert "sequence-aligned" in text
+    assert "transduction" in text
+    assert "transduc-" not in text
