@@ -1,0 +1,307 @@
+"""Uploaded bytes -> ParsedDocument: pick the parser, enforce limits, parse in a worker.
+
+Parsing runs in a small pool of worker processes so that a hostile or pathological
+file can be stopped: on timeout its worker is killed and replaced, and the caller gets
+DocumentTooComplexError. The bytes travel through the pool's pipe, never a temp file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import unicodedata
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from core.errors import (
+    DocumentTooComplexError,
+    EmptyDocumentError,
+    FileTooLargeError,
+    UnsupportedFileTypeError,
+)
+from ingest.models import ParsedDocument
+from ingest.pdf import check_pdf_bytes, looks_like_pdf, parse_pdf
+from ingest.text import parse_text
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PDF_EXTENSIONS = frozenset({".pdf"})
+PLAIN_EXTENSIONS = frozenset({".txt", ".text"})
+MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown"})
+ACCEPTED_TYPES = "PDF (.pdf), plain text (.txt, .text) or Markdown (.md, .markdown)"
+
+MAX_FILENAME_CHARS = 120
+FALLBACK_FILENAME = "document"
+
+# Two workers: concurrent uploads do not queue behind one slow file, and the machine's
+# cores stay free for embedding.
+PARSER_WORKERS = 2
+WORKER_START_TIMEOUT_S = 60.0
+# Address-space cap per worker: a last line of defence behind pypdf's own
+# decompression limits (which stay at their defaults).
+WORKER_MEMORY_LIMIT_BYTES = 4 * 1024**3
+
+
+def load_document(
+    data: bytes,
+    filename: str,
+    *,
+    password: str | None = None,
+    max_bytes: int,
+    max_pages: int,
+    timeout_s: float,
+) -> ParsedDocument:
+    """Parse an uploaded file held in memory; raises a DocumentError naming the file."""
+    name = sanitize_filename(filename)
+    if len(data) > max_bytes:
+        raise FileTooLargeError(
+            f"'{name}' is {_megabytes(len(data))} MB; the upload limit is "
+            f"{_megabytes(max_bytes)} MB. Split it into smaller files, or raise "
+            "PGPT_MAX_UPLOAD_MB.",
+            filename=name,
+        )
+    if not data:
+        raise EmptyDocumentError(
+            f"'{name}' is empty (0 bytes). Check the file and upload it again.", filename=name
+        )
+    extension = _extension(name)
+    pool = get_parser_pool()
+    # Content wins over the name: a PDF saved as .txt is still a PDF.
+    if looks_like_pdf(data):
+        return pool.run(
+            parse_pdf,
+            data,
+            name,
+            password=password,
+            max_pages=max_pages,
+            timeout_s=timeout_s,
+            filename=name,
+        )
+    if extension in PDF_EXTENSIONS:
+        check_pdf_bytes(data, name)  # raises: named .pdf but not a PDF
+    if extension in PLAIN_EXTENSIONS or extension in MARKDOWN_EXTENSIONS:
+        return pool.run(
+            parse_text,
+            data,
+            name,
+            markdown=extension in MARKDOWN_EXTENSIONS,
+            max_pages=max_pages,
+            timeout_s=timeout_s,
+            filename=name,
+        )
+    kind = f"a {extension} file" if extension else "a file without an extension"
+    raise UnsupportedFileTypeError(
+        f"'{name}' is {kind}, which cannot be read. Accepted are {ACCEPTED_TYPES}; "
+        "convert it to one of those and upload it again.",
+        filename=name,
+    )
+
+
+def sanitize_filename(filename: str) -> str:
+    """A safe display name: no directories, no control or bidi characters, bounded length."""
+    name = unicodedata.normalize("NFC", filename)
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    # Cc: control characters; Cf: invisible formatting such as right-to-left overrides
+    # that make 'evil\u202efdp.exe' display as 'evilexe.pdf'; Zl/Zp: line breaks.
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in {"Cc", "Cf", "Zl", "Zp"})
+    name = " ".join(name.split()).strip(" .")
+    if not name:
+        return FALLBACK_FILENAME
+    if len(name) > MAX_FILENAME_CHARS:
+        stem, dot, extension = name.rpartition(".")
+        if dot and 0 < len(extension) <= 10:
+            keep = MAX_FILENAME_CHARS - len(extension) - 2
+            name = f"{stem[:keep]}….{extension}"
+        else:
+            name = name[: MAX_FILENAME_CHARS - 1] + "…"
+    return name
+
+
+def _extension(name: str) -> str:
+    stem, dot, extension = name.rpartition(".")
+    return f".{extension.lower()}" if dot and stem else ""
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f}".removesuffix(".0")
+
+
+# --- the worker pool -----------------------------------------------------------------
+
+
+def _limit_worker_memory() -> None:
+    """Runs in each worker at start-up."""
+    try:
+        import resource
+
+        resource.setrlimit(
+            resource.RLIMIT_AS, (WORKER_MEMORY_LIMIT_BYTES, WORKER_MEMORY_LIMIT_BYTES)
+        )
+    except (ImportError, ValueError, OSError):
+        log.debug("no address-space limit for parser workers; pypdf's own limits remain")
+
+
+class _Worker:
+    """One worker process in its own executor, so a hung parse can be killed alone."""
+
+    def __init__(self, context: multiprocessing.context.BaseContext) -> None:
+        self._executor = ProcessPoolExecutor(
+            max_workers=1, mp_context=context, initializer=_limit_worker_memory
+        )
+        # Starting the process (and learning its pid) here keeps start-up cost out of
+        # the parse timeout.
+        self.pid: int = self._executor.submit(os.getpid).result(timeout=WORKER_START_TIMEOUT_S)
+
+    def run(
+        self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float
+    ) -> T:
+        return self._executor.submit(fn, *args, **kwargs).result(timeout=timeout_s)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class ParserPool:
+    """A fixed number of lazily started worker processes; each job gets a whole worker.
+
+    A job waits for a free worker before its clock starts, so the timeout measures
+    parsing, not queueing behind other uploads.
+    """
+
+    def __init__(self, workers: int = PARSER_WORKERS, start_method: str = "forkserver") -> None:
+        self._context = multiprocessing.get_context(start_method)
+        if start_method == "forkserver":
+            # Workers fork from a server that has already imported the parsers.
+            self._context.set_forkserver_preload(["ingest.loader"])  # type: ignore[attr-defined]
+        self._workers = workers
+        self._slots: queue.LifoQueue[_Worker | None] = queue.LifoQueue()
+        for _ in range(workers):
+            self._slots.put(None)  # None: a free slot whose worker is not started yet
+        self._live: set[_Worker] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def run(
+        self, fn: Callable[..., T], *args: Any, timeout_s: float, filename: str, **kwargs: Any
+    ) -> T:
+        """``fn(*args, **kwargs)`` in a worker; DocumentTooComplexError after ``timeout_s``."""
+        worker = self._slots.get()
+        try:
+            if self._closed:
+                raise RuntimeError("the parser pool has been shut down")
+            if worker is None:
+                worker = self._start_worker()
+            try:
+                return worker.run(fn, args, kwargs, timeout_s)
+            except FutureTimeoutError:
+                self._discard(worker, kill=True)
+                worker = None
+                raise DocumentTooComplexError(
+                    f"Parsing '{filename}' took longer than the {timeout_s:g} s limit; the file "
+                    "may be very large or malformed. Split it into smaller files, or raise "
+                    "PGPT_PARSE_TIMEOUT_S.",
+                    filename=filename,
+                ) from None
+            except BrokenProcessPool:
+                # The worker died mid-parse: most likely it hit the memory cap. Its pid
+                # may already belong to another process, so it is not signalled.
+                self._discard(worker, kill=False)
+                worker = None
+                raise DocumentTooComplexError(
+                    f"The parser stopped unexpectedly while reading '{filename}'; the file may "
+                    "need more memory than allowed or be malformed. Split it into smaller "
+                    "files or re-export it, and upload again.",
+                    filename=filename,
+                ) from None
+        finally:
+            self._slots.put(worker)
+
+    def warm_up(self) -> None:
+        """Start every worker now, so the first uploads do not wait for process start-up."""
+        taken = [self._slots.get() for _ in range(self._workers)]
+        try:
+            for index, worker in enumerate(taken):
+                if worker is None and not self._closed:
+                    taken[index] = self._start_worker()
+        finally:
+            for worker in taken:
+                self._slots.put(worker)
+
+    def close(self) -> None:
+        """Stop every worker, killing any that is still busy."""
+        with self._lock:
+            self._closed = True
+            workers = list(self._live)
+            self._live.clear()
+        for worker in workers:
+            worker.kill()
+
+    @property
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [worker.pid for worker in self._live]
+
+    def _start_worker(self) -> _Worker:
+        worker = _Worker(self._context)
+        with self._lock:
+            self._live.add(worker)
+        return worker
+
+    def _discard(self, worker: _Worker, *, kill: bool) -> None:
+        with self._lock:
+            self._live.discard(worker)
+        if kill:
+            worker.kill()
+        else:
+            worker.close()
+
+
+_pool: ParserPool | None = None
+_pool_lock = threading.Lock()
+
+
+def get_parser_pool() -> ParserPool:
+    """The process-wide parser pool, created on first use and closed at exit."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ParserPool()
+        return _pool
+
+
+def shutdown_parser_pool() -> None:
+    global _pool
+    with _pool_lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.close()
+
+
+def _register_exit_hook() -> None:
+    # concurrent.futures joins its pools in a threading-shutdown hook that runs before
+    # atexit handlers and would wait for a hung parse; ours must run first and kill it.
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(shutdown_parser_pool)
+    else:
+        import atexit
+
+        atexit.register(shutdown_parser_pool)
+
+
+_register_exit_hook()
