@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
 
-from core.errors import EmptyDocumentError
+from core.errors import DocumentTooComplexError, EmptyDocumentError
 from core.settings import Settings
 from ingest.chunking import TokenChunker
 from ingest.loader import load_document
 from rag.embedding import Embedder
 from rag.sessions import DocumentInfo, Session
+
+_WORD = re.compile(r"\S+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +48,18 @@ class Ingestor:
             timeout_s=self._settings.parse_timeout_s,
         )
         parsed = time.perf_counter()
+        # Every word is at least one token: a cheap lower bound on the chunk count refuses
+        # a document that cannot fit before it is chunked.
+        words = sum(1 for page in document.pages for _ in _WORD.finditer(page.text))
+        self._check_room(session, document.filename, words // self._chunker.chunk_size)
         document_id = secrets.token_hex(8)
         chunks = self._chunker.split(document, document_id)
         if not chunks:
             raise EmptyDocumentError(
                 f"'{document.filename}' contains no text to search.", filename=document.filename
             )
+        # Before embedding, by far the costliest step.
+        self._check_room(session, document.filename, len(chunks))
         chunked = time.perf_counter()
         vectors = self._embedder.embed([chunk.text for chunk in chunks])
         embedded = time.perf_counter()
@@ -63,3 +72,14 @@ class Ingestor:
         )
         session.add_document(info, chunks, vectors)
         return info, IngestTimings(parsed - started, chunked - parsed, embedded - chunked)
+
+    @staticmethod
+    def _check_room(session: Session, filename: str, chunks: int) -> None:
+        if chunks > session.max_chunks:
+            raise DocumentTooComplexError(
+                f"'{filename}' holds too much text: it makes at least {chunks:,} passages and "
+                f"a session holds at most {session.max_chunks:,}. Split it into smaller files, "
+                "or ask the operator to raise PGPT_MAX_CHUNKS_PER_SESSION.",
+                filename=filename,
+            )
+        session.check_room(filename, chunks)

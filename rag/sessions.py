@@ -41,15 +41,23 @@ class ChunkBudget:
         self.used = 0
         self._lock = threading.Lock()
 
+    def check(self, n: int) -> None:
+        """Raise CapacityError if ``n`` more chunks do not fit now (``reserve`` decides)."""
+        with self._lock:
+            self._check(n)
+
     def reserve(self, n: int) -> None:
         with self._lock:
-            if self.used + n > self.limit:
-                raise CapacityError(
-                    f"The server holds {self.used:,} passages and its limit is {self.limit:,}; "
-                    f"{n:,} more do not fit. Try again later or ask the operator to raise "
-                    "PGPT_MAX_TOTAL_CHUNKS."
-                )
+            self._check(n)
             self.used += n
+
+    def _check(self, n: int) -> None:
+        if self.used + n > self.limit:
+            raise CapacityError(
+                f"The server holds {self.used:,} passages and its limit is {self.limit:,}; "
+                f"{n:,} more do not fit. Try again later or ask the operator to raise "
+                "PGPT_MAX_TOTAL_CHUNKS."
+            )
 
     def release(self, n: int) -> None:
         with self._lock:
@@ -95,17 +103,26 @@ class Session:
                 )
             return self._lexical
 
+    def check_room(self, filename: str, n: int) -> None:
+        """Raise CapacityError if ``n`` more chunks do not fit now, before costly work."""
+        with self._lock:
+            self._check_room(filename, n)
+            self.budget.check(n)
+
+    def _check_room(self, filename: str, n: int) -> None:
+        if self.chunk_count + n > self.max_chunks:
+            raise CapacityError(
+                f"'{filename}' adds {n:,} passages, but this session holds "
+                f"{self.chunk_count:,} of at most {self.max_chunks:,}. Remove a document or "
+                "start a new session.",
+                filename=filename,
+            )
+
     def add_document(self, info: DocumentInfo, chunks: list[Chunk], vectors: np.ndarray) -> None:
         if len(chunks) != len(vectors):
             raise ValueError("one vector per chunk")
         with self._lock:
-            if self.chunk_count + len(chunks) > self.max_chunks:
-                raise CapacityError(
-                    f"'{info.filename}' adds {len(chunks):,} passages, but this session holds "
-                    f"{self.chunk_count:,} of at most {self.max_chunks:,}. Remove a document or "
-                    "start a new session.",
-                    filename=info.filename,
-                )
+            self._check_room(info.filename, len(chunks))
             self.budget.reserve(len(chunks))
             ids = np.arange(self._next_id, self._next_id + len(chunks), dtype=np.int64)
             self._next_id += len(chunks)
