@@ -1,0 +1,302 @@
+"""The Streamlit page driven by AppTest against the real API (real embedder, FAISS, PDFs).
+
+The generator is scripted so the page logic is quick to check; test_browser.py runs the
+whole stack, real vLLM included, in a real browser.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from serving.api import create_app
+from tests.conftest import PROJECT_ROOT
+from tests.serving.fakes import ScriptedGenerator
+from tests.ui.conftest import ApiServer, free_port, ui_settings
+from ui_client import UiState
+
+APP = str(PROJECT_ROOT / "app.py")
+GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
+NOTES = ("notes.md", b"# Field notes\n\nThe crazy ones see things differently.\n", "text/markdown")
+UPLOAD_TIMEOUT = 300  # the real embedder on two shared CPU cores
+
+
+def start_app(monkeypatch: pytest.MonkeyPatch, api_url: str, api_key: str | None = None) -> AppTest:
+    monkeypatch.setenv("PGPT_API_URL", api_url)
+    if api_key is None:
+        monkeypatch.delenv("PGPT_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("PGPT_API_KEY", api_key)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.fixture()
+def app(api_server: ApiServer, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    return start_app(monkeypatch, api_server.url)
+
+
+@pytest.fixture()
+def crazyones(pdf_dir: Path) -> tuple[str, bytes, str]:
+    return ("crazyones.pdf", (pdf_dir / "crazyones.pdf").read_bytes(), "application/pdf")
+
+
+def state(at: AppTest) -> UiState:
+    ui: UiState = at.session_state["ui"]
+    return ui
+
+
+def upload(at: AppTest, *files: tuple[str, bytes, str]) -> None:
+    at.file_uploader[0].set_value(list(files))
+    at.run(timeout=UPLOAD_TIMEOUT)
+    assert not at.exception, at.exception
+
+
+def ask(at: AppTest, question: str) -> None:
+    at.chat_input[0].set_value(question)
+    at.run(timeout=120)
+    assert not at.exception, at.exception
+
+
+def listed(at: AppTest) -> list[str]:
+    return [d["filename"] for d in state(at).documents]
+
+
+def server_documents(api_server: ApiServer, session_id: str) -> list[str]:
+    response = httpx.get(f"{api_server.url}/v1/sessions/{session_id}/documents")
+    response.raise_for_status()
+    return [d["filename"] for d in response.json()["documents"]]
+
+
+def button(at: AppTest, label_part: str) -> Any:
+    return next(b for b in at.button if label_part in b.label)
+
+
+def texts(elements: Any) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def test_first_visit_explains_what_to_do(app: AppTest) -> None:
+    assert "Add documents to begin" in texts(app.info)
+    assert app.chat_input[0].disabled
+    sidebar = texts(app.sidebar.markdown)
+    assert "scripted" in sidebar and "ready" in sidebar
+    assert "never written to disk" in texts(app.sidebar.caption)
+    assert state(app).session is None  # created on first use, not on page load
+
+
+def test_each_file_gets_its_result_and_a_bad_one_its_own_error(
+    app: AppTest, api_server: ApiServer, crazyones: tuple[str, bytes, str]
+) -> None:
+    upload(app, crazyones, ("x.pdf", os.urandom(3000), "application/pdf"), NOTES)
+
+    assert listed(app) == ["crazyones.pdf", "notes.md"]
+    errors = texts(app.sidebar.error)
+    assert "x\\.pdf" in errors and "could not be added" in errors
+    assert "Added 2 of 3 files" in texts(app.sidebar.caption)
+    documents = texts(app.sidebar.markdown)
+    assert "crazyones\\.pdf" in documents and "1 pages" in documents
+    session = state(app).session
+    assert session is not None
+    assert server_documents(api_server, session.session_id) == ["crazyones.pdf", "notes.md"]
+    # The uploader is a fresh, empty one: the bytes are not kept around.
+    assert app.file_uploader[0].value == []
+    assert state(app).uploader_generation == 1
+    assert not app.chat_input[0].disabled
+    note = texts(app.sidebar.caption)
+    assert "memory only" in note and "if you stay idle" in note
+
+    button(app, "Dismiss").click()
+    app.run()
+    assert not app.sidebar.error
+
+
+def test_answer_streams_with_cited_source_cards(
+    app: AppTest, attention_pdf: bytes, scripted_generator: ScriptedGenerator
+) -> None:
+    upload(app, ("attention-is-all-you-need.pdf", attention_pdf, "application/pdf"))
+    assert listed(app) == ["attention-is-all-you-need.pdf"]
+    app.slider(key="top_k").set_value(3)
+    ask(app, GPU_QUESTION)
+
+    user, assistant = app.chat_message
+    assert user.name == "user" and GPU_QUESTION in texts(user.markdown)
+    answer, *cards = [h.value for h in assistant.html]
+    assert "8 P100 GPUs" in answer
+    assert 'href="#pgpt-source-0-1"' in answer  # the [1] marker links to its card
+    assert "attention-is-all-you-need.pdf" in answer  # ... and names it on hover
+    cited = cards[0]
+    assert 'id="pgpt-source-0-1"' in cited
+    assert "attention-is-all-you-need.pdf" in cited
+    assert "page 7" in cited or "page 8" in cited
+    marked = cited.split("<mark", 1)[1].split("</mark>", 1)[0]
+    assert "P100" in marked  # the span that backs the answer
+    assert "Sources" in texts(assistant.markdown)
+    assert "scripted" in texts(assistant.caption)
+    [expander] = assistant.expander
+    assert expander.label == "All 3 passages given to the model"
+    assert len(expander.html) == 3
+
+    turn = state(app).turns[0]
+    assert turn.finished and turn.result is not None
+    assert len(turn.result["sources"]) == 3
+
+    # The history survives reruns, and the next question adds to it.
+    app.run()
+    assert len(app.chat_message) == 2
+    ask(app, "What is the BLEU score of the big model?")
+    assert len(app.chat_message) == 4
+    assert state(app).turns[1].finished and state(app).turns[1].result is not None
+
+
+def test_generator_down_shows_a_clear_message_and_the_passages(
+    api_server: ApiServer,
+    monkeypatch: pytest.MonkeyPatch,
+    scripted_generator: ScriptedGenerator,
+    crazyones: tuple[str, bytes, str],
+) -> None:
+    scripted_generator.available = False
+    try:
+        at = start_app(monkeypatch, api_server.url)
+        assert "not reachable" in texts(at.sidebar.markdown)
+        assert "no written answers" in texts(at.main.warning)
+        upload(at, crazyones)
+        ask(at, "Who are the crazy ones?")
+    finally:
+        scripted_generator.available = True
+
+    assistant = at.chat_message[1]
+    assert "not available right now" in texts(assistant.warning)
+    cards = [h.value for h in assistant.html]
+    assert cards and "crazyones.pdf" in cards[0]
+    assert "<mark" in cards[0]
+    assert state(at).turns[0].sources
+
+
+def test_remove_a_document(
+    app: AppTest, api_server: ApiServer, crazyones: tuple[str, bytes, str]
+) -> None:
+    upload(app, crazyones, NOTES)
+    notes = next(d for d in state(app).documents if d["filename"] == "notes.md")
+
+    app.button(key=f"remove-{notes['document_id']}").click()
+    app.run()
+
+    assert listed(app) == ["crazyones.pdf"]
+    session = state(app).session
+    assert session is not None
+    assert server_documents(api_server, session.session_id) == ["crazyones.pdf"]
+
+
+def test_forget_my_documents_deletes_the_server_session_and_clears_the_page(
+    app: AppTest, api_server: ApiServer, crazyones: tuple[str, bytes, str]
+) -> None:
+    upload(app, crazyones)
+    ask(app, "Who are the crazy ones?")
+    session = state(app).session
+    assert session is not None and app.chat_message
+
+    button(app, "Forget my documents").click()
+    app.run()
+
+    assert not api_server.session_exists(session.session_id)
+    ui = state(app)
+    assert ui.session is None and ui.documents == [] and ui.turns == []
+    assert not app.chat_message
+    assert "deleted from the server" in texts(app.success)
+    assert app.chat_input[0].disabled
+
+
+def test_an_expired_session_is_replaced_and_explained(
+    app: AppTest, api_server: ApiServer, crazyones: tuple[str, bytes, str]
+) -> None:
+    upload(app, crazyones)
+    old = state(app).session
+    assert old is not None
+    httpx.delete(f"{api_server.url}/v1/sessions/{old.session_id}").raise_for_status()
+
+    ask(app, "Who are the crazy ones?")
+    assert "previous session ended" in texts(app.warning)
+    assert listed(app) == []
+    assert "question was not asked" in texts(app.chat_message[1].error)
+
+    upload(app, NOTES)
+    new = state(app).session
+    assert new is not None and new.session_id != old.session_id
+    assert server_documents(api_server, new.session_id) == ["notes.md"]
+
+
+def test_the_page_notices_an_expired_session_by_itself(
+    app: AppTest, api_server: ApiServer, crazyones: tuple[str, bytes, str]
+) -> None:
+    upload(app, crazyones)
+    old = state(app).session
+    assert old is not None
+
+    # Due by our clock, but the server still has it: nothing is lost.
+    state(app).expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    app.run()
+    assert listed(app) == ["crazyones.pdf"] and state(app).session == old
+    assert state(app).expires_at is not None and state(app).expires_at > datetime.now(UTC)
+
+    # Gone on the server too: the page says so before anyone asks.
+    httpx.delete(f"{api_server.url}/v1/sessions/{old.session_id}").raise_for_status()
+    state(app).expires_at = datetime.now(UTC) - timedelta(seconds=1)
+    app.run()
+    assert listed(app) == [] and state(app).session is None
+    assert "previous session ended" in texts(app.warning)
+    assert app.chat_input[0].disabled
+
+
+def test_an_encrypted_pdf_needs_its_password(app: AppTest, pdf_dir: Path) -> None:
+    locked = (
+        "encrypted.pdf",
+        (pdf_dir / "encrypted-password-openpassword.pdf").read_bytes(),
+        "application/pdf",
+    )
+    upload(app, locked)
+    assert listed(app) == []
+    assert "Enter the password" in texts(app.sidebar.error)
+
+    app.text_input(key="pdf_password").input("openpassword")
+    upload(app, locked)
+    assert listed(app) == ["encrypted.pdf"]
+
+
+def test_the_api_key_is_sent(
+    embedder: Any,
+    scripted_generator: ScriptedGenerator,
+    monkeypatch: pytest.MonkeyPatch,
+    crazyones: tuple[str, bytes, str],
+) -> None:
+    app = create_app(ui_settings(api_key="s3cret"), embedder=embedder, generator=scripted_generator)
+    with ApiServer(app) as server:
+        at = start_app(monkeypatch, server.url, api_key="s3cret")
+        upload(at, crazyones)
+        assert listed(at) == ["crazyones.pdf"]
+
+        wrong = start_app(monkeypatch, server.url, api_key="guess")
+        upload(wrong, crazyones)
+        assert listed(wrong) == []
+        assert "API key" in texts(wrong.sidebar.error)
+
+
+def test_an_unreachable_api_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:
+    at = start_app(monkeypatch, f"http://127.0.0.1:{free_port()}")
+    message = texts(at.error)
+    assert "Cannot reach the PrivateGPT++ API" in message and "pgpt serve" in message
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv("PGPT_API_KEY", raising=False)
+    yield
