@@ -3,6 +3,10 @@
 Parsing runs in a small pool of worker processes so that a hostile or pathological
 file can be stopped: on timeout its worker is killed and replaced, and the caller gets
 DocumentTooComplexError. The bytes travel through the pool's pipe, never a temp file.
+
+Workers start from a 'forkserver' and, as with any 'forkserver' or 'spawn' process,
+re-import the program's ``__main__`` module: scripts that load documents must keep their
+work under ``if __name__ == "__main__":``.
 """
 
 from __future__ import annotations
@@ -47,9 +51,9 @@ FALLBACK_FILENAME = "document"
 # cores stay free for embedding.
 PARSER_WORKERS = 2
 WORKER_START_TIMEOUT_S = 60.0
-# Address-space cap per worker: a last line of defence behind pypdf's own
-# decompression limits (which stay at their defaults).
-WORKER_MEMORY_LIMIT_BYTES = 4 * 1024**3
+# Address space a worker may add on top of what it holds after start-up: a last line of
+# defence behind pypdf's own decompression limits (which stay at their defaults).
+WORKER_MEMORY_HEADROOM_BYTES = 3 * 1024**3
 
 
 def load_document(
@@ -140,13 +144,18 @@ def _megabytes(size: int) -> str:
 
 
 def _limit_worker_memory() -> None:
-    """Runs in each worker at start-up."""
+    """Runs in each worker at start-up.
+
+    The cap is relative: a worker re-imports the parent's ``__main__`` module (how
+    'forkserver' and 'spawn' work), which may already have mapped gigabytes (torch).
+    """
     try:
         import resource
 
-        resource.setrlimit(
-            resource.RLIMIT_AS, (WORKER_MEMORY_LIMIT_BYTES, WORKER_MEMORY_LIMIT_BYTES)
-        )
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        limit = mapped + WORKER_MEMORY_HEADROOM_BYTES
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ImportError, ValueError, OSError):
         log.debug("no address-space limit for parser workers; pypdf's own limits remain")
 
@@ -160,7 +169,11 @@ class _Worker:
         )
         # Starting the process (and learning its pid) here keeps start-up cost out of
         # the parse timeout.
-        self.pid: int = self._executor.submit(os.getpid).result(timeout=WORKER_START_TIMEOUT_S)
+        try:
+            self.pid: int = self._executor.submit(os.getpid).result(timeout=WORKER_START_TIMEOUT_S)
+        except BaseException:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            raise
 
     def run(
         self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float
@@ -201,6 +214,7 @@ class ParserPool:
     ) -> T:
         """``fn(*args, **kwargs)`` in a worker; DocumentTooComplexError after ``timeout_s``."""
         worker = self._slots.get()
+        refilling = False  # True once a background thread owns refilling this slot
         try:
             if self._closed:
                 raise RuntimeError("the parser pool has been shut down")
@@ -210,7 +224,7 @@ class ParserPool:
                 return worker.run(fn, args, kwargs, timeout_s)
             except FutureTimeoutError:
                 self._discard(worker, kill=True)
-                worker = None
+                refilling = self._refill_slot_in_background()
                 raise DocumentTooComplexError(
                     f"Parsing '{filename}' took longer than the {timeout_s:g} s limit; the file "
                     "may be very large or malformed. Split it into smaller files, or raise "
@@ -221,7 +235,7 @@ class ParserPool:
                 # The worker died mid-parse: most likely it hit the memory cap. Its pid
                 # may already belong to another process, so it is not signalled.
                 self._discard(worker, kill=False)
-                worker = None
+                refilling = self._refill_slot_in_background()
                 raise DocumentTooComplexError(
                     f"The parser stopped unexpectedly while reading '{filename}'; the file may "
                     "need more memory than allowed or be malformed. Split it into smaller "
@@ -229,7 +243,8 @@ class ParserPool:
                     filename=filename,
                 ) from None
         finally:
-            self._slots.put(worker)
+            if not refilling:
+                self._slots.put(worker)
 
     def warm_up(self) -> None:
         """Start every worker now, so the first uploads do not wait for process start-up."""
@@ -261,6 +276,23 @@ class ParserPool:
         with self._lock:
             self._live.add(worker)
         return worker
+
+    def _refill_slot_in_background(self) -> bool:
+        """Start a lost worker's successor in a thread that then frees the slot, so the
+        next upload finds a ready worker instead of paying for process start-up."""
+
+        def refill() -> None:
+            worker: _Worker | None = None
+            try:
+                if not self._closed:
+                    worker = self._start_worker()
+            except Exception:
+                log.exception("could not start a parser worker; the next upload will retry")
+            finally:
+                self._slots.put(worker)
+
+        threading.Thread(target=refill, name="parser-worker-start", daemon=True).start()
+        return True
 
     def _discard(self, worker: _Worker, *, kill: bool) -> None:
         with self._lock:
