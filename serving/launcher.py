@@ -238,6 +238,8 @@ class EmbeddedVLLM:
         with self._lock:
             if self.is_running():
                 return
+            if self._process is not None:  # it died on its own: reap what is left of it
+                self._stop_locked(timeout_s=10)
             model_path = self.model_path or prepare_model(self.settings)
             self._ensure_port_free()
             self._tail.clear()
@@ -265,28 +267,31 @@ class EmbeddedVLLM:
     def stop(self, timeout_s: float = 30.0) -> None:
         """End the server and every process it started; safe to call twice."""
         with self._lock:
-            process, self._process = self._process, None
-            if process is None:
-                return
-            try:
-                family = psutil.Process(process.pid).children(recursive=True)
-            except psutil.NoSuchProcess:
-                family = []
-            signal_group(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                signal_group(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-            # Children that left the group or ignored SIGTERM.
-            _, alive = psutil.wait_procs(family, timeout=5)
-            for child in alive:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    child.kill()
+            self._stop_locked(timeout_s)
+
+    def _stop_locked(self, timeout_s: float) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            family = psutil.Process(process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            family = []
+        signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
             signal_group(process.pid, signal.SIGKILL)
-            if self._pump is not None:
-                self._pump.join(timeout=5)
-                self._pump = None
+            process.wait(timeout=10)
+        # Children that left the group or ignored SIGTERM.
+        _, alive = psutil.wait_procs(family, timeout=5)
+        for child in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        signal_group(process.pid, signal.SIGKILL)
+        if self._pump is not None:
+            self._pump.join(timeout=5)
+            self._pump = None
 
     def __enter__(self) -> EmbeddedVLLM:
         self.start()
