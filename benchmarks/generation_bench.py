@@ -45,17 +45,17 @@ from serving.launcher import SERVED_MODEL_NAME, EmbeddedVLLM, prepare_model
 
 PASSAGES_PER_PROMPT = 5
 PASSAGE_TOKENS = 200
-CONCURRENT = 8
 
 
 @dataclass(frozen=True, slots=True)
 class Options:
     rounds: int
     answer_tokens: int
+    concurrent: int
 
 
-FULL = Options(rounds=3, answer_tokens=64)
-QUICK = Options(rounds=1, answer_tokens=16)
+FULL = Options(rounds=3, answer_tokens=64, concurrent=8)
+QUICK = Options(rounds=1, answer_tokens=8, concurrent=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,8 +281,8 @@ async def run(settings: Settings, options: Options, hf_threads: int) -> Results:
     model_path = prepare_model(settings)
     progress("loading transformers baseline")
     hf = HFGenerator(model_path, hf_threads)
-    # Prompts: 1 warm-up, then per round 1 single-stream and CONCURRENT concurrent ones.
-    prompts = make_prompts(hf.tokenizer, 1 + options.rounds * (1 + CONCURRENT))
+    # Prompts: 1 warm-up, then per round 1 single-stream and `concurrent` concurrent ones.
+    prompts = make_prompts(hf.tokenizer, 1 + options.rounds * (1 + options.concurrent))
     warm_up, fresh = prompts[0], iter(prompts[1:])
 
     results = Results()
@@ -328,13 +328,13 @@ async def measure(
                 f"{miss.decode_tokens_per_s:.1f} tok/s; transformers ttft "
                 f"{baseline.ttft_s:.2f} s, {baseline.decode_tokens_per_s:.1f} tok/s"
             )
-            group = [next(fresh).passages for _ in range(CONCURRENT)]
+            group = [next(fresh).passages for _ in range(options.concurrent)]
             together = await vllm_batch(client, url, group, tokens)
             batched = hf_batch(hf, group, tokens)
             results.vllm_batch.append(together)
             results.hf_batch.append(batched)
             progress(
-                f"round {number} x{CONCURRENT}: vLLM {together.tokens_per_s:.1f} tok/s, "
+                f"round {number} x{options.concurrent}: vLLM {together.tokens_per_s:.1f} tok/s, "
                 f"transformers {batched.tokens_per_s:.1f} tok/s"
             )
 
@@ -375,13 +375,13 @@ def report(
     ]
     batch_rows = [
         [
-            "vLLM CPU (embedded), 8 concurrent requests",
+            f"vLLM CPU (embedded), {options.concurrent} concurrent requests",
             ms([b.ttft_s for b in vb]),
             rate([b.tokens_per_s for b in vb]),
             f"{median([b.wall_s for b in vb]):.2f} s",
         ],
         [
-            "transformers `generate()`, one batch of 8",
+            f"transformers `generate()`, one batch of {options.concurrent}",
             ms([b.ttft_s for b in hb]),
             rate([b.tokens_per_s for b in hb]),
             f"{median([b.wall_s for b in hb]):.2f} s",
@@ -436,7 +436,7 @@ def report(
                 single_rows,
             ),
             "",
-            f"### {CONCURRENT} requests at once",
+            f"### {options.concurrent} requests at once",
             "",
             markdown_table(
                 ["", "time to first token (median)", "tokens/s (all requests)", "wall time"],
@@ -448,9 +448,9 @@ def report(
             f"- Time to first token, transformers / vLLM (new passages): {ttft_ratio:.2f}x",
             f"- Prefix-cache hit: time to first token {hit_ratio:.1f}x shorter than a miss",
             f"- Decode speed, one stream, vLLM / transformers: {decode_ratio:.2f}x",
-            f"- Throughput with {CONCURRENT} requests, vLLM / transformers batch: "
+            f"- Throughput with {options.concurrent} requests, vLLM / transformers batch: "
             f"{batch_ratio:.2f}x",
-            f"- vLLM with {CONCURRENT} concurrent requests against one stream: "
+            f"- vLLM with {options.concurrent} concurrent requests against one stream: "
             f"{concurrency_gain:.1f}x the tokens/s",
         ]
     )
