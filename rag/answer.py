@@ -12,7 +12,13 @@ from rag.generation import Generator
 from rag.prompts import NOT_FOUND_ANSWER, build_messages, fit_passages
 from rag.retrieval import Hit, Retriever
 from rag.sessions import Session
-from rag.verification import CitationVerifier, Claim, Highlight, Support
+from rag.verification import (
+    CitationVerifier,
+    Claim,
+    Highlight,
+    Support,
+    with_attributed_markers,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +109,11 @@ class AnswerEngine:
             pieces.append(piece)
             yield TokenEvent(piece)
         text = "".join(pieces).strip()
-        citations, invalid = parse_citations(text, sources)
         claims = (
             await asyncio.to_thread(self.verifier.verify, text, sources) if self.verifier else []
         )
+        text = with_attributed_markers(text, claims)
+        citations, invalid = parse_citations(text, sources)
         grounded = not claims or any(c.support is Support.SUPPORTED for c in claims)
         if not grounded:
             # Nothing the model said is backed by the passages: say so, keep the passages.

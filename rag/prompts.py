@@ -16,9 +16,23 @@ NOT_FOUND_ANSWER = "I could not find this in your documents."
 SYSTEM_PROMPT = f"""You answer questions using only the numbered passages from the user's documents.
 Rules:
 - Use only facts stated in the passages, never outside knowledge.
-- After each sentence, cite the passages it uses as [n], for example [1] or [2][3].
+- Copy numbers, names and terms exactly as the passage writes them.
+- End each sentence with the number of the passage it uses in brackets, like [1] or [2][3].
 - If the passages do not contain the answer, reply exactly: {NOT_FOUND_ANSWER}
 - Be concise and answer in the language of the question."""
+
+# One worked example, as a fixed exchange: small models follow a shown format far better
+# than a described one, and being fixed it stays inside the prefix vLLM caches.
+EXAMPLE_QUESTION = """Passages:
+
+[1] (report.pdf, page 4)
+The plant opened in 1998 and today employs 120 people on two shifts.
+
+[2] (report.pdf, page 9)
+Its output doubled between 2010 and 2020.
+
+Question: How many people does the plant employ?"""
+EXAMPLE_ANSWER = "The plant employs 120 people [1]."
 
 
 def format_passage(n: int, hit: Hit) -> str:
@@ -30,7 +44,12 @@ def format_passage(n: int, hit: Hit) -> str:
 def build_messages(question: str, passages: Sequence[Hit]) -> list[Message]:
     body = "\n\n".join(format_passage(n, hit) for n, hit in enumerate(passages, start=1))
     user = f"Passages:\n\n{body}\n\nQuestion: {question.strip()}"
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": EXAMPLE_QUESTION},
+        {"role": "assistant", "content": EXAMPLE_ANSWER},
+        {"role": "user", "content": user},
+    ]
 
 
 async def fit_passages(

@@ -54,6 +54,7 @@ class Claim:
     support: Support
     score: float
     highlight: Highlight | None  # best supporting span among the cited passages
+    attributed: bool = False  # the model cited nothing; the citation was found by the verifier
 
 
 def split_claims(answer: str) -> list[tuple[str, list[int]]]:
@@ -69,7 +70,16 @@ def split_claims(answer: str) -> list[tuple[str, list[int]]]:
 
 
 def content_words(text: str) -> set[str]:
-    return {w.lower() for w in _WORD.findall(text) if w.lower() not in _STOPWORDS}
+    words = (w.lower() for w in _WORD.findall(text))
+    return {_stem(w) for w in words if w not in _STOPWORDS}
+
+
+def _stem(word: str) -> str:
+    """Crude suffix stripping, so that "trained" meets "train" and "models" meets "model"."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word[0].isdigit():
+            return word[: -len(suffix)]
+    return word
 
 
 def passage_windows(text: str) -> list[tuple[int, int]]:
@@ -107,8 +117,8 @@ class CitationVerifier:
     def verify(self, answer: str, sources: Sequence[Hit]) -> list[Claim]:
         """Label each sentence supported, weak or unsupported by the passages it cites.
 
-        A sentence that cites nothing is checked against every passage but can be
-        at most weak: the reader has nothing to click.
+        A sentence that cites nothing is checked against every passage: if one supports
+        it, that passage becomes its (attributed) citation; otherwise it is at most weak.
         """
         if answer.strip() == NOT_FOUND_ANSWER:
             return []
@@ -142,10 +152,24 @@ class CitationVerifier:
                     if score > best_score:
                         best_score, best = score, Highlight(n, start, end)
             support = label(best_score)
+            score = round(best_score, 3)
+            if not valid and support is Support.SUPPORTED and best is not None:
+                result.append(Claim(text, [best.n], support, score, best, attributed=True))
+                continue
             if not valid and support is Support.SUPPORTED:
                 support = Support.WEAK
-            result.append(Claim(text, cited, support, round(best_score, 3), best))
+            result.append(Claim(text, cited, support, score, best))
         return result
+
+
+def with_attributed_markers(answer: str, claims: Sequence[Claim]) -> str:
+    """The answer with a [n] marker added to each sentence whose citation was attributed."""
+    for claim in claims:
+        if claim.attributed:
+            body = claim.text.rstrip(".!?")
+            marked = f"{body} {''.join(f'[{n}]' for n in claim.citations)}{claim.text[len(body) :]}"
+            answer = answer.replace(claim.text, marked, 1)
+    return answer
 
 
 def label(score: float) -> Support:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
-from core.errors import PGPTError
+from core.errors import DocumentError, GeneratorUnavailableError, PGPTError
+from rag.answer import TokenEvent
+
+if TYPE_CHECKING:
+    from rag.retrieval import Hit
+    from rag.sessions import Session
+    from serving.api import Services
 
 
 @click.group()
@@ -60,3 +71,134 @@ def vllm_command(host: str | None, port: int | None, prepare_only: bool) -> None
             click.echo("vLLM stopped.", err=True)
     except PGPTError as exc:
         raise click.ClickException(exc.message) from None
+
+
+# --- retrieval and answers from the command line -------------------------------
+
+
+def _ingest_files(files: tuple[Path, ...], password: str | None) -> tuple[Services, Session]:
+    """Load the models and ingest the files into a fresh in-memory session."""
+    from core.settings import load_settings
+    from serving.api import build_services
+
+    services = build_services(load_settings())
+    session = services.store.create()
+    for path in files:
+        try:
+            info, _ = services.ingestor.ingest(
+                session, path.read_bytes(), path.name, password=password
+            )
+        except DocumentError as exc:
+            click.secho(f"skipped {path.name}: {exc.message}", fg="yellow", err=True)
+            continue
+        click.echo(f"indexed {info.filename}: {info.pages} pages, {info.chunks} chunks", err=True)
+    if not session.documents:
+        raise click.ClickException("None of the files could be read.")
+    return services, session
+
+
+def _print_passages(hits: Sequence[Hit]) -> None:
+    for n, hit in enumerate(hits, start=1):
+        chunk = hit.chunk
+        preview = " ".join(chunk.text.split())[:160]
+        click.echo(f"[{n}] {chunk.filename}  page {chunk.pages_label}  score {hit.score:.3f}")
+        click.echo(f"    {preview}")
+
+
+files_argument = click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+question_option = click.option("-q", "--question", required=True, help="What to ask.")
+top_k_option = click.option("-k", "--top-k", default=5, show_default=True, help="Passages.")
+password_option = click.option("--password", default=None, help="Password for encrypted PDFs.")
+
+
+@main.command("search")
+@files_argument
+@question_option
+@top_k_option
+@password_option
+def search_command(
+    files: tuple[Path, ...], question: str, top_k: int, password: str | None
+) -> None:
+    """Show the passages of FILES that best match the question (retrieval only)."""
+    services, session = _ingest_files(files, password)
+    hits = services.engine.retriever.search(
+        session, question, top_k=top_k, score_threshold=services.settings.score_threshold
+    )
+    _print_passages(hits)
+
+
+@main.command("ask")
+@files_argument
+@question_option
+@top_k_option
+@password_option
+def ask_command(files: tuple[Path, ...], question: str, top_k: int, password: str | None) -> None:
+    """Answer the question from FILES, with citations (needs a running vLLM server)."""
+    services, session = _ingest_files(files, password)
+
+    async def answer() -> None:
+        hits, retrieval_ms = await services.engine.retrieve(
+            session, question, top_k=top_k, score_threshold=services.settings.score_threshold
+        )
+        try:
+            async for event in services.engine.stream(
+                question,
+                hits,
+                max_tokens=services.settings.answer_max_tokens,
+                temperature=services.settings.temperature,
+                retrieval_ms=retrieval_ms,
+            ):
+                if isinstance(event, TokenEvent):
+                    click.echo(event.text, nl=False)
+                else:
+                    click.echo("\n\nSources:")
+                    _print_passages(event.answer.sources)
+        except GeneratorUnavailableError as exc:
+            click.secho(
+                f"{exc.message}\nStart one with `pgpt vllm` or set PGPT_VLLM_URL. "
+                "The best passages:",
+                fg="yellow",
+                err=True,
+            )
+            _print_passages(hits)
+            raise SystemExit(1) from None
+        finally:
+            await services.generator.aclose()
+
+    asyncio.run(answer())
+
+
+@main.command("serve")
+@click.option("--host", default=None, help="Listen address [default: PGPT_API_HOST].")
+@click.option("--port", type=int, default=None, help="Port [default: PGPT_API_PORT].")
+def serve_command(host: str | None, port: int | None) -> None:
+    """Run the REST API (it does not start vLLM; /search works without one)."""
+    import uvicorn
+
+    from core.settings import load_settings
+    from serving.api import create_app
+
+    settings = load_settings()
+    # No access log: URLs carry session ids, which are bearer secrets.
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        access_log=False,
+        log_level="info",
+    )
+
+
+@main.command("up")
+def up_command() -> None:
+    """Run everything on this machine: embedded vLLM (unless PGPT_VLLM_URL), API and web UI."""
+    from core.settings import load_settings
+    from serving.stack import run_stack
+
+    run_stack(load_settings())
+
+
+if __name__ == "__main__":
+    main()

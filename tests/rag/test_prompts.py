@@ -18,7 +18,10 @@ async def count_words(messages: list[Message]) -> int:
 def test_order_is_instructions_passages_question() -> None:
     messages = build_messages("How many GPUs?", hits(2))
     assert messages[0] == {"role": "system", "content": SYSTEM_PROMPT}
-    user = messages[1]["content"]
+    # The worked example is fixed too: it belongs to the cached prefix.
+    assert messages[1:3] == build_messages("other", hits(1))[1:3]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
+    user = messages[-1]["content"]
     assert user.index("[1] (f.pdf, page 0)") < user.index("[2] (f.pdf, page 1)")
     assert user.rstrip().endswith("Question: How many GPUs?")
 

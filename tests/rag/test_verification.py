@@ -9,7 +9,7 @@ import pytest
 from ingest.models import Chunk
 from rag.prompts import NOT_FOUND_ANSWER
 from rag.retrieval import Hit
-from rag.verification import CitationVerifier, Support, split_claims
+from rag.verification import CitationVerifier, Support, split_claims, with_attributed_markers
 
 TRAINING = (
     "We trained our models on one machine with 8 NVIDIA P100 GPUs. For our base models using "
@@ -107,9 +107,22 @@ def test_highlight_is_the_exact_supporting_sentence(verifier: CitationVerifier) 
     assert "3.5 days" in span and len(span) < len(TRAINING) / 2
 
 
-def test_uncited_sentences_are_at_most_weak(verifier: CitationVerifier) -> None:
-    (claim,) = verifier.verify("The models were trained on 8 NVIDIA P100 GPUs.", SOURCES)
-    assert claim.citations == [] and claim.support is not Support.SUPPORTED
+def test_uncited_supported_sentence_gets_an_attributed_citation(
+    verifier: CitationVerifier,
+) -> None:
+    answer = "The models were trained on one machine with 8 NVIDIA P100 GPUs."
+    (claim,) = verifier.verify(answer, SOURCES)
+    assert claim.support is Support.SUPPORTED
+    assert claim.attributed and claim.citations == [1]
+    assert with_attributed_markers(answer, [claim]) == (
+        "The models were trained on one machine with 8 NVIDIA P100 GPUs [1]."
+    )
+
+
+def test_uncited_unsupported_sentence_gets_no_citation(verifier: CitationVerifier) -> None:
+    (claim,) = verifier.verify("The model was trained on 64 TPUs.", SOURCES)
+    assert claim.citations == [] and not claim.attributed
+    assert claim.support is not Support.SUPPORTED
 
 
 def test_not_found_answer_has_no_claims(verifier: CitationVerifier) -> None:

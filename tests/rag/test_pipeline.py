@@ -1,0 +1,158 @@
+"""The core pipeline end to end with the real model, FAISS and PDF parsing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.errors import (
+    CorruptDocumentError,
+    DocumentError,
+    EmptyDocumentError,
+    NoTextLayerError,
+    PasswordRequiredError,
+    WrongPasswordError,
+)
+from core.settings import Settings
+from rag.index import make_index
+from rag.pipeline import Ingestor
+from rag.retrieval import Retriever
+from rag.sessions import Session, SessionStore
+
+GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
+TIME_QUESTION = "How long did training the big model take?"
+
+
+@pytest.fixture(scope="module")
+def ingestor(settings: Settings, embedder: Any) -> Ingestor:
+    return Ingestor(settings, embedder)
+
+
+@pytest.fixture(scope="module")
+def retriever(embedder: Any) -> Retriever:
+    return Retriever(embedder, dedup_threshold=0.95)
+
+
+@pytest.fixture()
+def store(embedder: Any) -> SessionStore:
+    return SessionStore(
+        index_factory=lambda: make_index(embedder.dimension, "cpu"),
+        ttl_s=600,
+        max_sessions=10,
+        max_chunks_per_session=10_000,
+        max_total_chunks=20_000,
+    )
+
+
+@pytest.fixture()
+def attention_session(store: SessionStore, ingestor: Ingestor, attention_pdf: bytes) -> Session:
+    session = store.create()
+    info, _ = ingestor.ingest(session, attention_pdf, "attention-is-all-you-need.pdf")
+    assert info.pages == 15 and info.chunks > 15
+    return session
+
+
+def top_pages(retriever: Retriever, session: Session, question: str) -> list[int]:
+    return [hit.chunk.page for hit in retriever.search(session, question, top_k=5)]
+
+
+def test_attention_paper_answers_are_on_the_right_pages(
+    retriever: Retriever, attention_session: Session
+) -> None:
+    assert {7, 8} & set(top_pages(retriever, attention_session, GPU_QUESTION))
+    assert 7 in top_pages(retriever, attention_session, TIME_QUESTION)
+
+
+def test_hybrid_retrieval_finds_the_same_pages(embedder: Any, attention_session: Session) -> None:
+    hybrid = Retriever(embedder, dedup_threshold=0.95, hybrid=True)
+    assert {7, 8} & set(top_pages(hybrid, attention_session, GPU_QUESTION))
+    assert 7 in top_pages(hybrid, attention_session, TIME_QUESTION)
+
+
+BAD_INPUTS = [
+    ("encrypted-password-openpassword.pdf", None, PasswordRequiredError),
+    ("encrypted-password-openpassword.pdf", "wrong", WrongPasswordError),
+    ("images-with-little-text.pdf", None, NoTextLayerError),
+]
+
+
+@pytest.mark.parametrize("name, password, error", BAD_INPUTS)
+def test_bad_shared_pdfs_get_their_error_and_the_session_keeps_answering(
+    name: str,
+    password: str | None,
+    error: type[DocumentError],
+    pdf_dir: Path,
+    ingestor: Ingestor,
+    retriever: Retriever,
+    attention_session: Session,
+) -> None:
+    before = dict(attention_session.documents)
+    with pytest.raises(error) as raised:
+        ingestor.ingest(attention_session, (pdf_dir / name).read_bytes(), name, password=password)
+    assert name in raised.value.message
+    assert attention_session.documents == before
+    assert {7, 8} & set(top_pages(retriever, attention_session, GPU_QUESTION))
+
+
+@pytest.mark.parametrize(
+    "name, data, error",
+    [
+        ("truncated.pdf", "truncate", CorruptDocumentError),
+        ("empty.pdf", b"", EmptyDocumentError),
+        ("random.pdf", os.urandom(4096), DocumentError),
+    ],
+)
+def test_broken_bytes_get_their_error_and_the_session_keeps_answering(
+    name: str,
+    data: bytes | str,
+    error: type[DocumentError],
+    attention_pdf: bytes,
+    ingestor: Ingestor,
+    retriever: Retriever,
+    attention_session: Session,
+) -> None:
+    payload = attention_pdf[: len(attention_pdf) // 3] if data == "truncate" else data
+    assert isinstance(payload, bytes)
+    with pytest.raises(error) as raised:
+        ingestor.ingest(attention_session, payload, name)
+    assert name in raised.value.message
+    assert len(attention_session.documents) == 1
+    assert {7, 8} & set(top_pages(retriever, attention_session, GPU_QUESTION))
+
+
+@pytest.mark.parametrize(
+    "name, password",
+    [
+        ("crazyones-encrypted-256.pdf", None),
+        ("encrypted-password-openpassword.pdf", "openpassword"),
+    ],
+)
+def test_encrypted_pdfs_open_with_the_right_password(
+    name: str, password: str | None, pdf_dir: Path, ingestor: Ingestor, store: SessionStore
+) -> None:
+    session = store.create()
+    info, _ = ingestor.ingest(session, (pdf_dir / name).read_bytes(), name, password=password)
+    assert info.chunks >= 1
+
+
+def test_deleting_a_document_removes_all_its_vectors(
+    ingestor: Ingestor, retriever: Retriever, attention_session: Session, pdf_dir: Path
+) -> None:
+    crazy, _ = ingestor.ingest(
+        attention_session, (pdf_dir / "crazyones.pdf").read_bytes(), "crazyones.pdf"
+    )
+    (attention_id,) = [d for d in attention_session.documents if d != crazy.document_id]
+    attention_session.remove_document(attention_id)
+    hits = retriever.search(attention_session, GPU_QUESTION, top_k=50)
+    assert hits and {h.chunk.document_id for h in hits} == {crazy.document_id}
+    assert len(attention_session.index) == crazy.chunks
+
+
+def test_deleting_a_session_frees_it(store: SessionStore, attention_session: Session) -> None:
+    assert store.budget.used == attention_session.chunk_count > 0
+    store.delete(attention_session.id)
+    assert len(store) == 0 and store.budget.used == 0
+    assert len(attention_session.index) == 0 and not attention_session.chunks

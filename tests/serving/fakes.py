@@ -1,0 +1,42 @@
+"""A scripted generator for fast route tests; the real vLLM server is tested elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+from core.errors import GeneratorUnavailableError
+from rag.generation import GeneratorInfo, GeneratorStatus, Message
+
+
+class ScriptedGenerator:
+    def __init__(self, answer: str = "The big model was trained on 8 P100 GPUs [1].") -> None:
+        self.answer = answer
+        self.available = True
+        self.context_length = 4096
+        self.last_messages: Sequence[Message] = []
+
+    def _check(self) -> None:
+        if not self.available:
+            raise GeneratorUnavailableError("The language model is not reachable.")
+
+    async def status(self) -> GeneratorStatus:
+        return GeneratorStatus.READY if self.available else GeneratorStatus.UNAVAILABLE
+
+    async def info(self) -> GeneratorInfo:
+        self._check()
+        return GeneratorInfo(model="scripted", context_length=self.context_length)
+
+    async def count_tokens(self, messages: Sequence[Message]) -> int:
+        self._check()
+        return sum(len(m["content"]) // 4 for m in messages)
+
+    async def stream(
+        self, messages: Sequence[Message], *, max_tokens: int, temperature: float
+    ) -> AsyncIterator[str]:
+        self._check()
+        self.last_messages = messages
+        for word in self.answer.split(" "):
+            yield word + " "
+
+    async def aclose(self) -> None:
+        pass

@@ -1,0 +1,279 @@
+"""Every route of the REST API, with the real embedder, FAISS and PDF parsing.
+
+The generator here is scripted so that route behaviour is fast to check; the real
+vLLM round trip lives in test_api_vllm.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from core.settings import load_settings
+from serving.api import create_app
+from tests.serving.fakes import ScriptedGenerator
+
+GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
+
+
+@pytest.fixture(scope="module")
+def generator() -> ScriptedGenerator:
+    return ScriptedGenerator()
+
+
+@pytest.fixture(scope="module")
+def client(embedder: Any, generator: ScriptedGenerator) -> Iterator[TestClient]:
+    settings = load_settings(max_upload_mb=5)
+    with TestClient(create_app(settings, embedder=embedder, generator=generator)) as c:
+        yield c
+
+
+@pytest.fixture()
+def session_id(client: TestClient) -> str:
+    response = client.post("/v1/sessions")
+    assert response.status_code == 201
+    sid: str = response.json()["session_id"]
+    return sid
+
+
+@pytest.fixture(scope="module")
+def loaded_session(client: TestClient, attention_pdf: bytes) -> str:
+    sid: str = client.post("/v1/sessions").json()["session_id"]
+    response = client.post(
+        f"/v1/sessions/{sid}/documents",
+        files=[("files", ("attention.pdf", attention_pdf, "application/pdf"))],
+    )
+    assert response.status_code == 200, response.text
+    return sid
+
+
+def test_healthz_reports_generator_and_embedder(client: TestClient) -> None:
+    body = client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert body["generator"]["status"] == "ready"
+    assert body["embedder"]["model"] == "all-MiniLM-L6-v2"
+
+
+def test_session_lifecycle(client: TestClient) -> None:
+    created = client.post("/v1/sessions")
+    assert created.status_code == 201
+    sid = created.json()["session_id"]
+    assert created.json()["expires_at"].endswith(("Z", "+00:00"))
+    assert client.get(f"/v1/sessions/{sid}/documents").json() == {"documents": []}
+    assert client.delete(f"/v1/sessions/{sid}").status_code == 204
+    gone = client.get(f"/v1/sessions/{sid}/documents")
+    assert gone.status_code == 404
+    assert gone.json()["error"]["code"] == "session_not_found"
+
+
+def test_upload_reports_bad_files_and_keeps_good_ones(
+    client: TestClient, session_id: str, pdf_dir: Path
+) -> None:
+    files = [
+        ("files", ("crazyones.pdf", (pdf_dir / "crazyones.pdf").read_bytes(), "application/pdf")),
+        ("files", ("empty.pdf", b"", "application/pdf")),
+        ("files", ("notes.md", b"# Title\n\nThe crazy ones, again.", "text/markdown")),
+        ("files", ("image.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "image/png")),
+    ]
+    body = client.post(f"/v1/sessions/{session_id}/documents", files=files).json()
+    assert [d["filename"] for d in body["documents"]] == ["crazyones.pdf", "notes.md"]
+    assert {e["filename"]: e["code"] for e in body["errors"]} == {
+        "empty.pdf": "empty_document",
+        "image.png": "unsupported_file_type",
+    }
+    assert all("empty.pdf" in e["message"] or "image.png" in e["message"] for e in body["errors"])
+    listed = client.get(f"/v1/sessions/{session_id}/documents").json()["documents"]
+    assert len(listed) == 2
+
+
+def test_upload_where_every_file_fails_is_an_error(client: TestClient, session_id: str) -> None:
+    response = client.post(
+        f"/v1/sessions/{session_id}/documents",
+        files=[("files", ("a.pdf", b"%PDF-1.7\n1 0 obj <<", "application/pdf"))],
+    )
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"]["code"] == body["errors"][0]["code"]
+    assert "a.pdf" in body["error"]["message"] and body["documents"] == []
+
+
+def test_password_field_opens_encrypted_pdf(
+    client: TestClient, session_id: str, pdf_dir: Path
+) -> None:
+    data = (pdf_dir / "encrypted-password-openpassword.pdf").read_bytes()
+    url = f"/v1/sessions/{session_id}/documents"
+    refused = client.post(url, files=[("files", ("secret.pdf", data, "application/pdf"))])
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["code"] == "password_required"
+    opened = client.post(
+        url,
+        files=[("files", ("secret.pdf", data, "application/pdf"))],
+        data={"password": "openpassword"},
+    ).json()
+    assert opened["errors"] == [] and opened["documents"][0]["pages"] >= 1
+
+
+def test_search_finds_the_right_page(client: TestClient, loaded_session: str) -> None:
+    response = client.post(
+        f"/v1/sessions/{loaded_session}/search", json={"query": GPU_QUESTION, "top_k": 5}
+    )
+    results = response.json()["results"]
+    assert len(results) == 5
+    assert {7, 8} & {r["page"] for r in results}
+    assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
+    assert set(results[0]) >= {"document_id", "filename", "page", "text", "score"}
+
+
+def test_delete_document_removes_it_from_results(
+    client: TestClient, session_id: str, attention_pdf: bytes, pdf_dir: Path
+) -> None:
+    url = f"/v1/sessions/{session_id}/documents"
+    crazy = (pdf_dir / "crazyones.pdf").read_bytes()
+    docs = client.post(
+        url,
+        files=[
+            ("files", ("attention.pdf", attention_pdf, "application/pdf")),
+            ("files", ("crazyones.pdf", crazy, "application/pdf")),
+        ],
+    ).json()["documents"]
+    attention_id = docs[0]["document_id"]
+    assert client.delete(f"{url}/{attention_id}").status_code == 204
+    results = client.post(
+        f"/v1/sessions/{session_id}/search", json={"query": GPU_QUESTION, "top_k": 10}
+    ).json()["results"]
+    assert results and all(r["document_id"] != attention_id for r in results)
+    assert client.delete(f"{url}/{attention_id}").status_code == 404
+
+
+def test_query_returns_answer_citations_sources_and_timings(
+    client: TestClient, loaded_session: str
+) -> None:
+    body = client.post(
+        f"/v1/sessions/{loaded_session}/query", json={"question": GPU_QUESTION}
+    ).json()
+    assert body["answer"].startswith("The big model")
+    assert body["model"] == "scripted"
+    assert [c["n"] for c in body["citations"]] == [1]
+    assert body["citations"][0] == body["sources"][0]
+    assert len(body["sources"]) == 5
+    assert set(body["timings"]) == {"retrieval_ms", "ttft_ms", "total_ms"}
+
+
+def test_query_streams_tokens_then_a_final_event(client: TestClient, loaded_session: str) -> None:
+    with client.stream(
+        "POST",
+        f"/v1/sessions/{loaded_session}/query",
+        json={"question": GPU_QUESTION, "stream": True},
+    ) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = parse_sse(response.iter_text())
+    names = [name for name, _ in events]
+    assert names[-1] == "done" and names.count("token") > 3
+    assert "".join(d["text"] for n, d in events if n == "token").strip() == events[-1][1]["answer"]
+    assert events[-1][1]["citations"][0]["n"] == 1
+
+
+def test_generator_down_gives_503_with_passages(
+    client: TestClient, loaded_session: str, generator: ScriptedGenerator
+) -> None:
+    generator.available = False
+    try:
+        response = client.post(
+            f"/v1/sessions/{loaded_session}/query", json={"question": GPU_QUESTION}
+        )
+        assert client.get("/healthz").json()["generator"]["status"] == "unavailable"
+    finally:
+        generator.available = True
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "generator_unavailable"
+    assert len(response.json()["sources"]) == 5
+
+
+def test_unknown_session_is_404_on_every_route(client: TestClient) -> None:
+    sid = "not-a-session"
+    calls = [
+        client.get(f"/v1/sessions/{sid}/documents"),
+        client.delete(f"/v1/sessions/{sid}"),
+        client.delete(f"/v1/sessions/{sid}/documents/abc"),
+        client.post(f"/v1/sessions/{sid}/search", json={"query": "q"}),
+        client.post(f"/v1/sessions/{sid}/query", json={"question": "q"}),
+        client.post(f"/v1/sessions/{sid}/documents", files=[("files", ("a.txt", b"x"))]),
+    ]
+    assert [c.status_code for c in calls] == [404] * len(calls)
+    assert all(c.json()["error"]["code"] == "session_not_found" for c in calls)
+
+
+def test_oversized_upload_is_413(client: TestClient, session_id: str) -> None:
+    big = b"a" * (5 * 1024 * 1024 + 1)
+    response = client.post(
+        f"/v1/sessions/{session_id}/documents", files=[("files", ("big.txt", big, "text/plain"))]
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "file_too_large"
+    assert "big.txt" in response.json()["error"]["message"]
+
+
+def test_non_multipart_upload_is_415(client: TestClient, session_id: str) -> None:
+    response = client.post(f"/v1/sessions/{session_id}/documents", json={"files": "x"})
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+
+
+@pytest.mark.parametrize(
+    "route, body",
+    [
+        ("search", {"query": ""}),
+        ("search", {"query": "q", "top_k": 0}),
+        ("query", {"question": "q", "top_k": 100}),
+        ("query", {}),
+    ],
+)
+def test_invalid_bodies_are_422(
+    client: TestClient, session_id: str, route: str, body: dict[str, Any]
+) -> None:
+    response = client.post(f"/v1/sessions/{session_id}/{route}", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_api_key_guards_every_v1_route(embedder: Any, generator: ScriptedGenerator) -> None:
+    settings = load_settings(api_key="s3cret")
+    with TestClient(create_app(settings, embedder=embedder, generator=generator)) as c:
+        assert c.get("/healthz").status_code == 200
+        missing = c.post("/v1/sessions")
+        assert missing.status_code == 401 and missing.json()["error"]["code"] == "unauthorized"
+        assert missing.headers["www-authenticate"] == "Bearer"
+        wrong = c.post("/v1/sessions", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        ok = c.post("/v1/sessions", headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 201
+        sid = ok.json()["session_id"]
+        assert c.get(f"/v1/sessions/{sid}/documents").status_code == 401
+
+
+def test_openapi_lists_exactly_the_documented_routes(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert set(paths) == {
+        "/healthz",
+        "/v1/sessions",
+        "/v1/sessions/{session_id}",
+        "/v1/sessions/{session_id}/documents",
+        "/v1/sessions/{session_id}/documents/{document_id}",
+        "/v1/sessions/{session_id}/search",
+        "/v1/sessions/{session_id}/query",
+    }
+    assert client.get("/docs").status_code == 200
+
+
+def parse_sse(lines: Iterator[str]) -> list[tuple[str, dict[str, Any]]]:
+    text = "".join(lines)
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events
