@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 import faiss
 import numpy as np
@@ -83,8 +84,7 @@ class FaissGpuIndex:
 
     def __init__(self, dimension: int) -> None:
         self._dimension = dimension
-        self._resources = faiss.StandardGpuResources()
-        self._index = faiss.GpuIndexFlatIP(self._resources, dimension)
+        self._index = faiss.GpuIndexFlatIP(shared_gpu_resources(), dimension)
         self._host_vectors: dict[int, np.ndarray] = {}  # for compaction and vectors()
         self._positions: list[int] = []  # GPU row -> id
         self._dead: set[int] = set()
@@ -138,6 +138,13 @@ class FaissGpuIndex:
         self._host_vectors.clear()
         self._positions.clear()
         self._dead.clear()
+
+
+@functools.cache
+def shared_gpu_resources() -> Any:
+    """One set of GPU scratch buffers per process: each set reserves ~1.5 GiB, so one per
+    session would exhaust the card after a few sessions."""
+    return faiss.StandardGpuResources()
 
 
 def gpu_available() -> bool:

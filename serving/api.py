@@ -162,8 +162,10 @@ def iso(timestamp: float) -> datetime:
 
 
 @v1.post("/sessions", status_code=status.HTTP_201_CREATED)
-def create_session(services: ServicesDep) -> schemas.SessionCreated:
+def create_session(services: ServicesDep, response: Response) -> schemas.SessionCreated:
     session = services.store.create()
+    # Lets a load balancer pin the session to this replica (sessions live in its memory).
+    response.headers["Location"] = f"/v1/sessions/{session.id}"
     return schemas.SessionCreated(session_id=session.id, expires_at=iso(session.expires_at))
 
 

@@ -63,6 +63,7 @@ def test_session_lifecycle(client: TestClient) -> None:
     created = client.post("/v1/sessions")
     assert created.status_code == 201
     sid = created.json()["session_id"]
+    assert created.headers["location"] == f"/v1/sessions/{sid}"
     assert created.json()["expires_at"].endswith(("Z", "+00:00"))
     assert client.get(f"/v1/sessions/{sid}/documents").json() == {"documents": []}
     assert client.delete(f"/v1/sessions/{sid}").status_code == 204
