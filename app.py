@@ -26,6 +26,7 @@ from ui_client import (
     ApiClient,
     ApiError,
     ApiUnreachableError,
+    Document,
     Done,
     Failed,
     Notice,
@@ -183,7 +184,7 @@ def ingest(
             if outcome.document is not None:
                 doc = outcome.document
                 status.update(
-                    label=f"**{shown}** · {doc['pages']} pages · {doc['chunks']} passages",
+                    label=f"**{shown}** · {size_label(doc)}",
                     state="complete",
                 )
             else:
@@ -304,7 +305,7 @@ def document_list(client: ApiClient, ui: UiState) -> None:
         with name_column:
             st.markdown(
                 f":material/description: **{escape_markdown(doc['filename'])}**  \n"
-                f":gray[{doc['pages']} pages · {doc['chunks']} passages]"
+                f":gray[{size_label(doc)}]"
             )
         button_column.button(
             "",
@@ -314,6 +315,11 @@ def document_list(client: ApiClient, ui: UiState) -> None:
             on_click=remove_document,
             args=(client, ui, doc["document_id"], doc["filename"]),
         )
+
+
+def size_label(doc: Document) -> str:
+    pages, chunks = doc["pages"], doc["chunks"]
+    return f"{pages} page{'s' * (pages != 1)} · {chunks} passage{'s' * (chunks != 1)}"
 
 
 def privacy_note(ui: UiState, settings: Settings) -> None:

@@ -204,10 +204,18 @@ def api_error(response: httpx.Response) -> ApiError:
 class ApiClient:
     """A small synchronous client of the PrivateGPT++ REST API."""
 
-    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=QUICK_TIMEOUT)
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=QUICK_TIMEOUT, transport=transport
+        )
 
     def close(self) -> None:
         self._http.close()

@@ -7,7 +7,6 @@ whole stack, real vLLM included, in a real browser.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -104,7 +103,7 @@ def test_each_file_gets_its_result_and_a_bad_one_its_own_error(
     assert "x\\.pdf" in errors and "could not be added" in errors
     assert "Added 2 of 3 files" in texts(app.sidebar.caption)
     documents = texts(app.sidebar.markdown)
-    assert "crazyones\\.pdf" in documents and "1 pages" in documents
+    assert "crazyones\\.pdf" in documents and "1 page · " in documents
     session = state(app).session
     assert session is not None
     assert server_documents(api_server, session.session_id) == ["crazyones.pdf", "notes.md"]
@@ -246,7 +245,8 @@ def test_the_page_notices_an_expired_session_by_itself(
     state(app).expires_at = datetime.now(UTC) - timedelta(seconds=1)
     app.run()
     assert listed(app) == ["crazyones.pdf"] and state(app).session == old
-    assert state(app).expires_at is not None and state(app).expires_at > datetime.now(UTC)
+    expires_at = state(app).expires_at
+    assert expires_at is not None and expires_at > datetime.now(UTC)
 
     # Gone on the server too: the page says so before anyone asks.
     httpx.delete(f"{api_server.url}/v1/sessions/{old.session_id}").raise_for_status()
@@ -255,6 +255,13 @@ def test_the_page_notices_an_expired_session_by_itself(
     assert listed(app) == [] and state(app).session is None
     assert "previous session ended" in texts(app.warning)
     assert app.chat_input[0].disabled
+
+
+def test_a_file_over_the_size_limit_is_refused_with_its_name(app: AppTest) -> None:
+    upload(app, ("big.txt", b"a" * (6 * 1024 * 1024), "text/plain"), NOTES)  # the limit is 5 MB
+    assert listed(app) == ["notes.md"]
+    errors = texts(app.sidebar.error)
+    assert "big\\.txt" in errors and "could not be added" in errors
 
 
 def test_an_encrypted_pdf_needs_its_password(app: AppTest, pdf_dir: Path) -> None:
@@ -294,9 +301,3 @@ def test_an_unreachable_api_is_explained(monkeypatch: pytest.MonkeyPatch) -> Non
     at = start_app(monkeypatch, f"http://127.0.0.1:{free_port()}")
     message = texts(at.error)
     assert "Cannot reach the PrivateGPT++ API" in message and "pgpt serve" in message
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("PGPT_API_KEY", raising=False)
-    yield

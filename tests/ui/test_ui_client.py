@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
+import httpx
+
 from ui_client import (
     MARK_STYLE,
+    ApiClient,
+    Done,
+    Failed,
     Passage,
+    Token,
     answer_html,
     escape_markdown,
     highlight_terms,
@@ -113,3 +121,44 @@ def test_reflow_joins_broken_sentences_but_keeps_headings_and_rows() -> None:
         "Each training batch has tokens.\n5.2 Hardware\nWe trained (3.5 days).\nByteNet 23.75"
     )
     assert len(reflow(text)) == len(text)
+
+
+def test_ask_sends_the_settings_and_key_and_reads_the_stream() -> None:
+    seen: list[httpx.Request] = []
+    done = {"answer": "Eight [1].", "citations": [], "sources": [], "invalid_citations": []}
+    body = (
+        'event: token\ndata: {"text": "Eight"}\n\n'
+        'event: token\ndata: {"text": " [1]."}\n\n'
+        f"event: done\ndata: {json.dumps(done)}\n\n"
+    )
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+
+    client = ApiClient("http://api", "k3y", transport=httpx.MockTransport(handle))
+    events = list(client.ask("s1", "How many?", top_k=3, max_tokens=96, temperature=0.2))
+
+    assert events == [Token("Eight"), Token(" [1]."), Done(done)]  # type: ignore[arg-type]
+    [request] = seen
+    assert request.url.path == "/v1/sessions/s1/query"
+    assert request.headers["authorization"] == "Bearer k3y"
+    assert json.loads(request.content) == {
+        "question": "How many?",
+        "top_k": 3,
+        "stream": True,
+        "max_tokens": 96,
+        "temperature": 0.2,
+    }
+
+
+def test_ask_turns_a_503_into_the_passages_found() -> None:
+    found = passage("Eight GPUs.")
+    error = {"code": "generator_unavailable", "message": "The model is down."}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"error": error, "sources": [found]})
+
+    client = ApiClient("http://api", transport=httpx.MockTransport(handle))
+    [event] = client.ask("s1", "How many?", top_k=3, max_tokens=96, temperature=0.2)
+    assert event == Failed("generator_unavailable", "The model is down.", [found])
