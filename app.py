@@ -297,11 +297,12 @@ def upload_report(ui: UiState) -> None:
 
 
 def document_list(client: ApiClient, ui: UiState) -> None:
+    box = st.container(key="document-list")  # (the key is also a CSS class for browser tests)
     if not ui.documents:
-        st.caption("No documents yet.")
+        box.caption("No documents yet.")
         return
     for doc in ui.documents:
-        name_column, button_column = st.columns([6, 1], vertical_alignment="center")
+        name_column, button_column = box.columns([6, 1], vertical_alignment="center")
         with name_column:
             st.markdown(
                 f":material/description: **{escape_markdown(doc['filename'])}**  \n"

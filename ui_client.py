@@ -474,7 +474,7 @@ def answer_html(text: str, sources: Sequence[Passage], turn: int, *, cursor: boo
     parts.append(escape_html(text[position:]))
     if cursor:
         parts.append('<span style="opacity: 0.6">▌</span>')
-    return f'<div style="line-height: 1.6">{"".join(parts)}</div>'
+    return f'<div data-pgpt="answer" style="line-height: 1.6">{"".join(parts)}</div>'
 
 
 def source_card_html(

@@ -125,6 +125,11 @@ def sidebar(page: Page) -> Any:
     return page.get_by_test_id("stSidebar")
 
 
+def document_list(page: Page) -> Any:
+    """The list of added documents (not the status lines shown while adding them)."""
+    return page.locator(".st-key-document-list")
+
+
 def add_files(page: Page, *paths: Path) -> None:
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(list(paths))
 
@@ -140,8 +145,9 @@ def test_upload_ask_and_read_the_streamed_answer_with_its_sources(
     page: Page, pdf_dir: Path, tmp_path: Path
 ) -> None:
     add_files(page, pdf_dir / "attention-is-all-you-need.pdf")
-    expect(sidebar(page).get_by_text("15 pages")).to_be_visible(timeout=INGEST_TIMEOUT_MS)
-    expect(sidebar(page).get_by_text("attention-is-all-you-need.pdf")).to_be_visible()
+    documents = document_list(page)
+    expect(documents.get_by_text("15 pages")).to_be_visible(timeout=INGEST_TIMEOUT_MS)
+    expect(documents.get_by_text("attention-is-all-you-need.pdf")).to_be_visible()
     screenshot(page, tmp_path, "1-uploaded")
 
     page.get_by_test_id("stChatInputTextArea").fill(GPU_QUESTION)
@@ -156,9 +162,8 @@ def test_upload_ask_and_read_the_streamed_answer_with_its_sources(
     expect(answer.get_by_text("▌")).to_have_count(0)
     screenshot(page, tmp_path, "3-answered", height=3200)
 
-    text = answer.inner_text()
-    answer_text = text.split("SmolLM", 1)[0].strip()
-    assert answer_text, text  # some answer text appeared
+    written = answer.locator("div[data-pgpt='answer']")
+    assert written.inner_text().strip()  # some answer text appeared
     cards = answer.locator("div[id^='pgpt-source-']")
     expect(cards.first).to_be_visible()
     card_text = " ".join(cards.all_inner_texts())
@@ -176,18 +181,19 @@ def test_a_bad_file_shows_its_own_error_and_the_good_one_is_kept(
     errors = sidebar(page).get_by_test_id("stAlert")
     expect(errors.filter(has_text="x.pdf")).to_be_visible(timeout=INGEST_TIMEOUT_MS)
     expect(errors.filter(has_text="images-with-little-text.pdf")).to_be_visible()
-    expect(sidebar(page).get_by_text("crazyones.pdf")).to_be_visible()
+    expect(document_list(page).get_by_text("crazyones.pdf")).to_be_visible()
     expect(sidebar(page).get_by_text("Added 1 of 3 files")).to_be_visible()
     screenshot(page, tmp_path, "bad-file")
 
 
 def test_forget_my_documents_empties_the_list(page: Page, pdf_dir: Path, tmp_path: Path) -> None:
     add_files(page, pdf_dir / "crazyones.pdf")
-    expect(sidebar(page).get_by_text("crazyones.pdf")).to_be_visible(timeout=INGEST_TIMEOUT_MS)
+    documents = document_list(page)
+    expect(documents.get_by_text("crazyones.pdf")).to_be_visible(timeout=INGEST_TIMEOUT_MS)
 
     sidebar(page).get_by_role("button", name="Forget my documents").click()
 
-    expect(sidebar(page).get_by_text("No documents yet.")).to_be_visible(timeout=30_000)
+    expect(documents.get_by_text("No documents yet.")).to_be_visible(timeout=30_000)
     expect(sidebar(page).get_by_text("crazyones.pdf")).to_have_count(0)
     expect(page.get_by_text("deleted from the server's memory")).to_be_visible()
     screenshot(page, tmp_path, "forgotten")
