@@ -96,6 +96,7 @@ def run_stack(settings: Settings) -> None:
                     "--server.port", str(settings.ui_port),
                     "--server.headless", "true",
                     "--browser.gatherUsageStats", "false",
+                    "--client.toolbarMode", "minimal",
                 ],
                 env,
             )
