@@ -95,7 +95,7 @@ def check_pdf_bytes(data: bytes, filename: str) -> None:
     """Refuse empty, non-PDF and truncated bytes before pypdf sees them."""
     if not data.strip():
         raise EmptyDocumentError(
-            f"'{filename}' is empty (0 bytes of content). Check the file and upload it again.",
+            f"'{filename}' is empty (it has no content). Check the file and upload it again.",
             filename=filename,
         )
     if not looks_like_pdf(data):
