@@ -26,6 +26,8 @@ MARKDOWN_SEPARATORS = [
     r"\n___+\n",
 ]
 SECTION_SEPARATOR = " > "
+# Longer pieces are counted in blocks: one tokenizer call never sees a whole huge page.
+LONG_PIECE_CHARS = 4000
 
 
 class TokenChunker:
@@ -82,7 +84,7 @@ class TokenChunker:
             keep_separator="start",
             chunk_size=self.chunk_size,
             chunk_overlap=self.chunk_overlap,
-            length_function=WordTokenCounter(self.count_tokens),  # one word cache per document
+            length_function=PieceTokenCounter(self.count_tokens),  # one cache per document
             strip_whitespace=True,
         )
         chunks: list[Chunk] = []
@@ -128,8 +130,8 @@ class TokenChunker:
     def _hard_split(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
         """Cut an over-long span into the longest prefixes that fit, counted exactly.
 
-        Only reached when the tokenizer is not additive over words (the word-level
-        estimate undercounted), so it favours certainty over elegance.
+        Only reached when the tokenizer's counts do not add up across the splitter's
+        pieces (the estimate undercounted), so it favours certainty over elegance.
         """
         spans: list[tuple[int, int]] = []
         while start < end:
@@ -157,28 +159,43 @@ class TokenChunker:
         return spans
 
 
-class WordTokenCounter:
-    """Token count of a string as the sum of the counts of its whitespace-separated words.
+class PieceTokenCounter:
+    """The splitter's length function: each distinct piece is counted once per document.
 
-    The splitter measures thousands of overlapping pieces; counting each word once per
-    document instead is several times faster. For WordPiece (BERT, MiniLM) tokenizers
-    the sum is exact, as they tokenize each whitespace-separated word on its own; for
-    others every finished chunk is still checked with the real count.
+    The splitter measures every piece at every level of its recursion and again while
+    merging, so without the cache the tokenizer would run on the same strings over and
+    over. Pieces longer than LONG_PIECE_CHARS are counted in blocks cut at whitespace
+    (WordPiece counts add up across whitespace), which keeps a single tokenizer call
+    small; any miscount is caught by the exact check of every finished chunk.
     """
 
     def __init__(self, count_tokens: Callable[[str], int]) -> None:
         self._count_tokens = count_tokens
-        self._word_counts: dict[str, int] = {}  # lives for one document only
+        self._counts: dict[str, int] = {}  # lives for one document only
 
     def __call__(self, text: str) -> int:
-        total = 0
-        counts = self._word_counts
-        for word in text.split():
-            count = counts.get(word)
-            if count is None:
-                count = counts[word] = self._count_tokens(word)
-            total += count
-        return total
+        count = self._counts.get(text)
+        if count is None:
+            if len(text) <= LONG_PIECE_CHARS:
+                count = self._count_tokens(text)
+            else:
+                count = sum(self._count_tokens(block) for block in _blocks(text))
+            self._counts[text] = count
+        return count
+
+
+def _blocks(text: str) -> list[str]:
+    """``text`` cut into consecutive blocks of at most LONG_PIECE_CHARS, at whitespace."""
+    blocks: list[str] = []
+    start = 0
+    while start < len(text):
+        end = min(start + LONG_PIECE_CHARS, len(text))
+        if end < len(text):
+            cut = max(text.rfind(" ", start, end), text.rfind("\n", start, end))
+            end = cut if cut > start else end
+        blocks.append(text[start:end])
+        start = end
+    return blocks
 
 
 def join_pages(doc: ParsedDocument) -> tuple[str, list[int]]:

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from ingest.chunking import PAGE_SEPARATOR, TokenChunker, WordTokenCounter, join_pages
+from ingest.chunking import (
+    LONG_PIECE_CHARS,
+    PAGE_SEPARATOR,
+    PieceTokenCounter,
+    TokenChunker,
+    join_pages,
+)
 from ingest.models import Chunk, Page, ParsedDocument
 from ingest.pdf import parse_pdf
 from ingest.text import parse_text
@@ -218,23 +224,38 @@ def test_section_of_a_chunk_starting_mid_section(embedder: Any) -> None:
 # --- the token counting shortcut ----------------------------------------------------
 
 
-def test_word_level_count_is_exact_for_the_real_tokenizer(
-    attention_doc: ParsedDocument, embedder: Any
+def test_piece_count_is_exact_for_the_real_tokenizer(
+    federal_doc: ParsedDocument, embedder: Any
 ) -> None:
-    counter = WordTokenCounter(embedder.count_tokens)
-    for page in attention_doc.pages:
+    counter = PieceTokenCounter(embedder.count_tokens)
+    long_pages = [page.text for page in federal_doc.pages if len(page.text) > LONG_PIECE_CHARS]
+    assert long_pages  # the block-wise path is exercised
+    for page in federal_doc.pages:
         assert counter(page.text) == embedder.count_tokens(page.text)
 
 
-def test_over_long_chunks_are_cut_exactly() -> None:
-    """A tokenizer that is not additive over words (here: every character, spaces
-    included, is a token) makes the word-level estimate too low; the exact check
-    must still keep every chunk within the limit."""
+def test_over_long_chunks_are_cut_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tokenizer whose counts do not add up across pieces (a string of n characters
+    costs n + (n // 20)**2 tokens) makes the splitter's estimate too low; the exact
+    check of each finished chunk must still keep every chunk within the limit."""
+
+    def superadditive(text: str) -> int:
+        return len(text) + (len(text) // 20) ** 2
+
+    cuts: list[tuple[int, int]] = []
+    original = TokenChunker._hard_split
+
+    def spy(self: TokenChunker, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        cuts.append((start, end))
+        return original(self, text, start, end)
+
+    monkeypatch.setattr(TokenChunker, "_hard_split", spy)
     text = " ".join(f"word{i}" for i in range(400))
     doc = ParsedDocument("w.txt", "text/plain", (Page(1, text),))
-    chunks = TokenChunker(len, chunk_size=50, chunk_overlap=10).split(doc, "w")
-    assert all(len(chunk.text) <= 50 for chunk in chunks)
-    assert all(doc.pages[0].text[c.char_start : c.char_end] == c.text for c in chunks)
+    chunks = TokenChunker(superadditive, chunk_size=50, chunk_overlap=10).split(doc, "w")
+    assert cuts  # the fallback was needed and used
+    assert all(superadditive(chunk.text) <= 50 for chunk in chunks)
+    assert all(text[c.char_start : c.char_end] == c.text for c in chunks)
     covered = bytearray(len(text))
     for chunk in chunks:
         covered[chunk.char_start : chunk.char_end] = b"\x01" * (chunk.char_end - chunk.char_start)
