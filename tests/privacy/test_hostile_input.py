@@ -1,0 +1,374 @@
+"""Hostile uploads through the real API: each gets a clear answer, the server stays up.
+
+Fuzzed PDFs (seeded truncations, byte flips and cut-outs of the shared PDFs), a
+decompression bomb, a CPU bomb that only the parse time limit stops, deeply nested
+objects, 10,000 empty pages, a 20 MB line, invalid UTF-8 and filenames built to
+traverse paths or smuggle control characters. Every answer must be 200 (the file was
+still readable) or a clear 4xx naming the file; never a 5xx, never a hang; and a
+document uploaded before all this must still answer afterwards.
+
+The real embedder, FAISS, parser pool and routes run in-process (TestClient); the
+generator is scripted: answers are not what is under test here.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import threading
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from fastapi.testclient import TestClient
+
+from core.settings import load_settings
+from serving.api import create_app
+from tests.privacy.documents import (
+    FONT,
+    assemble,
+    decompression_bomb_pdf,
+    empty_pages_pdf,
+    mutations,
+    nested_arrays_pdf,
+    nested_dicts_pdf,
+    stream_object,
+)
+from tests.serving.fakes import ScriptedGenerator
+
+GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
+PARSE_TIMEOUT_S = 15  # attention-is-all-you-need.pdf parses in 1-4 s on two busy cores
+HANG_GUARD_S = 300  # far above any limit: only a hang reaches it
+DOCUMENT_ERRORS = {
+    "invalid_document",
+    "unsupported_file_type",
+    "file_too_large",
+    "empty_document",
+    "password_required",
+    "wrong_password",
+    "corrupt_document",
+    "no_text_layer",
+    "document_too_complex",
+}
+# Hundreds of mutations of the small PDFs, a few of the big ones (each costs a full parse).
+FUZZ_PLAN = {
+    "crazyones.pdf": 60,
+    "crazyones-encrypted-256.pdf": 50,
+    "encrypted-password-openpassword.pdf": 60,
+    "images-with-little-text.pdf": 80,
+    "federal-register-2020-17221.pdf": 8,
+    "attention-is-all-you-need.pdf": 8,
+}
+
+
+def make_client(embedder: Any, **settings: Any) -> TestClient:
+    app = create_app(load_settings(**settings), embedder=embedder, generator=ScriptedGenerator())
+    return TestClient(app)
+
+
+@pytest.fixture(scope="module")
+def client(embedder: Any) -> Iterator[TestClient]:
+    with make_client(
+        embedder,
+        max_upload_mb=25,
+        parse_timeout_s=PARSE_TIMEOUT_S,
+        max_chunks_per_session=5_000,
+        max_total_chunks=20_000,
+    ) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def parse_only_client(embedder: Any) -> Iterator[TestClient]:
+    """Sessions hold at most 8 passages: a readable big PDF is refused (422) after parsing
+    and chunking, before the costly embedding, so the parser meets many big mutations."""
+    with make_client(
+        embedder, parse_timeout_s=PARSE_TIMEOUT_S, max_chunks_per_session=8
+    ) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def earlier_session(client: TestClient, attention_pdf: bytes) -> str:
+    """A session whose document was uploaded before any hostile input."""
+    sid: str = client.post("/v1/sessions").json()["session_id"]
+    response = upload(client, sid, "attention.pdf", attention_pdf)
+    assert response.status_code == 200, response.text
+    return sid
+
+
+def new_session(client: TestClient) -> str:
+    sid: str = client.post("/v1/sessions").json()["session_id"]
+    return sid
+
+
+class Reply(Protocol):
+    """What the tests read of a response (TestClient's httpx flavour varies)."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+
+def within_guard(call: Callable[[], Reply]) -> Reply:
+    """Run a request in a thread so that a hang fails the test instead of stalling it."""
+    responses: list[Reply] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            responses.append(call())
+        except BaseException as exc:  # re-raised below, in the test's thread
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(HANG_GUARD_S)
+    if errors:
+        raise errors[0]
+    assert responses, f"no response within {HANG_GUARD_S} s: the request hangs"
+    return responses[0]
+
+
+def upload(
+    client: TestClient, sid: str, filename: str, data: bytes, media_type: str = "application/pdf"
+) -> Reply:
+    return within_guard(
+        lambda: client.post(
+            f"/v1/sessions/{sid}/documents", files=[("files", (filename, data, media_type))]
+        )
+    )
+
+
+def raw_upload(client: TestClient, sid: str, disposition: bytes, data: bytes) -> Reply:
+    """A multipart body written byte by byte, so header values reach the server unescaped."""
+    boundary = secrets.token_hex(16).encode()
+    body = (
+        b"--" + boundary + b"\r\n"
+        b"Content-Disposition: form-data; " + disposition + b"\r\n"
+        b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n"
+        b"--" + boundary + b"--\r\n"
+    )
+    headers = {"content-type": f"multipart/form-data; boundary={boundary.decode()}"}
+    return within_guard(
+        lambda: client.post(f"/v1/sessions/{sid}/documents", content=body, headers=headers)
+    )
+
+
+def outcome(response: Reply, filename: str | None = None) -> str:
+    """The response's outcome ('ok' or the error code), after checking it is well-formed:
+    200 with the document, or a 4xx with a code and a message naming the file."""
+    assert response.status_code < 500, response.text
+    body = response.json()
+    if response.status_code == 200:
+        assert len(body["documents"]) == 1 and body["errors"] == []
+        return "ok"
+    assert response.status_code in {400, 413, 415, 422}, response.text
+    code: str = body["error"]["code"]
+    assert body["error"]["message"]
+    if filename is not None:
+        assert code in DOCUMENT_ERRORS, body
+        assert f"'{filename}'" in body["error"]["message"], body
+    return code
+
+
+def assert_still_answers(client: TestClient, sid: str) -> None:
+    assert client.get("/healthz").status_code == 200
+    found = client.post(f"/v1/sessions/{sid}/search", json={"query": GPU_QUESTION, "top_k": 5})
+    assert found.status_code == 200
+    assert {7, 8} & {passage["page"] for passage in found.json()["results"]}
+    answered = client.post(f"/v1/sessions/{sid}/query", json={"question": GPU_QUESTION})
+    assert answered.status_code == 200 and answered.json()["sources"]
+
+
+# --- fuzzing ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", list(FUZZ_PLAN))
+def test_mutated_pdfs_get_a_clear_answer(
+    client: TestClient,
+    parse_only_client: TestClient,
+    earlier_session: str,
+    pdf_dir: Path,
+    source: str,
+) -> None:
+    original = (pdf_dir / source).read_bytes()
+    big = len(original) > 100_000
+    target = parse_only_client if big else client
+    sid = new_session(target)
+    outcomes: Counter[str] = Counter()
+    for label, data in mutations(original, FUZZ_PLAN[source], seed=zlib.crc32(source.encode())):
+        name = f"{label}.pdf"
+        response = upload(target, sid, name, data)
+        result = outcome(response, name)
+        outcomes[result] += 1
+        if result == "ok":  # keep the session small
+            document_id = response.json()["documents"][0]["document_id"]
+            assert target.delete(f"/v1/sessions/{sid}/documents/{document_id}").status_code == 204
+    assert sum(outcomes.values()) == FUZZ_PLAN[source]
+    assert outcomes["corrupt_document"] > 0  # the fuzzing did reach broken structure
+    assert_still_answers(client, earlier_session)
+
+
+# --- crafted attacks ------------------------------------------------------------------
+
+
+def cpu_bomb_pdf(operators: int = 300_000) -> bytes:
+    """4 KB whose one page draws 300,000 tiny strings: text extraction of it runs for
+    many minutes (it grows faster than linearly), so only the parse time limit stops it."""
+    content = b"BT /F1 11 Tf 56 760 Td " + b"(a) Tj " * operators + b"ET"
+    return assemble(
+        [
+            b"<< /Type /Catalog /Pages 2 0 R >>",
+            b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+            FONT,
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>",
+            stream_object(zlib.compress(content, 9), b"/Filter /FlateDecode "),
+        ]
+    )
+
+
+def test_decompression_bomb_is_refused(client: TestClient, earlier_session: str) -> None:
+    bomb = decompression_bomb_pdf(4)  # 4 MB that inflate to 4 GiB
+    response = upload(client, new_session(client), "bomb.pdf", bomb)
+    assert outcome(response, "bomb.pdf") == "document_too_complex"
+    assert_still_answers(client, earlier_session)
+
+
+def test_parse_time_limit_stops_a_cpu_bomb(client: TestClient, earlier_session: str) -> None:
+    response = upload(client, new_session(client), "slow.pdf", cpu_bomb_pdf())
+    assert outcome(response, "slow.pdf") == "document_too_complex"
+    assert f"{PARSE_TIMEOUT_S} s limit" in response.json()["error"]["message"]
+    # The killed worker is replaced: the next upload parses normally.
+    assert_still_answers(client, earlier_session)
+    again = upload(client, earlier_session, "bomb-free.pdf", nested_dicts_pdf(10))
+    assert outcome(again, "bomb-free.pdf") == "ok"
+
+
+@pytest.mark.parametrize(
+    ("name", "build"),
+    [
+        ("nested-arrays.pdf", lambda: nested_arrays_pdf(20_000)),
+        ("nested-dicts.pdf", lambda: nested_dicts_pdf(20_000)),
+    ],
+)
+def test_deeply_nested_objects(
+    client: TestClient, earlier_session: str, name: str, build: Callable[[], bytes]
+) -> None:
+    # Readable if the parser never needs the nested object, else too complex or corrupt.
+    result = outcome(upload(client, new_session(client), name, build()), name)
+    assert result in {"ok", "document_too_complex", "corrupt_document"}
+    assert_still_answers(client, earlier_session)
+
+
+def test_ten_thousand_empty_pages(client: TestClient, earlier_session: str) -> None:
+    response = upload(client, new_session(client), "blank.pdf", empty_pages_pdf(10_000))
+    assert outcome(response, "blank.pdf") == "document_too_complex"
+    assert "10000 pages" in response.json()["error"]["message"]
+    assert_still_answers(client, earlier_session)
+
+
+def test_two_thousand_empty_pages_are_read_and_refused(client: TestClient) -> None:
+    # At the page cap every page is parsed; none has text.
+    response = upload(client, new_session(client), "blank.pdf", empty_pages_pdf(2_000))
+    assert outcome(response, "blank.pdf") == "no_text_layer"
+
+
+def test_a_twenty_megabyte_line(client: TestClient, earlier_session: str) -> None:
+    rng = random.Random(20)
+    vocabulary = [
+        "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
+        for _ in range(2_000)
+    ]
+    size = 20 * 1024 * 1024
+    line = " ".join(rng.choices(vocabulary, k=size // 5)).encode()[:size]
+    assert b"\n" not in line and len(line) == size
+    response = upload(client, new_session(client), "line.txt", line, "text/plain")
+    # Millions of words cannot fit a session of 5,000 passages: refused before chunking.
+    assert outcome(response, "line.txt") == "document_too_complex"
+    assert_still_answers(client, earlier_session)
+
+
+def test_an_upload_over_the_size_cap(client: TestClient) -> None:
+    too_big = b"word " * (25 * 1024 * 1024 // 5) + b"x"
+    response = upload(client, new_session(client), "big.txt", too_big, "text/plain")
+    assert response.status_code == 413
+    assert outcome(response, "big.txt") == "file_too_large"
+
+
+INVALID_UTF8 = {
+    "stray-bytes.txt": b"Valid text, then \xff\xfe\xfd stray bytes, then more valid text here.",
+    "overlong.txt": b"An overlong slash \xc0\xaf and an overlong NUL \xc0\x80 in the text.",
+    "surrogates.txt": b"An encoded surrogate \xed\xa0\x80\xed\xbf\xbf in the middle of a line.",
+    "truncated.md": b"# Heading\n\nA cut sequence at the end \xe2\x82",
+    "odd-utf16.txt": b"\xff\xfeA\x00B\x00C",  # a UTF-16 BOM with an odd number of bytes
+    "binary.txt": random.Random(8).randbytes(4096),
+    "nul-heavy.md": b"\x00" * 4096 + b"text",
+}
+
+
+@pytest.mark.parametrize("name", list(INVALID_UTF8))
+def test_invalid_utf8(client: TestClient, name: str) -> None:
+    sid = new_session(client)
+    result = outcome(upload(client, sid, name, INVALID_UTF8[name], "text/plain"), name)
+    assert result in {"ok", "unsupported_file_type", "empty_document"}
+    if result == "ok":  # what was stored is valid text that goes back out as JSON
+        found = client.post(f"/v1/sessions/{sid}/search", json={"query": "text", "top_k": 1})
+        assert found.status_code == 200 and found.json()["results"]
+
+
+TRAVERSAL_TARGET = f"pgpt-traversal-{secrets.token_hex(6)}"
+HOSTILE_FILENAMES = [
+    b"../../etc/passwd",
+    b"../../../../../tmp/" + TRAVERSAL_TARGET.encode() + b".txt",
+    b"..\\..\\windows\\system32\\" + TRAVERSAL_TARGET.encode() + b".txt",
+    b"/etc/passwd.md",
+    b"notes\x00.txt.pdf",
+    b"bell\x07and\x1bescape.txt",
+    b"tab\tand\x7fdelete.md",
+    "right-to-left \u202etxt.exe".encode(),
+    "zero\u200bwidth\u2028line.txt".encode(),
+    b"B" * 300 + b".txt",  # shortened for display
+    b"A" * 10_000 + b".txt",  # over the multipart header limit: 400
+    b"",
+    b"..",
+    b"\xff\xfe invalid utf-8 name.txt",
+]
+
+
+@pytest.mark.parametrize("filename", HOSTILE_FILENAMES, ids=lambda name: repr(name[:40]))
+def test_hostile_filenames(client: TestClient, filename: bytes) -> None:
+    sid = new_session(client)
+    disposition = b'name="files"; filename="' + filename + b'"'
+    response = raw_upload(client, sid, disposition, b"Plain words in a harmless text file.")
+    result = outcome(response)
+    assert result in {"ok", "unsupported_file_type", "invalid_request"}
+    body = response.json()
+    names = [d["filename"] for d in body.get("documents", [])]
+    names += [e["filename"] for e in body.get("errors", [])]
+    for name in names:
+        assert "/" not in name and "\\" not in name and name not in {"", ".", ".."}
+        assert not any(ch < " " or ch == "\x7f" for ch in name), repr(name)
+        assert not any(ch in name for ch in "\u202e\u200b\u2028")
+        assert len(name) <= 120
+    assert not Path("/tmp", f"{TRAVERSAL_TARGET}.txt").exists()
+    assert not list(Path.cwd().glob(f"**/{TRAVERSAL_TARGET}*"))
+
+
+def test_a_control_character_that_breaks_the_header_is_a_clear_400(client: TestClient) -> None:
+    disposition = b'name="files"; filename="line\r\nX-Injected: 1\r\nbreak.txt"'
+    response = raw_upload(client, new_session(client), disposition, b"Some words.")
+    assert outcome(response) in {"ok", "invalid_request", "unsupported_file_type"}
+
+
+def test_earlier_documents_keep_answering(client: TestClient, earlier_session: str) -> None:
+    """Last in this module: after everything above, the first document still answers."""
+    assert_still_answers(client, earlier_session)

@@ -1,0 +1,98 @@
+"""Nothing of an uploaded document reaches the disk or the servers' output.
+
+The real deployment (`pgpt vllm` + `pgpt serve` as subprocesses) runs with HOME,
+TMPDIR, the XDG folders and its working directory in fresh empty folders. Documents
+carrying a unique canary are uploaded, searched, asked about (plain and streamed),
+and the session is deleted; the servers are stopped. Then every file in those
+folders, in /tmp, /dev/shm and /var/tmp, in the model cache, and every file of the
+project changed since the servers started is searched for the canary and for a
+distinctive byte run of the uploaded PDF: none may hold either. Neither may the
+servers' stdout and stderr. This test writes the canary nowhere itself: the
+documents are built in memory and the server output is collected in memory.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.privacy.documents import text_pdf
+from tests.privacy.servers import (
+    PROJECT_ROOT,
+    SYSTEM_TEMP_FOLDERS,
+    LocalStack,
+    iter_files,
+    model_cache_dir,
+    search_files,
+)
+
+BIG_PDF_PADDING_BYTES = 6 * 1024 * 1024  # over 5 MB: where multipart parsers spool to disk
+QUESTION = "What is the secret project codename?"
+
+
+def canary_documents(canary: str, padding: bytes) -> list[tuple[str, bytes, str]]:
+    sentence = f"The secret project codename is {canary}, chosen by the lighthouse committee."
+    lines = [sentence, "Only the three members of the committee know the codename."]
+    return [
+        ("codename.pdf", text_pdf([lines]), "application/pdf"),
+        ("codename-scan.pdf", text_pdf([lines, lines], padding=padding), "application/pdf"),
+        ("codename.md", f"# Codenames\n\n{sentence}\n".encode(), "text/markdown"),
+        # Windows-1252, so the legacy-encoding path runs too.
+        ("café.txt", f"Café minutes. {sentence}\n".encode("cp1252"), "text/plain"),
+    ]
+
+
+@pytest.mark.vllm
+def test_nothing_of_a_document_is_written_or_logged(local_stack: LocalStack) -> None:
+    canary = f"PGPTCANARY{secrets.token_hex(12).upper()}"
+    padding = secrets.token_bytes(BIG_PDF_PADDING_BYTES)
+    byte_run = padding[len(padding) // 2 : len(padding) // 2 + 64]
+    needles = {
+        "canary": canary.encode(),
+        "canary (UTF-16)": canary.encode("utf-16-le"),
+        "byte run of the uploaded PDF": byte_run,
+    }
+    documents = canary_documents(canary, padding)
+    assert len(documents[1][1]) > 5 * 1024 * 1024
+
+    with httpx.Client(base_url=local_stack.api_url, timeout=600) as client:
+        sid = client.post("/v1/sessions").json()["session_id"]
+        url = f"/v1/sessions/{sid}"
+        for name, data, media_type in documents:
+            uploaded = client.post(f"{url}/documents", files=[("files", (name, data, media_type))])
+            assert uploaded.status_code == 200, uploaded.json()["error"]
+        assert len(client.get(f"{url}/documents").json()["documents"]) == len(documents)
+
+        found = client.post(f"{url}/search", json={"query": QUESTION, "top_k": 3}).json()
+        assert any(canary in passage["text"] for passage in found["results"])
+        answer = client.post(f"{url}/query", json={"question": QUESTION, "max_tokens": 48})
+        assert answer.status_code == 200
+        assert any(canary in source["text"] for source in answer.json()["sources"])
+        with client.stream(
+            "POST", f"{url}/query", json={"question": QUESTION, "stream": True, "max_tokens": 48}
+        ) as streamed:
+            events = "".join(streamed.iter_text())
+        assert streamed.status_code == 200 and "event: done" in events
+
+        assert client.delete(url).status_code == 204
+        assert client.get(f"{url}/documents").status_code == 404
+
+    assert local_stack.stop() == [], "processes outlived the servers"
+    for name, output in local_stack.outputs:
+        assert output, f"{name} printed nothing: is its output being captured?"
+        leaked = [label for label, needle in needles.items() if needle in output]
+        assert leaked == [], f"{name}'s output holds the {leaked}"
+
+    sandbox = local_stack.sandbox
+    # The search must be able to find something: a marker planted in the sandbox.
+    marker = f"SCAN-SELF-CHECK-{secrets.token_hex(8)}".encode()
+    (sandbox.root / "tmp" / "self-check").write_bytes(b"x" * 10_000_000 + marker)
+    places = [*sandbox.folders, *SYSTEM_TEMP_FOLDERS, model_cache_dir()]
+    files: list[Path] = [path for place in places for path in iter_files(place)]
+    files += iter_files(PROJECT_ROOT, newer_than=local_stack.started_at)
+    result = search_files(files, {**needles, "self-check marker": marker})
+    assert result.hits == {f"{sandbox.root / 'tmp' / 'self-check'}: self-check marker"}
+    assert result.files > 1
