@@ -32,7 +32,7 @@ from core.errors import (
     UnsupportedMediaTypeError,
 )
 from core.settings import Settings, get_settings
-from ingest.loader import shutdown_parser_pool
+from ingest.loader import get_parser_pool, shutdown_parser_pool
 from rag.answer import AnswerEngine, DoneEvent, TokenEvent
 from rag.embedding import Embedder, make_embedder
 from rag.generation import Generator, GeneratorStatus
@@ -354,6 +354,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = build_services(settings, embedder=embedder, generator=generator)
         app.state.services = services
+        # Start the parser processes now, not on the first upload.
+        await asyncio.to_thread(get_parser_pool().warm_up)
         evictor = asyncio.create_task(evict_periodically(services.store))
         try:
             yield

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import click
 
 from core.errors import DocumentError, GeneratorUnavailableError, PGPTError
-from rag.answer import TokenEvent
 
 if TYPE_CHECKING:
     from rag.retrieval import Hit
@@ -136,6 +135,8 @@ def search_command(
 @password_option
 def ask_command(files: tuple[Path, ...], question: str, top_k: int, password: str | None) -> None:
     """Answer the question from FILES, with citations (needs a running vLLM server)."""
+    from rag.answer import TokenEvent
+
     services, session = _ingest_files(files, password)
 
     async def answer() -> None:

@@ -126,7 +126,9 @@ def test_broken_bytes_get_their_error_and_the_session_keeps_answering(
 @pytest.mark.parametrize(
     "name, password",
     [
-        ("crazyones-encrypted-256.pdf", None),
+        # The shared README says this file has an empty user password; it is "password"
+        # (as in pypdf's own tests). tests/ingest/test_pdf.py covers a truly empty one.
+        ("crazyones-encrypted-256.pdf", "password"),
         ("encrypted-password-openpassword.pdf", "openpassword"),
     ],
 )
