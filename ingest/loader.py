@@ -12,6 +12,7 @@ work under ``if __name__ == "__main__":``.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import multiprocessing
 import os
@@ -160,6 +161,12 @@ def _limit_worker_memory() -> None:
         log.debug("no address-space limit for parser workers; pypdf's own limits remain")
 
 
+def _release_freed_memory() -> None:
+    """Runs in a worker after each job: the heap that held the document goes back to the OS."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 class _Worker:
     """One worker process in its own executor, so a hung parse can be killed alone."""
 
@@ -178,7 +185,18 @@ class _Worker:
     def run(
         self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float
     ) -> T:
-        return self._executor.submit(fn, *args, **kwargs).result(timeout=timeout_s)
+        future = self._executor.submit(fn, *args, **kwargs)
+        try:
+            return future.result(timeout=timeout_s)
+        finally:
+            if future.done():
+                self._drop_last_arguments()
+
+    def _drop_last_arguments(self) -> None:
+        """The call queue's feeder thread holds the last job's pickled arguments (the
+        document's bytes) until the next job is sent: send a small one so they go now."""
+        with contextlib.suppress(Exception):  # a broken pool has nothing left to drop
+            self._executor.submit(_release_freed_memory).result(timeout=WORKER_START_TIMEOUT_S)
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
