@@ -51,7 +51,10 @@ unit: setup
 	$(VENV)/bin/pytest -q -m "not vllm and not browser"
 
 bench: setup
-	$(VENV)/bin/python -m benchmarks.run_all
+	$(VENV)/bin/python -m benchmarks.ingest_bench
+	$(VENV)/bin/python -m benchmarks.covidqa_bench
+	$(VENV)/bin/python -m benchmarks.generation_bench --output docs/benchmarks/generation.md
+	$(VENV)/bin/python -m benchmarks.assemble_docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -277,7 +277,9 @@ def family_rss_gib(pid: int) -> float:
     return float(sum(p.memory_info().rss for p in processes)) / 1024**3
 
 
-async def run(settings: Settings, options: Options, hf_threads: int) -> Results:
+async def run(
+    settings: Settings, options: Options, hf_threads: int, server_url: str | None = None
+) -> Results:
     model_path = prepare_model(settings)
     progress("loading transformers baseline")
     hf = HFGenerator(model_path, hf_threads)
@@ -286,6 +288,9 @@ async def run(settings: Settings, options: Options, hf_threads: int) -> Results:
     warm_up, fresh = prompts[0], iter(prompts[1:])
 
     results = Results()
+    if server_url:  # a server that is already running (the test suite shares one)
+        await measure(server_url, hf, warm_up, fresh, options, results)
+        return results
     with open(os.devnull, "w") as quiet:  # vLLM's start-up chatter would bury the progress
         server = EmbeddedVLLM(settings, port=free_port(), model_path=model_path, output=quiet)
         progress("starting the embedded vLLM server")
@@ -470,6 +475,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--answer-tokens", type=int, default=None, help="tokens per answer")
     parser.add_argument("--hf-threads", type=int, default=2, help="torch threads for the baseline")
     parser.add_argument("--output", type=Path, default=None, help="also write the section here")
+    parser.add_argument(
+        "--vllm-url", default=None, help="measure this running server instead of starting one"
+    )
     args = parser.parse_args(argv)
     options = QUICK if args.quick else FULL
     if args.rounds is not None:
@@ -483,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     clock = Stopwatch()
     machine = describe_machine(args.hf_threads)
     settings = load_settings()
-    results = asyncio.run(run(settings, options, args.hf_threads))
+    results = asyncio.run(run(settings, options, args.hf_threads, args.vllm_url))
     command = command_line("benchmarks.generation_bench", argv)
     text = report(
         results, settings, options, args.hf_threads, command, machine.describe(), clock.elapsed()
