@@ -369,6 +369,19 @@ def test_a_control_character_that_breaks_the_header_is_a_clear_400(client: TestC
     assert outcome(response) in {"ok", "invalid_request", "unsupported_file_type"}
 
 
+def test_errors_never_quote_what_was_sent(client: TestClient) -> None:
+    """Error bodies name the file and the problem, never the rejected content."""
+    marker = f"QUOTEMARKER{secrets.token_hex(8)}"
+    sid = new_session(client)
+    too_long = client.post(f"/v1/sessions/{sid}/query", json={"question": marker * 400, "top_k": 5})
+    bad_top_k = client.post(f"/v1/sessions/{sid}/search", json={"query": marker, "top_k": 999})
+    broken_pdf = upload(client, sid, "broken.pdf", b"%PDF-1.4\n" + marker.encode() + b"\n%%EOF")
+    binary = upload(client, sid, "binary.txt", b"\x00\x01" * 500 + marker.encode(), "text/plain")
+    for response in (too_long, bad_top_k, broken_pdf, binary):
+        assert 400 <= response.status_code < 500
+        assert marker not in response.text
+
+
 def test_earlier_documents_keep_answering(client: TestClient, earlier_session: str) -> None:
     """Last in this module: after everything above, the first document still answers."""
     assert_still_answers(client, earlier_session)

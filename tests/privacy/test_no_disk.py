@@ -29,7 +29,8 @@ from tests.privacy.servers import (
     search_files,
 )
 
-BIG_PDF_PADDING_BYTES = 6 * 1024 * 1024  # over 5 MB: where multipart parsers spool to disk
+# Over 5 MB: far past the 1 MB where Starlette's own multipart parser spools to disk.
+BIG_PDF_PADDING_BYTES = 6 * 1024 * 1024
 QUESTION = "What is the secret project codename?"
 
 
@@ -90,6 +91,8 @@ def test_nothing_of_a_document_is_written_or_logged(local_stack: LocalStack) -> 
     # The search must be able to find something: a marker planted in the sandbox.
     marker = f"SCAN-SELF-CHECK-{secrets.token_hex(8)}".encode()
     (sandbox.root / "tmp" / "self-check").write_bytes(b"x" * 10_000_000 + marker)
+    created = [path for folder in sandbox.folders for path in iter_files(folder)]
+    print("files the servers created in the sandbox:", [str(p) for p in created])
     places = [*sandbox.folders, *SYSTEM_TEMP_FOLDERS, model_cache_dir()]
     files: list[Path] = [path for place in places for path in iter_files(place)]
     files += iter_files(PROJECT_ROOT, newer_than=local_stack.started_at)

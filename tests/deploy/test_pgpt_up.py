@@ -1,0 +1,106 @@
+"""`pgpt up` (what `make run` runs) end to end: everything starts, answers, and stops on Ctrl-C.
+
+One test, its own embedded vLLM (it cannot share the session's: `pgpt up` starts and
+owns one). It runs in a sandbox of fresh folders (HOME, TMPDIR, XDG, working
+directory) on free ports, waits for the API (generator ready) and the UI, asks one
+question through the API, records the whole process tree, sends SIGINT to the
+process group as a terminal's Ctrl-C does, and checks that no process survives.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.privacy.servers import (
+    API_START_TIMEOUT_S,
+    LOOPBACK,
+    VLLM_START_TIMEOUT_S,
+    Sandbox,
+    Server,
+    free_port,
+    wait_until,
+)
+
+PGPT = str(Path(sys.executable).with_name("pgpt"))  # the console script `make run` calls
+STOP_TIMEOUT_S = 120
+
+
+def alive(process: psutil.Process, started: float) -> bool:
+    """Still the same process (not a reused pid) and not a zombie."""
+    try:
+        same: bool = process.create_time() == started
+        return same and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.vllm
+def test_pgpt_up_starts_answers_and_stops_cleanly_on_ctrl_c(
+    tmp_path_factory: pytest.TempPathFactory, pdf_dir: Path
+) -> None:
+    sandbox = Sandbox.create(tmp_path_factory.mktemp("pgpt-up"))
+    api_port, ui_port, vllm_port = free_port(), free_port(), free_port()
+    env = sandbox.environment(
+        api_host=LOOPBACK, api_port=str(api_port), ui_port=str(ui_port), vllm_port=str(vllm_port)
+    )
+    up = Server("pgpt up", [PGPT, "up"], env, sandbox.workdir)
+    api = f"http://{LOOPBACK}:{api_port}"
+    try:
+        wait_until(
+            lambda: (
+                httpx.get(f"{api}/healthz", timeout=10).json()["generator"]["status"] == "ready"
+            ),
+            up,
+            "API with a ready generator",
+            VLLM_START_TIMEOUT_S + API_START_TIMEOUT_S,
+        )
+        wait_until(
+            lambda: httpx.get(f"http://{LOOPBACK}:{ui_port}/_stcore/health", timeout=10).is_success,
+            up,
+            "healthy UI",
+            API_START_TIMEOUT_S,
+        )
+
+        with httpx.Client(base_url=api, timeout=600) as client:
+            sid = client.post("/v1/sessions").json()["session_id"]
+            pdf = (pdf_dir / "crazyones.pdf").read_bytes()
+            uploaded = client.post(
+                f"/v1/sessions/{sid}/documents",
+                files=[("files", ("crazyones.pdf", pdf, "application/pdf"))],
+            )
+            assert uploaded.status_code == 200, uploaded.text
+            answer = client.post(
+                f"/v1/sessions/{sid}/query",
+                json={"question": "Who are the crazy ones?", "max_tokens": 48},
+            )
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["answer"].strip()
+            assert answer.json()["sources"][0]["filename"] == "crazyones.pdf"
+
+        family = up.family()
+        started = {p.pid: p.create_time() for p in family}
+        commands = " ".join(" ".join(p.cmdline()) for p in family)
+        # pgpt up, the API, the UI and vLLM (with its engine and parser workers) at least.
+        assert len(family) >= 4
+        assert "serve" in commands and "streamlit" in commands and "vllm" in commands
+
+        os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        try:
+            up.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"pgpt up did not stop within {STOP_TIMEOUT_S} s of Ctrl-C")
+        assert up.process.returncode == 0, up.tail()
+        _, survivors = psutil.wait_procs(family, timeout=10)
+        survivors = [p for p in survivors if alive(p, started[p.pid])]
+        assert survivors == [], [" ".join(p.cmdline())[:120] for p in survivors]
+        assert "Stopped." in up.output.decode(errors="replace")
+    finally:
+        up.stop()  # only does anything if the test failed before stopping it
