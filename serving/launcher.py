@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 import httpx
 import psutil
@@ -273,22 +273,7 @@ class EmbeddedVLLM:
         process, self._process = self._process, None
         if process is None:
             return
-        try:
-            family = psutil.Process(process.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            family = []
-        signal_group(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            signal_group(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        # Children that left the group or ignored SIGTERM.
-        _, alive = psutil.wait_procs(family, timeout=5)
-        for child in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-        signal_group(process.pid, signal.SIGKILL)
+        stop_process_tree(process, timeout_s)
         if self._pump is not None:
             self._pump.join(timeout=5)
             self._pump = None
@@ -347,6 +332,26 @@ class EmbeddedVLLM:
             with contextlib.suppress(ValueError, OSError):
                 sink.write(f"{OUTPUT_PREFIX}{line}\n")
                 sink.flush()
+
+
+def stop_process_tree(process: subprocess.Popen[Any], timeout_s: float) -> None:
+    """SIGTERM the process group of a child started with start_new_session, wait, then
+    SIGKILL whatever is left, including descendants that left the group."""
+    try:
+        family = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        family = []
+    signal_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        signal_group(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    _, alive = psutil.wait_procs(family, timeout=5)
+    for child in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    signal_group(process.pid, signal.SIGKILL)
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> None:

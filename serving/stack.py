@@ -12,11 +12,10 @@ from pathlib import Path
 
 import click
 import httpx
-import psutil
 
 from core.errors import GeneratorUnavailableError
 from core.settings import Settings
-from serving.launcher import EmbeddedVLLM, die_with_parent, signal_group
+from serving.launcher import EmbeddedVLLM, die_with_parent, stop_process_tree
 
 APP_PATH = Path(__file__).resolve().parents[1] / "app.py"
 STOP_TIMEOUT_S = 20.0
@@ -39,20 +38,7 @@ class Child:
         return self.process.poll() is None
 
     def stop(self) -> None:
-        try:
-            family = psutil.Process(self.process.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            family = []
-        signal_group(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            signal_group(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        _, alive = psutil.wait_procs(family, timeout=5)
-        for straggler in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                straggler.kill()
+        stop_process_tree(self.process, STOP_TIMEOUT_S)
 
 
 def wait_for(url: str, child: Child, timeout_s: float) -> None:
