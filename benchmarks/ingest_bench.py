@@ -61,6 +61,7 @@ class Options:
     dtype_rounds: int
     matmul_size: int
     matmul_repeats: int
+    new_shapes: int  # distinct batch sizes embedded to measure memory per input shape
 
 
 FULL = Options(
@@ -71,6 +72,7 @@ FULL = Options(
     dtype_rounds=3,
     matmul_size=2048,
     matmul_repeats=7,
+    new_shapes=40,
 )
 QUICK = Options(
     pdfs=(PDFS / "crazyones.pdf",),
@@ -80,6 +82,7 @@ QUICK = Options(
     dtype_rounds=1,
     matmul_size=256,
     matmul_repeats=2,
+    new_shapes=3,
 )
 
 
@@ -226,6 +229,47 @@ def sequence_lengths(texts: Sequence[str], embedder: Embedder) -> list[int]:
     ]
 
 
+EMBED_CATEGORIES = (  # torch op name fragment -> what it is, first match wins
+    ("attention", "attention (SDPA)"),
+    ("mm", "matmuls (Linear)"),
+    ("linear", "matmuls (Linear)"),
+    ("gelu", "GELU"),
+    ("layer_norm", "LayerNorm"),
+)
+
+
+def embed_breakdown(embedder: Embedder, texts: Sequence[str]) -> dict[str, float]:
+    """Seconds of one embed() call by kind of torch op (self time), the rest outside ops."""
+    from torch.profiler import ProfilerActivity, profile
+
+    started = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        embedder.embed(texts)
+    wall = time.perf_counter() - started
+    seconds: dict[str, float] = defaultdict(float)
+    for event in profiler.key_averages():
+        name = event.key.lower()
+        kind = next((label for part, label in EMBED_CATEGORIES if part in name), "other ops")
+        seconds[kind] += event.self_cpu_time_total / 1e6
+    seconds["outside torch ops (tokenizing, Python)"] = max(0.0, wall - sum(seconds.values()))
+    seconds["total"] = wall
+    return dict(seconds)
+
+
+def rss_per_new_shape(embedder: Embedder, shapes: int) -> float:
+    """RSS kept per input shape (batch x tokens) the model has not seen before, in bytes."""
+    text = "the quick brown fox jumps over the lazy dog " * 4
+    embedder.embed([text] * (shapes + 1))
+    gc.collect()
+    release_freed_memory()
+    before = rss()
+    for batch in range(1, shapes + 1):  # every batch size is a new (batch x tokens) shape
+        embedder.embed([text] * batch)
+    gc.collect()
+    release_freed_memory()
+    return (rss() - before) / shapes
+
+
 # --- bf16 against float32 -------------------------------------------------------------
 
 
@@ -315,6 +359,9 @@ class MemoryReport:
     traced_peak: int
     faiss_vector_bytes: int
     rss_freed: int  # RSS returned to the OS when the session was deleted
+    new_shapes: int = 0
+    bf16_bytes_per_shape: float = 0.0
+    fp32_bytes_per_shape: float = 0.0
 
 
 def rss() -> int:
@@ -420,6 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(threads=args.threads)
     progress("loading models")
     ours_embedder = make_embedder(settings)
+    fp32_settings = settings.model_copy(update={"embedding_dtype": "float32"})
+    fp32_embedder = make_embedder(fp32_settings)
     langchain_embeddings = langchain_baseline.make_embeddings()
     pipelines: list[OurPipeline | LangChainPipeline] = [
         OurPipeline(settings, ours_embedder),
@@ -440,6 +489,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{len(run.chunk_texts)} chunks, {run.total_s:.1f} s"
                 )
 
+    progress("profiling the embedding stage")
+    sample = runs[(options.pdfs[0].name, "ours")][0].chunk_texts
+    breakdown = {
+        "bfloat16": embed_breakdown(ours_embedder, sample),
+        "float32": embed_breakdown(fp32_embedder, sample),
+    }
+
     progress("measuring matmul peaks")
     size = options.matmul_size
     peaks = {
@@ -459,8 +515,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     bf16_session, memory, bf16_embed_s = measure_memory(
         store, ingestor, ours_embedder, articles, settings.embedding_batch_size
     )
-    fp32_settings = settings.model_copy(update={"embedding_dtype": "float32"})
-    fp32_embedder = make_embedder(fp32_settings)
     fp32_store = make_store(fp32_settings, fp32_embedder)
     fp32_session = fp32_store.create()
     fp32_embed_s = ingest_articles(
@@ -477,12 +531,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     fp32_store.delete(fp32_session.id)
     memory = measure_release(store, bf16_session, memory)
+    progress("measuring memory per new input shape")
+    memory = replace(
+        memory,
+        new_shapes=options.new_shapes,
+        bf16_bytes_per_shape=rss_per_new_shape(ours_embedder, options.new_shapes),
+        fp32_bytes_per_shape=rss_per_new_shape(fp32_embedder, options.new_shapes),
+    )
 
     report = render(
         runs,
         options,
         peaks=peaks,
         shape=shape,
+        breakdown=breakdown,
         embedder=ours_embedder,
         dtypes=dtypes,
         memory=memory,
@@ -505,6 +567,7 @@ def render(
     *,
     peaks: dict[tuple[str, str], float],
     shape: EncoderShape,
+    breakdown: dict[str, dict[str, float]],
     embedder: Embedder,
     dtypes: DtypeReport,
     memory: MemoryReport,
@@ -547,6 +610,7 @@ def render(
                 [
                     pdf.name if name == "ours" else "",
                     f"`{name}`",
+                    f"{sum(lengths):,}",
                     f"{sum(lengths) / len(lengths):.0f}",
                     f"{flops / len(lengths) / 1e9:.2f}",
                     f"{flops / embed / 1e9:.1f}",
@@ -589,6 +653,7 @@ def render(
         [
             "document",
             "pipeline",
+            "tokens embedded",
             "tokens / chunk (in model)",
             "GFLOP / chunk",
             "achieved GFLOP/s (embed)",
@@ -635,13 +700,18 @@ def render(
     )
     per_k = 1000 / max(memory.chunks, 1)
     mib = 1024**2
+    session_bytes = memory.traced_growth + memory.faiss_vector_bytes
     memory_rows = [
-        ("RSS growth, retained after ingest", memory.rss_growth),
-        ("RSS growth, highest between documents", memory.rss_peak_growth),
-        ("tracemalloc (Python + numpy), retained", memory.traced_growth),
+        ("index + chunk store (the two rows below)", session_bytes),
+        ("  chunk store: tracemalloc (Python + numpy), retained", memory.traced_growth),
+        (
+            f"  FAISS vectors (n × {embedder.dimension} × 4 bytes; C++, unseen by tracemalloc)",
+            memory.faiss_vector_bytes,
+        ),
         ("tracemalloc, peak during ingest", memory.traced_peak),
-        (f"FAISS vectors alone (n × {embedder.dimension} × 4 bytes)", memory.faiss_vector_bytes),
-        ("RSS returned to the OS on session delete", memory.rss_freed),
+        ("process RSS growth, retained after ingest (after malloc_trim)", memory.rss_growth),
+        ("process RSS growth, highest seen between documents", memory.rss_peak_growth),
+        ("process RSS returned to the OS on session delete", memory.rss_freed),
     ]
     memory_table = markdown_table(
         ["measure", "total", "per 1,000 chunks"],
@@ -650,59 +720,92 @@ def render(
             for label, value in memory_rows
         ],
     )
+    b16, f32 = breakdown["bfloat16"], breakdown["float32"]
+    kinds = sorted((k for k in b16 if k != "total"), key=lambda k: -b16[k])
+    breakdown_table = markdown_table(
+        ["where the time goes", "bfloat16 s", "share", "float32 s", "share", "bf16 speed-up"],
+        [
+            [
+                kind,
+                f"{b16[kind]:.2f}",
+                f"{b16[kind] / b16['total']:.0%}",
+                f"{f32.get(kind, 0.0):.2f}",
+                f"{f32.get(kind, 0.0) / f32['total']:.0%}",
+                f"{f32.get(kind, 0.0) / max(b16[kind], 1e-9):.2f}x",
+            ]
+            for kind in kinds
+        ]
+        + [
+            [
+                "**total (one embed call)**",
+                f"{b16['total']:.2f}",
+                "100%",
+                f"{f32['total']:.2f}",
+                "100%",
+                f"{f32['total'] / b16['total']:.2f}x",
+            ]
+        ],
+    )
+    sample_doc = options.pdfs[0].name
+    sample_chunks = len(runs[(sample_doc, "ours")][0].chunk_texts)
     return f"""## Ingestion throughput
 
-Ours (`rag.pipeline.Ingestor`: in-memory loader in a parser worker, token chunker with
-chunk_size_tokens={settings.chunk_size_tokens},
-chunk_overlap_tokens={settings.chunk_overlap_tokens}, all-MiniLM-L6-v2 in {embedder.dtype},
-batch {settings.embedding_batch_size}, FAISS
-`IndexIDMap2(IndexFlatIP)`) against the standard LangChain pipeline (PyPDFLoader,
-RecursiveCharacterTextSplitter(1000, 200) characters, HuggingFaceEmbeddings on the same
-model folder with its default float32, FAISS.from_documents). Same process, same
-{settings.threads} threads, models loaded and warmed up before timing, runs alternating
-ours/LangChain {options.repeats} times per document; medians.
-Retrieval quality of both pipelines: see the COVID-QA section.
+**Ours**: `rag.pipeline.Ingestor` as the API runs it: the in-memory loader in a parser
+worker process, the token chunker (chunk_size_tokens={settings.chunk_size_tokens},
+chunk_overlap_tokens={settings.chunk_overlap_tokens}), all-MiniLM-L6-v2 in
+{embedder.dtype} (batch {settings.embedding_batch_size}), FAISS `IndexIDMap2(IndexFlatIP)`.
+**LangChain**: PyPDFLoader, RecursiveCharacterTextSplitter(1000, 200) characters,
+HuggingFaceEmbeddings on the same model folder (its default float32), FAISS.from_documents.
+Same process, same {settings.threads} threads; models loaded and warmed up before timing;
+ours and LangChain alternate, {options.repeats} rounds per document; medians. Retrieval
+quality of the two pipelines is compared in the COVID-QA section.
 
 {throughput}
 
 {chr(10).join(speedups)}
 
-"parse" includes reading the file (LangChain's loader reads it from disk; ours gets bytes).
-"index" is adding vectors and chunks to the session (ours) or building the FAISS store
-and docstore (LangChain).
+"parse" includes reading the file (LangChain's loader reads it from disk; ours is handed
+the bytes). "index" is adding vectors and chunks to the session (ours) or building the
+FAISS store and docstore (LangChain).
 
 ### CPU ceiling
 
-all-MiniLM-L6-v2 has {shape.total_params / 1e6:.1f}M parameters; {shape.embedding_params / 1e6:.1f}M
-are embedding tables (lookups, no multiply-adds), {shape.matmul_params / 1e6:.2f}M are the
-weights of the encoder's matmuls ({shape.layers} layers × (4 × {shape.hidden}² attention
-projections + 2 × {shape.hidden} × {shape.ffn} FFN)). Encoding a sequence of T tokens
-therefore costs about 2 × {shape.matmul_params / 1e6:.2f}M × T FLOPs
-({per_token / 1e6:.1f} MFLOP per token) plus attention's QKᵀ and AV,
-4 × {shape.layers} × {shape.hidden} × T² FLOPs
+all-MiniLM-L6-v2 has {shape.total_params / 1e6:.1f}M parameters, of which
+{shape.embedding_params / 1e6:.1f}M are embedding tables (lookups, no multiply-adds) and
+{shape.matmul_params / 1e6:.2f}M are the weights of the encoder's matmuls:
+{shape.layers} layers × (4 × {shape.hidden}² attention projections + 2 × {shape.hidden} ×
+{shape.ffn} FFN). Encoding a sequence of T tokens costs about
+2 × {shape.matmul_params / 1e6:.2f}M × T FLOPs ({per_token / 1e6:.1f} MFLOP per token) plus
+attention's QKᵀ and AV, 4 × {shape.layers} × {shape.hidden} × T² FLOPs
 ({attention_full / 1e9:.2f} GFLOP at T = {full_chunk}, a full
 {settings.chunk_size_tokens}-token chunk with [CLS] and [SEP]). LayerNorm, GELU, softmax
-and biases are left out (they add few FLOPs but real time on a CPU).
+and biases are left out: few FLOPs, but real time on a CPU (see the breakdown below).
 
-Measured peak, {settings.threads} threads, best of {options.matmul_repeats} (square
-{options.matmul_size}³ and the FFN's shape, {ffn_m} tokens × {shape.hidden} → {shape.ffn}):
+Measured matmul peak with {settings.threads} threads, best of {options.matmul_repeats}:
+a square {options.matmul_size}³ product and the FFN's own shape ({ffn_m} tokens ×
+{shape.hidden} → {shape.ffn}).
 
 {peak_table}
 
 {ceiling}
 
-"chunks/s at peak" is what the embedding stage would reach if every FLOP ran at the
-square-matmul peak of the pipeline's dtype; the gap is the non-matmul work, small
-matrices (384-wide) and the shared cores.
+"chunks/s at peak" is what the embedding stage would reach if all its FLOPs ran at the
+square-matmul peak of the pipeline's dtype.
+
+Where the embedding time goes: one embed() of the {sample_chunks} chunks of {sample_doc}
+(ours) under torch.profiler, self time per kind of op, our embedder in bfloat16 and the
+same model in float32:
+
+{breakdown_table}
 
 ### bf16 against float32 (our embedder)
 
-Speed: the same {dtypes.sample_chunks} COVID-QA chunks embedded {len(dtypes.bf16_chunks_per_s)}
-times by each, alternating: bfloat16 {bf16_rate:.1f} chunks/s, float32 {fp32_rate:.1f}
-chunks/s, **{dtype_ratio:.2f}x** (median of paired rounds). Embedding the whole corpus
-below once each ({dtypes.corpus_chunks:,} chunks, one after the other, so less evenly
-loaded): bfloat16 {dtypes.corpus_bf16_embed_s:.0f} s, float32
-{dtypes.corpus_fp32_embed_s:.0f} s ({corpus_ratio:.2f}x).
+Speed: the same {dtypes.sample_chunks} COVID-QA chunks embedded
+{len(dtypes.bf16_chunks_per_s)} times by each, alternating: bfloat16 {bf16_rate:.1f}
+chunks/s, float32 {fp32_rate:.1f} chunks/s, **{dtype_ratio:.2f}x** (median of paired
+rounds). Embedding the whole corpus below once each ({dtypes.corpus_chunks:,} chunks, one
+after the other, so less evenly loaded): bfloat16 {dtypes.corpus_bf16_embed_s:.0f} s,
+float32 {dtypes.corpus_fp32_embed_s:.0f} s ({corpus_ratio:.2f}x).
 
 Agreement: {memory.articles} COVID-QA articles ingested twice (same chunks), each of
 {dtypes.questions} questions searched in both sessions with our Retriever, top {TOP_K}:
@@ -712,12 +815,19 @@ Agreement: {memory.articles} COVID-QA articles ingested twice (same chunks), eac
 ### Memory per 1,000 chunks
 
 {memory.articles} COVID-QA articles ingested into one session: {memory.chunks:,} chunks,
-{memory.mean_chunk_chars:.0f} characters each on average.
+{memory.mean_chunk_chars:.0f} characters each on average. The model's working buffers were
+allocated (one full batch embedded) before the baseline was taken.
 
 {memory_table}
 
-tracemalloc does not see FAISS's C++ allocations; RSS does. The model's working buffers
-were allocated (one full batch embedded) before the baseline was taken.
+The session itself (index + chunk store) is the first row. Process RSS grows far more,
+and not because of the session: every input shape (batch size × padded tokens) the model
+has not seen before leaves {memory.bf16_bytes_per_shape / mib:.2f} MiB behind in
+bfloat16 and {memory.fp32_bytes_per_shape / mib:.2f} MiB in float32 (measured:
+{memory.new_shapes} new batch sizes each, RSS after malloc_trim), which is the bf16
+matmul kernels oneDNN builds and caches per shape (its primitive cache holds up to 1,024).
+Deleting the session frees its memory, but the pages it used sit among these caches and
+are not handed back to the OS.
 
 Command (from the repository root; {total_s / 60:.1f} min wall in total):
 
