@@ -597,6 +597,7 @@ def main() -> None:
         st.error(exc.message, icon=":material/cloud_off:")
         st.button("Try again")
         st.stop()
+        return  # st.stop() ends the run; outside a script run (tests) it does not raise
 
     with st.sidebar:
         documents_section(client, ui, settings)

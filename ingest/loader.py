@@ -18,9 +18,11 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 import threading
+import types
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from concurrent.futures.process import BrokenProcessPool
@@ -167,6 +169,26 @@ def _release_freed_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
+_main_swap_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _bare_main_module() -> Iterator[None]:
+    """Start worker processes as if from a bare interpreter.
+
+    'forkserver' and 'spawn' children re-run the parent's ``__main__`` file; that may be
+    a Streamlit page or a script without a main guard, which must not run again inside a
+    parser. The process is started synchronously by ``submit``, so the swap is brief.
+    """
+    with _main_swap_lock:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = main
+
+
 class _Worker:
     """One worker process in its own executor, so a hung parse can be killed alone."""
 
@@ -177,7 +199,9 @@ class _Worker:
         # Starting the process (and learning its pid) here keeps start-up cost out of
         # the parse timeout.
         try:
-            self.pid: int = self._executor.submit(os.getpid).result(timeout=WORKER_START_TIMEOUT_S)
+            with _bare_main_module():
+                started = self._executor.submit(os.getpid)
+            self.pid: int = started.result(timeout=WORKER_START_TIMEOUT_S)
         except BaseException:
             self._executor.shutdown(wait=False, cancel_futures=True)
             raise

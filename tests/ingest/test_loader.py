@@ -294,3 +294,24 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_workers_never_rerun_the_callers_main_module(tmp_path: Path) -> None:
+    """A Streamlit page or a script without a main guard must not run again in a worker."""
+    script = tmp_path / "no_main_guard.py"
+    script.write_text(
+        "from ingest.loader import load_document\n"
+        "print('main module ran')\n"
+        "doc = load_document(b'some words', 'a.txt', max_bytes=1000, max_pages=1, timeout_s=60)\n"
+        "print(doc.pages[0].text)\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.splitlines() == ["main module ran", "some words"]
