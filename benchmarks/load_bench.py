@@ -427,6 +427,10 @@ def render(report: LoadReport, machine: str, command: str) -> str:
         f"unique sentence): {len(report.lost_documents)}",
         f"- Passages from another client's session: {report.foreign_passages}",
     ]
+    lines += [
+        f"  - {s.operation}: {s.status or 'no answer'} {s.detail}".rstrip()
+        for s in report.server_errors
+    ]
     if report.client_errors:
         lines.append(f"- Client errors: {'; '.join(report.client_errors)}")
     lines += [

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -86,22 +87,46 @@ class SentenceTransformerEmbedder:
         self.dimension = int(self._model.get_embedding_dimension() or 0)
         special = len(self._tokenizer("")["input_ids"])  # [CLS] and [SEP]
         self.max_tokens = int(self._model.max_seq_length or 256) - special
+        # A tokenizer is not safe to share between threads (uploads and searches run
+        # concurrently): every call reconfigures its padding and truncation, so one
+        # thread's batch can come back unpadded. Embedding holds a lock; counting uses
+        # its own copy of the Rust tokenizer, configured once and only read after that.
+        self._lock = threading.Lock()
+        self._counter = _counting_tokenizer(self._tokenizer)
 
     def count_tokens(self, text: str) -> int:
-        ids = self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+        if self._counter is not None:
+            return len(self._counter.encode(text, add_special_tokens=False).ids)
+        with self._lock:
+            ids = self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
         return len(ids)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self._model.encode(
-            list(texts),
-            batch_size=self._batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def _counting_tokenizer(tokenizer: Any) -> Any:
+    """A private copy of a fast tokenizer's Rust tokenizer, never padded or truncated
+    (None for a slow tokenizer, which is then used under the embedder's lock)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    from tokenizers import Tokenizer
+
+    counter = Tokenizer.from_str(backend.to_str())
+    counter.no_padding()
+    counter.no_truncation()
+    return counter
 
 
 def make_embedder(settings: Settings) -> Embedder:
