@@ -104,15 +104,21 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:
-            vectors = self._model.encode(
-                list(texts),
-                batch_size=self._batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        parts = []
+        # The lock is taken per batch, not per call: a question's one-line embedding waits
+        # for at most one batch of a large upload, not for the whole document.
+        for start in range(0, len(texts), self._batch_size):
+            with self._lock:
+                parts.append(
+                    self._model.encode(
+                        list(texts[start : start + self._batch_size]),
+                        batch_size=self._batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
+                )
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
 def _counting_tokenizer(tokenizer: Any) -> Any:
