@@ -271,6 +271,14 @@ METHODS: dict[str, MethodFactory] = {
         ),
     ),
     "langchain-matched": matched_langchain,
+    "ours-hybrid": lambda resources, articles: OursDense(
+        resources,
+        name="ours-hybrid",
+        description="the same session as `ours`; BM25 (bm25s) fused with dense by reciprocal rank",
+        make_retriever=lambda r: Retriever(
+            r.embedder, dedup_threshold=r.settings.dedup_threshold, hybrid=True
+        ),
+    ),
 }
 
 
