@@ -804,8 +804,10 @@ Speed: the same {dtypes.sample_chunks} COVID-QA chunks embedded
 {len(dtypes.bf16_chunks_per_s)} times by each, alternating: bfloat16 {bf16_rate:.1f}
 chunks/s, float32 {fp32_rate:.1f} chunks/s, **{dtype_ratio:.2f}x** (median of paired
 rounds). Embedding the whole corpus below once each ({dtypes.corpus_chunks:,} chunks, one
-after the other, so less evenly loaded): bfloat16 {dtypes.corpus_bf16_embed_s:.0f} s,
-float32 {dtypes.corpus_fp32_embed_s:.0f} s ({corpus_ratio:.2f}x).
+after the other, so less evenly loaded; the bf16 pass runs first, under tracemalloc, and
+builds a oneDNN kernel for every input shape it meets): bfloat16
+{dtypes.corpus_bf16_embed_s:.0f} s, float32 {dtypes.corpus_fp32_embed_s:.0f} s
+({corpus_ratio:.2f}x).
 
 Agreement: {memory.articles} COVID-QA articles ingested twice (same chunks), each of
 {dtypes.questions} questions searched in both sessions with our Retriever, top {TOP_K}:
@@ -824,10 +826,10 @@ The session itself (index + chunk store) is the first row. Process RSS grows far
 and not because of the session: every input shape (batch size × padded tokens) the model
 has not seen before leaves {memory.bf16_bytes_per_shape / mib:.2f} MiB behind in
 bfloat16 and {memory.fp32_bytes_per_shape / mib:.2f} MiB in float32 (measured:
-{memory.new_shapes} new batch sizes each, RSS after malloc_trim), which is the bf16
-matmul kernels oneDNN builds and caches per shape (its primitive cache holds up to 1,024).
-Deleting the session frees its memory, but the pages it used sit among these caches and
-are not handed back to the OS.
+{memory.new_shapes} new batch sizes each, RSS after malloc_trim): bf16 matmuls run
+through oneDNN, which builds a kernel for each new shape and caches up to 1,024 of them.
+Deleting the session frees its memory for reuse inside the process, but RSS barely moves:
+malloc_trim can hand almost none of those pages back to the OS.
 
 Command (from the repository root; {total_s / 60:.1f} min wall in total):
 
