@@ -51,9 +51,10 @@ unit: setup
 	$(VENV)/bin/pytest -q -m "not vllm and not browser"
 
 bench: setup
-	$(VENV)/bin/python -m benchmarks.ingest_bench
-	$(VENV)/bin/python -m benchmarks.covidqa_bench
+	$(VENV)/bin/python -m benchmarks.ingest_bench --output docs/benchmarks/ingest.md
+	$(VENV)/bin/python -m benchmarks.covidqa_bench --output docs/benchmarks/retrieval.md
 	$(VENV)/bin/python -m benchmarks.generation_bench --output docs/benchmarks/generation.md
+	$(VENV)/bin/python -m benchmarks.load_bench --output docs/benchmarks/load.md
 	$(VENV)/bin/python -m benchmarks.assemble_docs
 
 clean:

@@ -189,6 +189,7 @@ def serve_command(host: str | None, port: int | None) -> None:
         port=port or settings.api_port,
         access_log=False,
         log_level="info",
+        timeout_graceful_shutdown=10,  # an in-flight upload must not hold a stop forever
     )
 
 
