@@ -9,6 +9,7 @@ BROWSER_STAMP := $(VENV)/.browser-done
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: setup setup-browser run test lint unit bench clean
 
