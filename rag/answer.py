@@ -137,27 +137,6 @@ class AnswerEngine:
             )
         )
 
-    async def answer(
-        self,
-        question: str,
-        hits: Sequence[Hit],
-        *,
-        max_tokens: int,
-        temperature: float,
-        retrieval_ms: float = 0.0,
-    ) -> Answer:
-        events = self.stream(
-            question,
-            hits,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            retrieval_ms=retrieval_ms,
-        )
-        async for event in events:
-            if isinstance(event, DoneEvent):
-                return event.answer
-        raise RuntimeError("answer stream ended without a result")
-
 
 def best_highlights(claims: Sequence[Claim]) -> dict[int, Highlight]:
     """For each cited passage, the span that supports its best-backed claim."""
