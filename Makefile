@@ -11,7 +11,13 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: setup setup-browser run test lint unit bench clean
+.PHONY: data setup setup-browser run test lint unit bench clean
+
+# The documents tests and benchmarks read, by checksum: ../shared/data when it is there, else
+# downloaded into ~/.cache/privategptpp/data. Standard library only, so it runs (and fails
+# fast with one message) before the setup. `make run` needs none of it.
+data:
+	$(PYTHON) -m benchmarks.data
 
 setup: $(STAMP)
 
@@ -45,13 +51,13 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: setup setup-browser lint
+test: data setup setup-browser lint
 	$(VENV)/bin/pytest -q
 
-unit: setup
+unit: data setup
 	$(VENV)/bin/pytest -q -m "not vllm and not browser"
 
-bench: setup
+bench: data setup
 	$(VENV)/bin/python -m benchmarks.ingest_bench --output docs/benchmarks/ingest.md
 	$(VENV)/bin/python -m benchmarks.covidqa_bench --output docs/benchmarks/retrieval.md
 	$(VENV)/bin/python -m benchmarks.generation_bench --output docs/benchmarks/generation.md

@@ -24,13 +24,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
 
+from benchmarks.common import COVIDQA
 from core.settings import load_settings
 from ingest.chunking import TEXT_SEPARATORS, TokenChunker
 from ingest.models import Chunk, ParsedDocument
 from ingest.text import parse_text
 from rag.embedding import Embedder, make_embedder
 
-COVIDQA = Path(__file__).resolve().parents[1].parent / "shared/data/covidqa/200423_covidQA.json"
 # Line breaks before sentence ends: what the splitter does without a sentence separator.
 LINE_FIRST_SEPARATORS = [r"\n{2,}", r"\n", r" ", ""]
 

@@ -14,10 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmarks import data
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
-PDFS = SHARED_DATA / "pdfs"
-COVIDQA = SHARED_DATA / "covidqa" / "200423_covidQA.json"
+# Documents come from the checksummed cache that `make data` fills (benchmarks/data.py).
+PDFS = data.root() / "pdfs"
+COVIDQA = data.root() / "covidqa" / "200423_covidQA.json"
 
 _SPACE = re.compile(r"\s+")
 

@@ -22,13 +22,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from benchmarks.common import PDFS
 from core.settings import load_settings
 from ingest.chunking import TokenChunker
 from ingest.loader import get_parser_pool, load_document
 from ingest.pdf import parse_pdf
 from rag.embedding import make_embedder
 
-PDFS = Path(__file__).resolve().parents[1].parent / "shared/data/pdfs"
 DOCUMENTS = ["attention-is-all-you-need.pdf", "federal-register-2020-17221.pdf", "crazyones.pdf"]
 
 

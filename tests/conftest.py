@@ -1,4 +1,4 @@
-"""Shared fixtures: real documents from ../shared/data and the real models."""
+"""Shared fixtures: the real documents (checksummed, via `make data`) and the real models."""
 
 from __future__ import annotations
 
@@ -17,15 +17,17 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 pytest_plugins = ["tests.plugins.vllm_server"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
-PDFS = SHARED_DATA / "pdfs"
-COVIDQA = SHARED_DATA / "covidqa" / "200423_covidQA.json"
 
 
 @pytest.fixture(scope="session")
 def pdf_dir() -> Path:
-    assert PDFS.is_dir(), f"shared test data missing at {PDFS}"
-    return PDFS
+    """The verified PDFs (see benchmarks/data.py); a clear 'run make data' error otherwise."""
+    from benchmarks import data
+
+    for entry in data.load_manifest():
+        if entry.name.startswith("pdfs/"):
+            data.path(entry.name)
+    return data.root() / "pdfs"
 
 
 @pytest.fixture(scope="session")
