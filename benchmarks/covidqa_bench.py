@@ -38,13 +38,13 @@ from benchmarks.common import (
     progress,
     write_report,
 )
-from benchmarks.ours import make_chunker, make_store
 from core.settings import Settings, load_settings
 from ingest.loader import load_document
 from rag.embedding import Embedder, configure_threads, make_embedder
-from rag.pipeline import Ingestor
+from rag.pipeline import Ingestor, make_chunker
 from rag.retrieval import Retriever
 from rag.sessions import Session
+from serving.wiring import make_store
 
 QUICK_ARTICLES = 1
 BOOTSTRAP_SAMPLES = 2000

@@ -38,13 +38,13 @@ from benchmarks.common import (
     progress,
     write_report,
 )
-from benchmarks.ours import make_store
 from core.settings import Settings, load_settings
 from ingest.loader import get_parser_pool
 from rag.embedding import Embedder, configure_threads, make_embedder, resolve_model_path
 from rag.pipeline import Ingestor
 from rag.retrieval import Retriever
 from rag.sessions import Session, SessionStore, release_freed_memory
+from serving.wiring import make_store
 
 DEFAULT_PDFS = ("attention-is-all-you-need.pdf", "federal-register-2020-17221.pdf")
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] around every input

@@ -28,6 +28,7 @@ from ingest.chunking import TokenChunker
 from ingest.loader import get_parser_pool, load_document
 from ingest.pdf import parse_pdf
 from rag.embedding import make_embedder
+from rag.pipeline import make_chunker
 
 DOCUMENTS = ["attention-is-all-you-need.pdf", "federal-register-2020-17221.pdf", "crazyones.pdf"]
 
@@ -58,12 +59,7 @@ def main() -> None:
 
     settings = load_settings()
     embedder = make_embedder(settings)
-    chunker = TokenChunker.for_model(
-        embedder.count_tokens,
-        embedder.max_tokens,
-        settings.chunk_size_tokens,
-        settings.chunk_overlap_tokens,
-    )
+    chunker = make_chunker(settings, embedder)
     get_parser_pool().warm_up()
     print(
         f"chunk size {chunker.chunk_size} tokens, overlap {chunker.chunk_overlap}; "

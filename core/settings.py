@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.errors import ConfigError
@@ -141,9 +142,18 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:
         if self.chunk_overlap_tokens >= self.chunk_size_tokens:
-            raise ValueError("chunk_overlap_tokens must be smaller than chunk_size_tokens")
+            raise ValueError(
+                f"PGPT_CHUNK_OVERLAP_TOKENS ({self.chunk_overlap_tokens}) must be smaller than "
+                f"PGPT_CHUNK_SIZE_TOKENS ({self.chunk_size_tokens}): consecutive chunks share "
+                "the overlap, so it has to fit in one chunk. Lower the overlap (a quarter to a "
+                "third of the chunk size is usual) or raise the chunk size."
+            )
         if self.max_chunks_per_session > self.max_total_chunks:
-            raise ValueError("max_chunks_per_session cannot exceed max_total_chunks")
+            raise ValueError(
+                f"PGPT_MAX_CHUNKS_PER_SESSION ({self.max_chunks_per_session:,}) cannot exceed "
+                f"PGPT_MAX_TOTAL_CHUNKS ({self.max_total_chunks:,}): one session cannot hold "
+                "more than all of them together."
+            )
         return self
 
     @property
@@ -156,11 +166,15 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"PGPT_{'_'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: {err['msg']}"
-            for err in exc.errors()
-        )
+        problems = "; ".join(describe(err) for err in exc.errors())
         raise ConfigError(f"Invalid configuration: {problems}") from None
+
+
+def describe(error: ErrorDetails) -> str:
+    """One validation error as the variable to fix and what is wrong with it."""
+    if not error["loc"]:  # a rule across settings: its message names the variables
+        return str(error["ctx"]["error"]) if "error" in error.get("ctx", {}) else error["msg"]
+    return f"PGPT_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
 
 
 @lru_cache(maxsize=1)

@@ -67,9 +67,14 @@ class TokenChunker:
         chunk_size: int,
         chunk_overlap: int,
     ) -> TokenChunker:
-        """A chunker whose chunks the model embeds whole: sizes clamped to ``max_tokens``."""
+        """A chunker whose chunks the model embeds whole: the size clamped to ``max_tokens``.
+
+        A clamped chunk keeps the overlap's share of the configured one, so an overlap that
+        was valid for the configured size stays smaller than the chunk.
+        """
         size = min(chunk_size, max_tokens)
-        return cls(count_tokens, size, min(chunk_overlap, size // 2))
+        overlap = chunk_overlap if size == chunk_size else chunk_overlap * size // chunk_size
+        return cls(count_tokens, size, overlap)
 
     def split(self, doc: ParsedDocument, document_id: str) -> list[Chunk]:
         text, page_starts = join_pages(doc)

@@ -1,12 +1,18 @@
-"""[n] markers in an answer -> the passages they point to."""
+"""[n] markers in an answer -> the passages they point to.
+
+Import-light on purpose (no numpy, torch or FastAPI): the web UI reads markers with these
+same rules, so a badge shows exactly the passages the server cites.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from rag.retrieval import Hit
+if TYPE_CHECKING:
+    from rag.retrieval import Hit
 
 # [1], [2, 3], [4-5] (ranges are expanded)
 MAX_RANGE = 20  # a longer "range" is taken as its two end points
@@ -19,17 +25,23 @@ class Citation:
     hit: Hit
 
 
+def marker_numbers(marker: re.Match[str]) -> list[int]:
+    """The passage numbers of one CITATION_PATTERN match: "[1, 3-5]" -> [1, 3, 4, 5]."""
+    numbers: list[int] = []
+    for part in re.split(r"\s*,\s*", marker.group(1)):
+        bounds = [int(x) for x in re.split(r"\s*[\-–]\s*", part)]
+        is_range = len(bounds) == 2 and 0 <= bounds[1] - bounds[0] <= MAX_RANGE
+        numbers.extend(range(bounds[0], bounds[1] + 1) if is_range else bounds)
+    return numbers
+
+
 def cited_numbers(text: str) -> list[int]:
     """Every passage number cited in ``text``, in order of first appearance."""
     numbers: list[int] = []
-    for match in CITATION_PATTERN.finditer(text):
-        for part in re.split(r"\s*,\s*", match.group(1)):
-            bounds = [int(x) for x in re.split(r"\s*[\-–]\s*", part)]
-            is_range = len(bounds) == 2 and 0 <= bounds[1] - bounds[0] <= MAX_RANGE
-            span = range(bounds[0], bounds[1] + 1) if is_range else bounds
-            for n in span:
-                if n not in numbers:
-                    numbers.append(n)
+    for marker in CITATION_PATTERN.finditer(text):
+        for n in marker_numbers(marker):
+            if n not in numbers:
+                numbers.append(n)
     return numbers
 
 

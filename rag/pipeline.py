@@ -24,15 +24,21 @@ class IngestTimings:
     embed_s: float
 
 
+def make_chunker(settings: Settings, embedder: Embedder) -> TokenChunker:
+    """The chunker of the settings, clamped to what the embedder takes whole."""
+    return TokenChunker.for_model(
+        embedder.count_tokens,
+        embedder.max_tokens,
+        settings.chunk_size_tokens,
+        settings.chunk_overlap_tokens,
+    )
+
+
 class Ingestor:
     def __init__(self, settings: Settings, embedder: Embedder) -> None:
         self._settings = settings
         self._embedder = embedder
-        self._chunker = TokenChunker(
-            embedder.count_tokens,
-            chunk_size=min(settings.chunk_size_tokens, embedder.max_tokens),
-            chunk_overlap=settings.chunk_overlap_tokens,
-        )
+        self._chunker = make_chunker(settings, embedder)
 
     def ingest(
         self, session: Session, data: bytes, filename: str, *, password: str | None = None

@@ -9,7 +9,6 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -18,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from core import api_models as models
 from core.errors import (
     CapacityError,
     ConfigError,
@@ -33,17 +33,14 @@ from core.errors import (
 )
 from core.settings import Settings, get_settings
 from ingest.loader import get_parser_pool, shutdown_parser_pool
-from rag.answer import AnswerEngine, DoneEvent, TokenEvent
-from rag.embedding import Embedder, make_embedder
+from rag.answer import DoneEvent, TokenEvent
+from rag.embedding import Embedder
 from rag.generation import Generator, GeneratorStatus
-from rag.index import make_index
-from rag.pipeline import Ingestor
-from rag.retrieval import Hit, make_retriever
+from rag.retrieval import Hit
 from rag.sessions import Session, SessionStore
-from rag.verification import CitationVerifier
-from serving import schemas
+from serving import responses
 from serving.uploads import read_upload_form
-from serving.vllm_client import make_generator
+from serving.wiring import Services, build_services
 
 log = logging.getLogger(__name__)
 
@@ -74,44 +71,6 @@ def error_response(code: int, error_code: str, message: str, **extra: Any) -> JS
     body = {"error": {"code": error_code, "message": message}, **extra}
     headers = {"WWW-Authenticate": "Bearer"} if code == status.HTTP_401_UNAUTHORIZED else None
     return JSONResponse(body, status_code=code, headers=headers)
-
-
-@dataclass
-class Services:
-    """Everything a request needs, built once at start-up."""
-
-    settings: Settings
-    embedder: Embedder
-    store: SessionStore
-    ingestor: Ingestor
-    engine: AnswerEngine
-
-    @property
-    def generator(self) -> Generator:
-        return self.engine.generator
-
-
-def build_services(
-    settings: Settings, *, embedder: Embedder | None = None, generator: Generator | None = None
-) -> Services:
-    embedder = embedder or make_embedder(settings)
-    store = SessionStore(
-        index_factory=lambda: make_index(embedder.dimension, settings.index_device),
-        ttl_s=settings.session_ttl_s,
-        max_sessions=settings.max_sessions,
-        max_chunks_per_session=settings.max_chunks_per_session,
-        max_total_chunks=settings.max_total_chunks,
-    )
-    verifier = CitationVerifier(embedder) if settings.verify_citations else None
-    return Services(
-        settings=settings,
-        embedder=embedder,
-        store=store,
-        ingestor=Ingestor(settings, embedder),
-        engine=AnswerEngine(
-            make_retriever(settings, embedder), generator or make_generator(settings), verifier
-        ),
-    )
 
 
 # --- dependencies --------------------------------------------------------------
@@ -149,9 +108,9 @@ SessionDep = Annotated[Session, Depends(get_session)]
 # --- routes ---------------------------------------------------------------------
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": schemas.ErrorBody},
-    404: {"model": schemas.ErrorBody},
-    422: {"model": schemas.ErrorBody},
+    401: {"model": models.ErrorBody},
+    404: {"model": models.ErrorBody},
+    422: {"model": models.ErrorBody},
 }
 
 v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_api_key)], responses=ERROR_RESPONSES)
@@ -162,11 +121,11 @@ def iso(timestamp: float) -> datetime:
 
 
 @v1.post("/sessions", status_code=status.HTTP_201_CREATED)
-def create_session(services: ServicesDep, response: Response) -> schemas.SessionCreated:
+def create_session(services: ServicesDep, response: Response) -> models.SessionCreated:
     session = services.store.create()
     # Lets a load balancer pin the session to this replica (sessions live in its memory).
     response.headers["Location"] = f"/v1/sessions/{session.id}"
-    return schemas.SessionCreated(session_id=session.id, expires_at=iso(session.expires_at))
+    return models.SessionCreated(session_id=session.id, expires_at=iso(session.expires_at))
 
 
 @v1.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -196,9 +155,9 @@ UPLOAD_SCHEMA = {
 
 @v1.post(
     "/sessions/{session_id}/documents",
-    response_model=schemas.UploadResult,
+    response_model=models.UploadResult,
     openapi_extra=UPLOAD_SCHEMA,
-    responses={413: {"model": schemas.ErrorBody}, 415: {"model": schemas.ErrorBody}},
+    responses={413: {"model": models.ErrorBody}, 415: {"model": models.ErrorBody}},
 )
 async def upload_documents(
     request: Request, session: SessionDep, services: ServicesDep
@@ -216,7 +175,7 @@ async def upload_documents(
     if not form.files:
         raise InvalidRequestError("No file received: send one or more parts named 'files'.")
     password = form.fields.get("password") or None
-    result = schemas.UploadResult(documents=[], errors=[])
+    result = models.UploadResult(documents=[], errors=[])
     first_failure: PGPTError | None = None
     for upload in form.files:
         try:
@@ -227,10 +186,10 @@ async def upload_documents(
             first_failure = first_failure or exc
             filename = exc.filename or upload.filename
             result.errors.append(
-                schemas.FileError(filename=filename, code=exc.code, message=exc.message)
+                models.FileError(filename=filename, code=exc.code, message=exc.message)
             )
             continue
-        result.documents.append(schemas.DocumentOut.of(info))
+        result.documents.append(responses.document_out(info))
     if first_failure is not None and not result.documents:
         # Nothing was added: the request failed, with the first file's reason as status.
         return error_response(
@@ -243,9 +202,9 @@ async def upload_documents(
 
 
 @v1.get("/sessions/{session_id}/documents")
-def list_documents(session: SessionDep) -> schemas.DocumentList:
-    return schemas.DocumentList(
-        documents=[schemas.DocumentOut.of(d) for d in session.documents.values()]
+def list_documents(session: SessionDep) -> models.DocumentList:
+    return models.DocumentList(
+        documents=[responses.document_out(d) for d in session.documents.values()]
     )
 
 
@@ -257,22 +216,22 @@ def delete_document(document_id: str, session: SessionDep) -> Response:
 
 @v1.post("/sessions/{session_id}/search")
 async def search(
-    body: schemas.SearchRequest, session: SessionDep, services: ServicesDep
-) -> schemas.SearchResult:
+    body: models.SearchRequest, session: SessionDep, services: ServicesDep
+) -> models.SearchResult:
     hits, _ = await services.engine.retrieve(
         session, body.query, top_k=body.top_k, score_threshold=services.settings.score_threshold
     )
-    return schemas.SearchResult(results=[schemas.Passage.of(h) for h in hits])
+    return models.SearchResult(results=[responses.passage(h) for h in hits])
 
 
 @v1.post(
     "/sessions/{session_id}/query",
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "JSON, or SSE when stream"},
-        503: {"model": schemas.UnavailableBody},
+        503: {"model": models.UnavailableBody},
     },
 )
-async def query(body: schemas.QueryRequest, session: SessionDep, services: ServicesDep) -> Response:
+async def query(body: models.QueryRequest, session: SessionDep, services: ServicesDep) -> Response:
     settings = services.settings
     hits, retrieval_ms = await services.engine.retrieve(
         session, body.question, top_k=body.top_k, score_threshold=settings.score_threshold
@@ -294,7 +253,7 @@ async def query(body: schemas.QueryRequest, session: SessionDep, services: Servi
         async for event in events:
             done = event
         assert isinstance(done, DoneEvent)
-        return JSONResponse(schemas.QueryResult.of(done.answer).model_dump(mode="json"))
+        return JSONResponse(responses.query_result(done.answer).model_dump(mode="json"))
     return StreamingResponse(
         sse_events(first, events),
         media_type="text/event-stream",
@@ -303,7 +262,7 @@ async def query(body: schemas.QueryRequest, session: SessionDep, services: Servi
 
 
 def unavailable_response(exc: GeneratorUnavailableError, hits: list[Hit]) -> JSONResponse:
-    sources = [schemas.NumberedPassage.numbered(n, h).model_dump() for n, h in enumerate(hits, 1)]
+    sources = [responses.numbered_passage(n, h).model_dump() for n, h in enumerate(hits, 1)]
     return error_response(
         status.HTTP_503_SERVICE_UNAVAILABLE, exc.code, exc.message, sources=sources
     )
@@ -326,9 +285,9 @@ async def sse_events(
     try:
         async for event in all_events():
             if isinstance(event, TokenEvent):
-                yield sse("token", {"text": event.text})
+                yield sse("token", models.TokenChunk(text=event.text).model_dump())
             else:
-                yield sse("done", schemas.QueryResult.of(event.answer).model_dump(mode="json"))
+                yield sse("done", responses.query_result(event.answer).model_dump(mode="json"))
     except PGPTError as exc:
         yield sse("error", {"error": {"code": exc.code, "message": exc.message}})
 
@@ -378,19 +337,19 @@ def create_app(
     app.include_router(v1)
 
     @app.get("/healthz")
-    async def healthz(services: ServicesDep) -> dict[str, Any]:
-        generator_state: dict[str, Any] = {"status": await services.generator.status()}
-        if generator_state["status"] == GeneratorStatus.READY:
+    async def healthz(services: ServicesDep) -> models.Health:
+        generator = models.GeneratorHealth(status=await services.generator.status())
+        if generator.status == GeneratorStatus.READY:
             with contextlib.suppress(GeneratorUnavailableError):
                 info = await services.generator.info()
-                generator_state.update(model=info.model, context_length=info.context_length)
+                generator.model, generator.context_length = info.model, info.context_length
         e = services.embedder
-        return {
-            "status": "ok",
-            "generator": generator_state,
-            "embedder": {"model": e.name, "device": e.device, "dtype": e.dtype},
-            "sessions": len(services.store),
-        }
+        return models.Health(
+            status="ok",
+            generator=generator,
+            embedder=models.EmbedderHealth(model=e.name, device=e.device, dtype=e.dtype),
+            sessions=len(services.store),
+        )
 
     install_error_handlers(app)
     return app

@@ -14,7 +14,7 @@ from core.errors import DocumentError, GeneratorUnavailableError, PGPTError
 if TYPE_CHECKING:
     from rag.retrieval import Hit
     from rag.sessions import Session
-    from serving.api import Services
+    from serving.wiring import Services
 
 
 @click.group()
@@ -78,7 +78,7 @@ def vllm_command(host: str | None, port: int | None, prepare_only: bool) -> None
 def _ingest_files(files: tuple[Path, ...], password: str | None) -> tuple[Services, Session]:
     """Load the models and ingest the files into a fresh in-memory session."""
     from core.settings import load_settings
-    from serving.api import build_services
+    from serving.wiring import build_services
 
     services = build_services(load_settings())
     session = services.store.create()

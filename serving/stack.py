@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import click
 import httpx
@@ -16,8 +15,8 @@ import httpx
 from core.errors import GeneratorUnavailableError
 from core.settings import Settings
 from serving.launcher import EmbeddedVLLM, die_with_parent, stop_process_tree
+from ui import PAGE_PATH
 
-APP_PATH = Path(__file__).resolve().parents[1] / "app.py"
 STOP_TIMEOUT_S = 20.0
 
 
@@ -77,7 +76,7 @@ def run_stack(settings: Settings) -> None:
             Child(
                 "web UI",
                 [
-                    sys.executable, "-m", "streamlit", "run", str(APP_PATH),
+                    sys.executable, "-m", "streamlit", "run", str(PAGE_PATH),
                     "--server.address", settings.api_host,
                     "--server.port", str(settings.ui_port),
                     "--server.headless", "true",

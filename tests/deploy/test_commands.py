@@ -134,7 +134,7 @@ def test_ui_command_passes_its_healthcheck(
     port = free_port()
     health_url = ui["healthcheck"]["test"][3].replace(":8501/", f":{port}/")
     env = container_env(tmp_path, PGPT_BIND="127.0.0.1", PGPT_API_URL="http://127.0.0.1:9")
-    # The image's WORKDIR /app holds app.py and the modules beside it.
+    # The image's WORKDIR /app holds app.py; the ui package is installed.
     process = start(localized(ui["command"], port), env, PROJECT_ROOT, started)
     wait_healthy(process, health_url)
 

@@ -269,8 +269,13 @@ def test_invalid_sizes(size: int, overlap: int) -> None:
 
 
 def test_for_model_clamps_to_the_model_limit() -> None:
-    splitter = TokenChunker.for_model(len, max_tokens=128, chunk_size=254, chunk_overlap=100)
-    assert (splitter.chunk_size, splitter.chunk_overlap) == (128, 64)
+    splitter = TokenChunker.for_model(len, max_tokens=128, chunk_size=256, chunk_overlap=100)
+    assert (splitter.chunk_size, splitter.chunk_overlap) == (128, 50)
+
+
+def test_for_model_keeps_an_unclamped_overlap() -> None:
+    splitter = TokenChunker.for_model(len, max_tokens=254, chunk_size=100, chunk_overlap=60)
+    assert (splitter.chunk_size, splitter.chunk_overlap) == (100, 60)
 
 
 def test_empty_pages_give_no_chunks() -> None:

@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 
 import serving.api
 from core.settings import Settings, load_settings
-from ingest.chunking import TokenChunker
 from ingest.text import parse_text
+from rag.pipeline import make_chunker
 from serving.api import create_app
 from tests.serving.fakes import ScriptedGenerator
 
@@ -43,12 +43,7 @@ def words(n: int, offset: int = 0) -> bytes:
 
 def chunk_count(data: bytes, settings: Settings, embedder: Any) -> int:
     """How many passages the ingestion pipeline makes of this text."""
-    chunker = TokenChunker.for_model(
-        embedder.count_tokens,
-        embedder.max_tokens,
-        settings.chunk_size_tokens,
-        settings.chunk_overlap_tokens,
-    )
+    chunker = make_chunker(settings, embedder)
     document = parse_text(data, "probe.txt", markdown=False, max_pages=settings.max_pages)
     return len(chunker.split(document, "probe"))
 

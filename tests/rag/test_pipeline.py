@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,35 +17,38 @@ from core.errors import (
     PasswordRequiredError,
     WrongPasswordError,
 )
-from core.settings import Settings
-from rag.index import make_index
-from rag.pipeline import Ingestor
-from rag.retrieval import Retriever
+from core.settings import Settings, load_settings
+from rag.pipeline import Ingestor, make_chunker
+from rag.retrieval import Retriever, make_retriever
 from rag.sessions import Session, SessionStore
+from serving.wiring import Services, build_services
+from tests.serving.fakes import ScriptedGenerator
 
 GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
 TIME_QUESTION = "How long did training the big model take?"
 
 
 @pytest.fixture(scope="module")
-def ingestor(settings: Settings, embedder: Any) -> Ingestor:
-    return Ingestor(settings, embedder)
+def services(settings: Settings, embedder: Any) -> Services:
+    """The objects the API wires, with the real embedder; dense retrieval, CPU index."""
+    wired = settings.model_copy(update={"hybrid": False, "index_device": "cpu"})
+    return build_services(wired, embedder=embedder, generator=ScriptedGenerator())
 
 
 @pytest.fixture(scope="module")
-def retriever(embedder: Any) -> Retriever:
-    return Retriever(embedder, dedup_threshold=0.95)
+def ingestor(services: Services) -> Ingestor:
+    return services.ingestor
+
+
+@pytest.fixture(scope="module")
+def retriever(services: Services) -> Retriever:
+    return services.engine.retriever
 
 
 @pytest.fixture()
-def store(embedder: Any) -> SessionStore:
-    return SessionStore(
-        index_factory=lambda: make_index(embedder.dimension, "cpu"),
-        ttl_s=600,
-        max_sessions=10,
-        max_chunks_per_session=10_000,
-        max_total_chunks=20_000,
-    )
+def store(services: Services) -> Iterator[SessionStore]:
+    yield services.store
+    services.store.close_all()
 
 
 @pytest.fixture()
@@ -67,7 +71,7 @@ def test_attention_paper_answers_are_on_the_right_pages(
 
 
 def test_hybrid_retrieval_finds_the_same_pages(embedder: Any, attention_session: Session) -> None:
-    hybrid = Retriever(embedder, dedup_threshold=0.95, hybrid=True)
+    hybrid = make_retriever(load_settings(hybrid=True), embedder)
     assert {7, 8} & set(top_pages(hybrid, attention_session, GPU_QUESTION))
     assert 7 in top_pages(hybrid, attention_session, TIME_QUESTION)
 
@@ -151,6 +155,14 @@ def test_deleting_a_document_removes_all_its_vectors(
     hits = retriever.search(attention_session, GPU_QUESTION, top_k=50)
     assert hits and {h.chunk.document_id for h in hits} == {crazy.document_id}
     assert len(attention_session.index) == crazy.chunks
+
+
+def test_a_clamped_chunk_size_keeps_its_overlap_smaller(embedder: Any) -> None:
+    # 512 is above what the model embeds whole, so the chunk is clamped; the overlap follows.
+    settings = load_settings(chunk_size_tokens=512, chunk_overlap_tokens=300)
+    chunker = make_chunker(settings, embedder)
+    assert chunker.chunk_size == embedder.max_tokens
+    assert chunker.chunk_overlap == 300 * embedder.max_tokens // 512
 
 
 def test_deleting_a_session_frees_it(store: SessionStore, attention_session: Session) -> None:

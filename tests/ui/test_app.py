@@ -19,7 +19,8 @@ from serving.api import create_app
 from tests.conftest import PROJECT_ROOT
 from tests.serving.fakes import ScriptedGenerator
 from tests.ui.conftest import ApiServer, free_port, ui_settings
-from ui_client import UiState
+from ui import PAGE_PATH
+from ui.state import UiState
 
 APP = str(PROJECT_ROOT / "app.py")
 GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
@@ -67,7 +68,7 @@ def ask(at: AppTest, question: str) -> None:
 
 
 def listed(at: AppTest) -> list[str]:
-    return [d["filename"] for d in state(at).documents]
+    return [d.filename for d in state(at).documents]
 
 
 def server_documents(api_server: ApiServer, session_id: str) -> list[str]:
@@ -91,6 +92,17 @@ def test_first_visit_explains_what_to_do(app: AppTest) -> None:
     assert "scripted" in sidebar and "ready" in sidebar
     assert "never written to disk" in texts(app.sidebar.caption)
     assert state(app).session is None  # created on first use, not on page load
+
+
+def test_the_page_also_runs_from_the_ui_package(
+    api_server: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What `pgpt up` runs, wherever the package is installed.
+    monkeypatch.setenv("PGPT_API_URL", api_server.url)
+    at = AppTest.from_file(str(PAGE_PATH), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert "Add documents to begin" in texts(at.info)
 
 
 def test_each_file_gets_its_result_and_a_bad_one_its_own_error(
@@ -147,7 +159,7 @@ def test_answer_streams_with_cited_source_cards(
 
     turn = state(app).turns[0]
     assert turn.finished and turn.result is not None
-    assert len(turn.result["sources"]) == 3
+    assert len(turn.result.sources) == 3
 
     # The history survives reruns, and the next question adds to it.
     app.run()
@@ -185,9 +197,9 @@ def test_remove_a_document(
     app: AppTest, api_server: ApiServer, crazyones: tuple[str, bytes, str]
 ) -> None:
     upload(app, crazyones, NOTES)
-    notes = next(d for d in state(app).documents if d["filename"] == "notes.md")
+    notes = next(d for d in state(app).documents if d.filename == "notes.md")
 
-    app.button(key=f"remove-{notes['document_id']}").click()
+    app.button(key=f"remove-{notes.document_id}").click()
     app.run()
 
     assert listed(app) == ["crazyones.pdf"]

@@ -1,32 +1,26 @@
-"""The UI's pure helpers: the SSE reader, safe answer HTML, source-card highlighting."""
+"""The page's HTML and text helpers: safe answer HTML, citation badges, source cards."""
 
 from __future__ import annotations
 
-import json
+import re
+from typing import Any
 
-import httpx
-
-from ui_client import (
+from core.api_models import Highlight, NumberedPassage
+from ui.render import (
     MARK_STYLE,
-    ApiClient,
-    Done,
-    Failed,
-    Passage,
-    Token,
     answer_html,
     escape_markdown,
     highlight_terms,
     marked_html,
-    parse_sse,
     passage_highlights,
     reflow,
     source_card_html,
 )
 
 
-def passage(text: str, **extra: object) -> Passage:
-    base: Passage = {
-        "n": 1,
+def passage(text: str, n: int = 1, **extra: Any) -> NumberedPassage:
+    fields: dict[str, Any] = {
+        "n": n,
         "document_id": "d1",
         "filename": "attention.pdf",
         "page": 7,
@@ -37,31 +31,12 @@ def passage(text: str, **extra: object) -> Passage:
         "text": text,
         "score": 0.71,
     }
-    base.update(extra)  # type: ignore[typeddict-item]
-    return base
+    return NumberedPassage(**(fields | extra))
 
 
-def test_parse_sse_reads_events_comments_and_multiline_data() -> None:
-    lines = [
-        ": keep-alive",
-        "event: token",
-        'data: {"text": "Hel"}',
-        "",
-        "event: token",
-        'data: {"text": "lo"}',
-        "",
-        "data: line one",
-        "data: line two",
-        "",
-        "event: done",
-        'data: {"answer": "Hello"}',
-    ]
-    assert list(parse_sse(lines)) == [
-        ("token", '{"text": "Hel"}'),
-        ("token", '{"text": "lo"}'),
-        ("message", "line one\nline two"),
-        ("done", '{"answer": "Hello"}'),
-    ]
+def badges(rendered: str) -> list[str]:
+    """The numbers of the badges, in order (links and unknown-number spans alike)."""
+    return re.findall(r">(\d+)</(?:a|span)>", rendered)
 
 
 def test_model_output_is_never_rendered_as_markup() -> None:
@@ -81,6 +56,13 @@ def test_citation_markers_become_linked_badges_naming_their_source() -> None:
     assert "[1]" not in rendered
 
 
+def test_a_range_marker_gets_a_badge_for_every_passage_it_spans() -> None:
+    sources = [passage(f"Passage {n}.", n=n) for n in (1, 2, 3)]
+    rendered = answer_html("All three agree [1-3].", sources, 0)
+    assert badges(rendered) == ["1", "2", "3"]
+    assert all(f'href="#pgpt-source-0-{n}"' in rendered for n in (1, 2, 3))
+
+
 def test_question_words_are_highlighted_without_stopwords() -> None:
     text = "We trained the big models on 8 P100 GPUs for 3.5 days."
     spans = passage_highlights(passage(text), "How many P100 GPUs were used?", "")
@@ -90,9 +72,9 @@ def test_question_words_are_highlighted_without_stopwords() -> None:
 
 def test_the_exact_support_span_wins_over_word_matches() -> None:
     text = "Intro sentence. We trained on 8 P100 GPUs. Outro."
-    start = text.index("We")
-    exact = passage(text, highlight={"start": start, "end": text.index(" Outro"), "page": 7})
-    spans = passage_highlights(exact, "P100 GPUs intro outro", "")
+    start, end = text.index("We"), text.index(" Outro")
+    exact = Highlight(start=start, end=end, page=7, page_start=start, page_end=end)
+    spans = passage_highlights(passage(text, highlight=exact), "P100 GPUs intro outro", "")
     assert [text[a:b] for a, b in spans] == ["We trained on 8 P100 GPUs."]
 
 
@@ -121,44 +103,3 @@ def test_reflow_joins_broken_sentences_but_keeps_headings_and_rows() -> None:
         "Each training batch has tokens.\n5.2 Hardware\nWe trained (3.5 days).\nByteNet 23.75"
     )
     assert len(reflow(text)) == len(text)
-
-
-def test_ask_sends_the_settings_and_key_and_reads_the_stream() -> None:
-    seen: list[httpx.Request] = []
-    done = {"answer": "Eight [1].", "citations": [], "sources": [], "invalid_citations": []}
-    body = (
-        'event: token\ndata: {"text": "Eight"}\n\n'
-        'event: token\ndata: {"text": " [1]."}\n\n'
-        f"event: done\ndata: {json.dumps(done)}\n\n"
-    )
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
-
-    client = ApiClient("http://api", "k3y", transport=httpx.MockTransport(handle))
-    events = list(client.ask("s1", "How many?", top_k=3, max_tokens=96, temperature=0.2))
-
-    assert events == [Token("Eight"), Token(" [1]."), Done(done)]  # type: ignore[arg-type]
-    [request] = seen
-    assert request.url.path == "/v1/sessions/s1/query"
-    assert request.headers["authorization"] == "Bearer k3y"
-    assert json.loads(request.content) == {
-        "question": "How many?",
-        "top_k": 3,
-        "stream": True,
-        "max_tokens": 96,
-        "temperature": 0.2,
-    }
-
-
-def test_ask_turns_a_503_into_the_passages_found() -> None:
-    found = passage("Eight GPUs.")
-    error = {"code": "generator_unavailable", "message": "The model is down."}
-
-    def handle(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(503, json={"error": error, "sources": [found]})
-
-    client = ApiClient("http://api", transport=httpx.MockTransport(handle))
-    [event] = client.ask("s1", "How many?", top_k=3, max_tokens=96, temperature=0.2)
-    assert event == Failed("generator_unavailable", "The model is down.", [found])

@@ -1,0 +1,76 @@
+"""rag objects (hits, answers, documents) -> the API models of core/api_models.py."""
+
+from __future__ import annotations
+
+from core.api_models import (
+    ClaimOut,
+    DocumentOut,
+    Highlight,
+    NumberedPassage,
+    Passage,
+    QueryResult,
+    TimingsOut,
+)
+from rag.answer import Answer
+from rag.retrieval import Hit
+from rag.sessions import DocumentInfo
+
+
+def document_out(info: DocumentInfo) -> DocumentOut:
+    return DocumentOut(
+        document_id=info.document_id, filename=info.filename, pages=info.pages, chunks=info.chunks
+    )
+
+
+def passage(hit: Hit) -> Passage:
+    c = hit.chunk
+    return Passage(
+        document_id=c.document_id,
+        filename=c.filename,
+        page=c.page,
+        page_end=c.page_end,
+        section=c.section,
+        char_start=c.char_start,
+        char_end=c.char_end,
+        text=c.text,
+        score=round(hit.score, 4),
+    )
+
+
+def highlight(hit: Hit, start: int, end: int) -> Highlight:
+    page, page_start = hit.chunk.locate(start)
+    end_page, last = hit.chunk.locate(max(start, end - 1))
+    return Highlight(
+        start=start,
+        end=end,
+        page=page,
+        page_start=page_start,
+        page_end=last + 1 if end_page == page else None,
+    )
+
+
+def numbered_passage(n: int, hit: Hit, span: tuple[int, int] | None = None) -> NumberedPassage:
+    exact = highlight(hit, *span) if span else None
+    return NumberedPassage(n=n, highlight=exact, **passage(hit).model_dump())
+
+
+def query_result(answer: Answer) -> QueryResult:
+    t = answer.timings
+    spans = {n: (h.start, h.end) for n, h in answer.highlights.items()}
+    return QueryResult(
+        answer=answer.text,
+        citations=[numbered_passage(c.n, c.hit, spans.get(c.n)) for c in answer.citations],
+        sources=[numbered_passage(n, h, spans.get(n)) for n, h in enumerate(answer.sources, 1)],
+        invalid_citations=answer.invalid_citations,
+        claims=[
+            ClaimOut(text=c.text, citations=c.citations, support=c.support, score=c.score)
+            for c in answer.claims
+        ],
+        grounded=answer.grounded,
+        timings=TimingsOut(
+            retrieval_ms=round(t.retrieval_ms, 1),
+            ttft_ms=None if t.ttft_ms is None else round(t.ttft_ms, 1),
+            total_ms=round(t.total_ms, 1),
+        ),
+        model=answer.model,
+    )

@@ -1,0 +1,59 @@
+"""Settings -> the objects that answer questions, wired once for the API, CLI, benchmarks, tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.settings import Settings
+from rag.answer import AnswerEngine
+from rag.embedding import Embedder, make_embedder
+from rag.generation import Generator
+from rag.index import make_index
+from rag.pipeline import Ingestor
+from rag.retrieval import make_retriever
+from rag.sessions import SessionStore
+from rag.verification import CitationVerifier
+from serving.vllm_client import make_generator
+
+
+@dataclass
+class Services:
+    """Everything a request needs, built once at start-up."""
+
+    settings: Settings
+    embedder: Embedder
+    store: SessionStore
+    ingestor: Ingestor
+    engine: AnswerEngine
+
+    @property
+    def generator(self) -> Generator:
+        return self.engine.generator
+
+
+def make_store(settings: Settings, embedder: Embedder) -> SessionStore:
+    """The session store with the limits and index backend the settings ask for."""
+    return SessionStore(
+        index_factory=lambda: make_index(embedder.dimension, settings.index_device),
+        ttl_s=settings.session_ttl_s,
+        max_sessions=settings.max_sessions,
+        max_chunks_per_session=settings.max_chunks_per_session,
+        max_total_chunks=settings.max_total_chunks,
+    )
+
+
+def build_services(
+    settings: Settings, *, embedder: Embedder | None = None, generator: Generator | None = None
+) -> Services:
+    """The real objects; pass ``embedder`` or ``generator`` to reuse or replace one."""
+    embedder = embedder or make_embedder(settings)
+    verifier = CitationVerifier(embedder) if settings.verify_citations else None
+    return Services(
+        settings=settings,
+        embedder=embedder,
+        store=make_store(settings, embedder),
+        ingestor=Ingestor(settings, embedder),
+        engine=AnswerEngine(
+            make_retriever(settings, embedder), generator or make_generator(settings), verifier
+        ),
+    )

@@ -1,0 +1,113 @@
+"""What the page remembers for one browser session, and the server session behind it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import streamlit as st
+
+from core.api_models import DocumentOut, Health, NumberedPassage, QueryResult, SessionCreated
+from core.settings import Settings
+from ui.client import ApiClient, ApiError, ApiUnreachableError, SessionExpiredError, UploadOutcome
+
+
+@dataclass
+class Turn:
+    """One question and what came back; ``finished`` stays False if the run was stopped."""
+
+    question: str
+    answer: str = ""
+    result: QueryResult | None = None
+    sources: list[NumberedPassage] = field(default_factory=list)  # when there is no result
+    error: str | None = None
+    error_code: str | None = None
+    finished: bool = False
+
+
+@dataclass
+class Notice:
+    kind: str  # "success" | "warning"
+    text: str
+
+
+@dataclass
+class UiState:
+    session: SessionCreated | None = None
+    ttl_s: float = 0.0
+    expires_at: datetime | None = None
+    documents: list[DocumentOut] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    upload_report: list[UploadOutcome] = field(default_factory=list)
+    uploader_generation: int = 0
+    handled_file_ids: set[str] = field(default_factory=set)
+    notice: Notice | None = None
+    health: Health | None = None
+    health_checked_at: float = 0.0
+
+    def clear(self, notice: Notice | None = None) -> None:
+        """Forget the session, documents and chat; the next uploader starts empty."""
+        generation = self.uploader_generation + 1
+        self.__dict__.update(UiState().__dict__)
+        self.uploader_generation = generation
+        self.notice = notice
+
+
+def ui_state() -> UiState:
+    """This browser session's state: server session, documents, chat."""
+    if "ui" not in st.session_state:
+        st.session_state.ui = UiState()
+    state: UiState = st.session_state.ui
+    return state
+
+
+def api_client(settings: Settings) -> ApiClient:
+    """This browser session's API client (one connection pool per browser session)."""
+    if "api" not in st.session_state:
+        key = settings.api_key.get_secret_value() if settings.api_key else None
+        st.session_state.api = ApiClient(settings.api_url, key)
+    client: ApiClient = st.session_state.api
+    return client
+
+
+def session_id(client: ApiClient, ui: UiState) -> str:
+    """The server session of this browser session, created on first use."""
+    if ui.session is None:
+        requested = datetime.now(UTC)
+        ui.session = client.create_session()
+        ui.ttl_s = max(1.0, (ui.session.expires_at - requested).total_seconds())
+    touch(ui)
+    return ui.session.session_id
+
+
+def touch(ui: UiState) -> None:
+    """The server extends a session's life on each request; mirror that for the notice."""
+    ui.expires_at = datetime.now(UTC) + timedelta(seconds=ui.ttl_s)
+
+
+def session_lost(ui: UiState) -> None:
+    """Forget a session the server no longer has; the next request starts a new one."""
+    if ui.documents:
+        minutes = round(ui.ttl_s / 60)
+        ui.notice = Notice(
+            "warning",
+            f"Your previous session ended (after {minutes} min without activity, or the server "
+            "restarted), and its documents were deleted from the server's memory. "
+            "Add them again to keep asking about them.",
+        )
+    ui.session = None
+    ui.expires_at = None
+    ui.documents = []
+
+
+def check_expiry(client: ApiClient, ui: UiState) -> None:
+    """Once the session should have expired, ask the server (the clocks may differ)."""
+    if ui.session is None or ui.expires_at is None or ui.expires_at > datetime.now(UTC):
+        return
+    try:
+        ui.documents = client.documents(ui.session.session_id)
+        touch(ui)
+    except SessionExpiredError:
+        session_lost(ui)
+    except (ApiError, ApiUnreachableError):
+        pass  # the health check on the page explains an unreachable API
