@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -17,13 +16,7 @@ from fastapi import FastAPI
 from core.settings import Settings, load_settings
 from serving.api import create_app
 from tests.serving.fakes import ScriptedGenerator
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+from tests.support import free_port
 
 
 class ApiServer:
