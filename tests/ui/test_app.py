@@ -19,7 +19,7 @@ from serving.api import create_app
 from tests.conftest import PROJECT_ROOT
 from tests.serving.fakes import ScriptedGenerator
 from tests.support import GPU_QUESTION, free_port
-from tests.ui.conftest import ApiServer, ui_settings
+from tests.ui.conftest import ApiServer, serving, ui_settings
 from ui import PAGE_PATH
 from ui.state import UiState
 
@@ -298,7 +298,7 @@ def test_the_api_key_is_sent(
     crazyones: tuple[str, bytes, str],
 ) -> None:
     app = create_app(ui_settings(api_key="s3cret"), embedder=embedder, generator=scripted_generator)
-    with ApiServer(app) as server:
+    with serving(app) as server:
         at = start_app(monkeypatch, server.url, api_key="s3cret")
         upload(at, crazyones)
         assert listed(at) == ["crazyones.pdf"]
