@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from core.errors import (
@@ -18,9 +19,10 @@ from core.errors import (
     WrongPasswordError,
 )
 from core.settings import Settings, load_settings
+from ingest.models import Chunk
 from rag.pipeline import Ingestor, make_chunker
 from rag.retrieval import Retriever, make_retriever
-from rag.sessions import Session, SessionStore
+from rag.sessions import DocumentInfo, Session, SessionStore
 from serving.wiring import Services, build_services
 from tests.serving.fakes import ScriptedGenerator
 from tests.support import GPU_ANSWER_PAGES, GPU_QUESTION
@@ -51,12 +53,35 @@ def store(services: Services) -> Iterator[SessionStore]:
     services.store.close_all()
 
 
+@pytest.fixture(scope="module")
+def attention_document(
+    services: Services, attention_pdf: bytes
+) -> tuple[DocumentInfo, list[Chunk], np.ndarray]:
+    """The paper ingested once through the real pipeline: its document, chunks and vectors."""
+    session = services.store.create()
+    info, _ = services.ingestor.ingest(session, attention_pdf, "attention-is-all-you-need.pdf")
+    ids = np.array(sorted(session.chunks), dtype=np.int64)
+    document = (info, [session.chunks[i] for i in ids], session.index.vectors(ids))
+    services.store.delete(session.id)
+    return document
+
+
 @pytest.fixture()
-def attention_session(store: SessionStore, ingestor: Ingestor, attention_pdf: bytes) -> Session:
+def attention_session(
+    store: SessionStore, attention_document: tuple[DocumentInfo, list[Chunk], np.ndarray]
+) -> Session:
+    """A fresh session holding the paper, added from the one ingestion (not parsed again)."""
     session = store.create()
-    info, _ = ingestor.ingest(session, attention_pdf, "attention-is-all-you-need.pdf")
-    assert info.pages == 15 and info.chunks > 15
+    session.add_document(*attention_document)
     return session
+
+
+def test_the_paper_is_ingested_whole(
+    attention_document: tuple[DocumentInfo, list[Chunk], np.ndarray],
+) -> None:
+    info, chunks, vectors = attention_document
+    assert (info.pages, info.chunks, len(vectors)) == (15, len(chunks), len(chunks))
+    assert {chunk.page for chunk in chunks} == set(range(1, 16))
 
 
 def top_pages(retriever: Retriever, session: Session, question: str) -> list[int]:
