@@ -54,8 +54,9 @@ lint: setup
 test: data setup setup-browser lint
 	$(VENV)/bin/pytest -q
 
+# The fast loop while editing: everything but vLLM, the browser and the slow tests.
 unit: data setup
-	$(VENV)/bin/pytest -q -m "not vllm and not browser"
+	$(VENV)/bin/pytest -q -m "not vllm and not browser and not slow"
 
 bench: data setup
 	$(VENV)/bin/python -m benchmarks.ingest_bench --output docs/benchmarks/ingest.md

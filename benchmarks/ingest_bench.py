@@ -38,12 +38,13 @@ from benchmarks.common import (
     progress,
     write_report,
 )
+from core.memory import release_freed_memory
 from core.settings import Settings, load_settings
 from ingest.loader import get_parser_pool
 from rag.embedding import Embedder, configure_threads, make_embedder, resolve_model_path
 from rag.pipeline import Ingestor
 from rag.retrieval import Retriever
-from rag.sessions import Session, SessionStore, release_freed_memory
+from rag.sessions import Session, SessionStore
 from serving.wiring import make_store
 
 DEFAULT_PDFS = ("attention-is-all-you-need.pdf", "federal-register-2020-17221.pdf")

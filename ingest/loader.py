@@ -12,7 +12,6 @@ work under ``if __name__ == "__main__":``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import multiprocessing
 import os
@@ -34,6 +33,7 @@ from core.errors import (
     FileTooLargeError,
     UnsupportedFileTypeError,
 )
+from core.memory import release_freed_memory
 from ingest.models import ParsedDocument
 from ingest.pdf import check_pdf_bytes, looks_like_pdf, parse_pdf
 from ingest.text import parse_text
@@ -163,12 +163,6 @@ def _limit_worker_memory() -> None:
         log.debug("no address-space limit for parser workers; pypdf's own limits remain")
 
 
-def _release_freed_memory() -> None:
-    """Runs in a worker after each job: the heap that held the document goes back to the OS."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 _main_swap_lock = threading.Lock()
 
 
@@ -220,7 +214,7 @@ class _Worker:
         """The call queue's feeder thread holds the last job's pickled arguments (the
         document's bytes) until the next job is sent: send a small one so they go now."""
         with contextlib.suppress(Exception):  # a broken pool has nothing left to drop
-            self._executor.submit(_release_freed_memory).result(timeout=WORKER_START_TIMEOUT_S)
+            self._executor.submit(release_freed_memory).result(timeout=WORKER_START_TIMEOUT_S)
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -15,7 +15,6 @@ class Message(TypedDict):
 
 class GeneratorStatus(StrEnum):
     READY = "ready"
-    STARTING = "starting"
     UNAVAILABLE = "unavailable"
 
 
@@ -29,7 +28,7 @@ class Generator(Protocol):
     """An LLM behind an OpenAI-compatible server.
 
     Every method raises ``core.errors.GeneratorUnavailableError`` when the server
-    cannot be reached (down, still starting, or failing after retries).
+    cannot be reached (down, still loading its model, or failing after retries).
     """
 
     async def status(self) -> GeneratorStatus: ...

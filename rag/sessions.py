@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
 import secrets
 import threading
@@ -15,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.errors import CapacityError, DocumentNotFoundError, SessionNotFoundError
+from core.memory import release_freed_memory
 from ingest.models import Chunk
 from rag.index import VectorIndex
 from rag.lexical import LexicalIndex
@@ -71,7 +70,6 @@ class Session:
     ttl_s: float
     max_chunks: int
     budget: ChunkBudget
-    created_at: float = field(default_factory=time.time)
     last_used: float = field(default_factory=time.time)
     documents: dict[str, DocumentInfo] = field(default_factory=dict)
     chunks: dict[int, Chunk] = field(default_factory=dict)  # vector id -> chunk
@@ -195,7 +193,6 @@ class SessionStore:
                 ttl_s=self._ttl_s,
                 max_chunks=self._max_chunks_per_session,
                 budget=self.budget,
-                created_at=now,
                 last_used=now,
             )
             self._sessions[session.id] = session
@@ -244,9 +241,3 @@ class SessionStore:
 
     def _drop(self, session_id: str) -> None:
         self._sessions.pop(session_id).close()
-
-
-def release_freed_memory() -> None:
-    """Hand freed heap pages back to the OS so a deleted session's memory really goes away."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim
-        ctypes.CDLL("libc.so.6").malloc_trim(0)

@@ -13,7 +13,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -28,12 +28,6 @@ CONNECT_TIMEOUT_S = 5.0
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 4.0
 MAX_ERROR_CHARS = 300
-
-
-class ServerProcess(Protocol):
-    """What the client may know about a server it launched itself (``EmbeddedVLLM``)."""
-
-    def is_running(self) -> bool: ...
 
 
 # --- server-sent events ------------------------------------------------------
@@ -97,13 +91,11 @@ class VLLMGenerator:
         api_key: str | None = None,
         timeout_s: float = 120.0,
         retries: int = 2,
-        launcher: ServerProcess | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.retries = retries
-        self._launcher = launcher
         self._info: GeneratorInfo | None = None
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
@@ -114,7 +106,7 @@ class VLLMGenerator:
         )
 
     async def status(self) -> GeneratorStatus:
-        """READY when it answers with a model; STARTING while our own server boots."""
+        """READY when it answers with a model, else UNAVAILABLE (down, or still loading it)."""
         try:
             health = await self._client.get("/health", timeout=STATUS_TIMEOUT_S)
             if health.status_code == 200:
@@ -123,8 +115,6 @@ class VLLMGenerator:
                     return GeneratorStatus.READY
         except (httpx.HTTPError, ValueError):
             pass
-        if self._launcher is not None and self._launcher.is_running():
-            return GeneratorStatus.STARTING
         return GeneratorStatus.UNAVAILABLE
 
     async def info(self) -> GeneratorInfo:
@@ -285,7 +275,7 @@ def embedded_url(settings: Settings) -> str:
     return f"http://{settings.vllm_host}:{settings.vllm_port}"
 
 
-def make_generator(settings: Settings, *, launcher: ServerProcess | None = None) -> VLLMGenerator:
+def make_generator(settings: Settings) -> VLLMGenerator:
     """A client for PGPT_VLLM_URL when set, else for the embedded server's address."""
     api_key = settings.vllm_api_key.get_secret_value() if settings.vllm_api_key else None
     return VLLMGenerator(
@@ -293,5 +283,4 @@ def make_generator(settings: Settings, *, launcher: ServerProcess | None = None)
         api_key=api_key,
         timeout_s=settings.generator_timeout_s,
         retries=settings.generator_retries,
-        launcher=None if settings.vllm_url else launcher,
     )

@@ -305,12 +305,10 @@ def health(client: ApiClient, ui: UiState) -> Health:
     return ui.health
 
 
-GENERATOR_DOWN = {
-    "starting": "The language model is starting: answers work in a minute or two. "
-    "Until then, questions show the passages that match best.",
-    "unavailable": "The language model is not reachable, so there are no written answers "
-    "for now; questions show the passages that match best.",
-}
+GENERATOR_DOWN = (
+    "The language model is not reachable (down, or still loading its model), so there are no "
+    "written answers for now; questions show the passages that match best."
+)
 
 
 def model_status(status: Health) -> None:
@@ -323,8 +321,6 @@ def model_status(status: Health) -> None:
             f":green-badge[:material/check: ready] "
             f"**{escape_markdown(generator.model or 'unknown')}**{context_label}"
         )
-    elif generator.status == "starting":
-        st.markdown(":orange-badge[:material/hourglass_top: starting] answers work in a minute")
     else:
         st.markdown(":red-badge[:material/power_off: not reachable] passages only")
     st.caption(f"Search: {status.embedder.model} on {status.embedder.device}")
@@ -529,11 +525,8 @@ def main() -> None:
         prefs = answer_settings(settings)
         model_status(status)
 
-    state = status.generator.status
-    if state != "ready":
-        st.warning(
-            GENERATOR_DOWN.get(state, GENERATOR_DOWN["unavailable"]), icon=":material/power_off:"
-        )
+    if status.generator.status != "ready":
+        st.warning(GENERATOR_DOWN, icon=":material/power_off:")
     if ui.notice is not None:
         if ui.notice.kind == "success":
             st.success(escape_markdown(ui.notice.text), icon=":material/check_circle:")

@@ -7,7 +7,6 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -18,15 +17,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks import data
+from tests.support import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on: connecting to it fails at once, like no network."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -65,7 +58,7 @@ def serve(folder: Path, name: str, content: bytes) -> None:
 def test_make_data_takes_the_shared_copies_and_downloads_nothing(tmp_path: Path) -> None:
     # The mirror is a closed port: any download attempt would fail the run.
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.data", "--mirror", f"http://127.0.0.1:{closed_port()}"],
+        [sys.executable, "-m", "benchmarks.data", "--mirror", f"http://127.0.0.1:{free_port()}"],
         cwd=PROJECT_ROOT,
         env={**os.environ, "PGPT_DATA_CACHE": str(tmp_path / "cache")},
         capture_output=True,
@@ -160,7 +153,7 @@ def test_a_bare_clone_without_data_or_network_stops_at_make_data_in_seconds(
         env={
             **os.environ,
             "PGPT_DATA_CACHE": str(tmp_path / "empty-cache"),
-            "PGPT_DATA_MIRROR": f"http://127.0.0.1:{closed_port()}",
+            "PGPT_DATA_MIRROR": f"http://127.0.0.1:{free_port()}",
         },
         capture_output=True,
         text=True,

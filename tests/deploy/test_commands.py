@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,17 +19,12 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.compose import load_compose
+from tests.support import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = PROJECT_ROOT / "deploy" / "entrypoint.sh"
 HEALTHCHECK = PROJECT_ROOT / "deploy" / "healthcheck.py"
 START_TIMEOUT_S = 180.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def localized(command: list[str], port: int) -> list[str]:

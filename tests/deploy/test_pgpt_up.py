@@ -21,13 +21,12 @@ import pytest
 
 from tests.privacy.servers import (
     API_START_TIMEOUT_S,
-    LOOPBACK,
     VLLM_START_TIMEOUT_S,
     Sandbox,
     Server,
-    free_port,
     wait_until,
 )
+from tests.support import LOOPBACK, free_port
 
 PGPT = str(Path(sys.executable).with_name("pgpt"))  # the console script `make run` calls
 STOP_TIMEOUT_S = 120

@@ -252,15 +252,17 @@ def main():
     doc = load_document(sys.stdin.buffer.read(), "attention.pdf",
                         max_bytes=10**8, max_pages=100, timeout_s=60)
     assert doc.page_count == 15
-    if sys.argv[1] == "busy":  # leave a parse hanging in a worker at exit
-        import time
+    if sys.argv[1] == "busy":  # leave a job hanging in a worker at exit
+        import socket, urllib.request
+        silent = socket.create_server(("127.0.0.1", 0))  # accepts, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
         threading.Thread(
             target=get_parser_pool().run,
-            args=(time.sleep, 3600),
+            args=(urllib.request.urlopen, url),
             kwargs={"timeout_s": 3600, "filename": "hang.pdf"},
             daemon=True,
         ).start()
-        time.sleep(1)
+        connection, _ = silent.accept()  # the job is running: it waits for a reply
     print(json.dumps([p.pid for p in psutil.Process().children(recursive=True)]))
 
 if __name__ == "__main__":

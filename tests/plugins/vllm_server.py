@@ -12,7 +12,6 @@ holds prompt text; privacy tests may read it to check exactly that).
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -21,14 +20,7 @@ import pytest
 from core.settings import Settings
 from serving.launcher import EmbeddedVLLM, prepare_model
 from serving.vllm_client import VLLMGenerator
-
-LOOPBACK = "127.0.0.1"
-
-
-def free_loopback_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
+from tests.support import LOOPBACK, free_port
 
 
 class VLLMServerHandle:
@@ -41,7 +33,7 @@ class VLLMServerHandle:
         self._server = EmbeddedVLLM(
             settings,
             host=LOOPBACK,
-            port=free_loopback_port(),
+            port=free_port(),
             model_path=prepare_model(settings),
             output=self._log,
         )
@@ -67,7 +59,7 @@ class VLLMServerHandle:
     ensure_running = start
 
     def make_generator(self, *, timeout_s: float = 60.0, retries: int = 1) -> VLLMGenerator:
-        return VLLMGenerator(self.url, timeout_s=timeout_s, retries=retries, launcher=self._server)
+        return VLLMGenerator(self.url, timeout_s=timeout_s, retries=retries)
 
     def close(self) -> None:
         self._server.stop()

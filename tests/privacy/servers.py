@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -24,20 +23,15 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tests.support import LOOPBACK, free_port
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-LOOPBACK = "127.0.0.1"
 # The venv's interpreter; the project is installed in it, so `-m serving.cli` works anywhere.
 PYTHON = sys.executable
 VLLM_START_TIMEOUT_S = 600.0  # on two busy shared cores vLLM can take minutes
 API_START_TIMEOUT_S = 300.0
 STOP_TIMEOUT_S = 60.0
 SYSTEM_TEMP_FOLDERS = (Path("/tmp"), Path("/dev/shm"), Path("/var/tmp"))
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
 
 
 def model_cache_dir() -> Path:

@@ -125,9 +125,11 @@ def test_another_sessions_document_id_is_not_found(
     assert {d["document_id"] for d in listed} == harbour_ids
 
 
-def altered_ids(sid: str) -> list[str]:
+def altered_ids(sid: str) -> list[tuple[str, str]]:
+    """Wrong ids and the error code each gets: an unknown session, or (for an id that
+    decodes to a path) no route at all."""
     flip = "A" if sid[-1] != "A" else "B"
-    return [
+    unknown = [
         sid[:-1] + flip,  # one character changed
         flip + sid[1:],
         sid[:-1],  # truncated
@@ -135,7 +137,9 @@ def altered_ids(sid: str) -> list[str]:
         sid.swapcase(),
         secrets.token_urlsafe(32),  # a well-formed guess
         "0" * 43,
-        "..%2F..%2Fetc%2Fpasswd",
+    ]
+    return [(wrong, "session_not_found") for wrong in unknown] + [
+        ("..%2F..%2Fetc%2Fpasswd", "not_found")
     ]
 
 
@@ -144,7 +148,7 @@ def test_guessed_or_altered_session_ids_are_not_found_on_any_route(
 ) -> None:
     sid, own_ids = sessions["harbour"]
     document_id = next(iter(own_ids))
-    for wrong in altered_ids(sid):
+    for wrong, code in altered_ids(sid):
         base = f"/v1/sessions/{wrong}"
         responses = [
             client.get(f"{base}/documents"),
@@ -156,7 +160,7 @@ def test_guessed_or_altered_session_ids_are_not_found_on_any_route(
         ]
         for response in responses:
             assert response.status_code == 404, (wrong, response.text)
-            assert response.json()["error"]["code"] in {"session_not_found", "not_found"}
+            assert response.json()["error"]["code"] == code, (wrong, response.text)
     # Nothing above touched the real session.
     listed = client.get(f"/v1/sessions/{sid}/documents").json()["documents"]
     assert {d["document_id"] for d in listed} == own_ids

@@ -27,11 +27,13 @@ import pytest
 
 from ingest.loader import load_document
 from tests.privacy.documents import text_pdf
-from tests.privacy.servers import LOOPBACK, Sandbox, Server, free_port, start_api
+from tests.privacy.servers import Sandbox, Server, start_api
+from tests.support import LOOPBACK, free_port
 
 DOCUMENTS_PER_SESSION = 4
 PADDING_BYTES = 12 * 1024 * 1024
 RSS_SLACK_BYTES = 16 * 1024 * 1024
+RSS_STEADY_BYTES = 256 * 1024  # two readings 0.1 s apart this close: settled
 LINES = [
     "The quarterly ledger lists every harbour fee, mooring charge and pilot's wage.",
     "Copper lanterns were replaced by electric signals along the northern breakwater.",
@@ -62,8 +64,12 @@ def test_deleting_a_session_gives_its_memory_back(api_server: tuple[Server, str]
     process = psutil.Process(server.pid)
 
     def rss() -> int:
-        time.sleep(0.5)  # let the response's buffers go
-        value: int = process.memory_info().rss
+        """Resident memory once it stops moving (the response's buffers take a moment to go)."""
+        deadline = time.monotonic() + 30
+        previous, value = -1, int(process.memory_info().rss)
+        while abs(value - previous) > RSS_STEADY_BYTES and time.monotonic() < deadline:
+            time.sleep(0.1)
+            previous, value = value, int(process.memory_info().rss)
         return value
 
     with httpx.Client(base_url=url, timeout=600) as client:

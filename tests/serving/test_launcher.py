@@ -26,7 +26,8 @@ from serving.launcher import (
     model_dir,
     prepare_model,
 )
-from tests.plugins.vllm_server import VLLMServerHandle, free_loopback_port
+from tests.plugins.vllm_server import VLLMServerHandle
+from tests.support import free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,7 +153,7 @@ async def test_stop_kills_everything_then_outage_is_reported_and_restart_recover
 
 
 def test_startup_failure_is_reported_with_the_servers_output(settings: Any, tmp_path: Path) -> None:
-    broken = EmbeddedVLLM(settings, port=free_loopback_port(), model_path=tmp_path / "no-model")
+    broken = EmbeddedVLLM(settings, port=free_port(), model_path=tmp_path / "no-model")
     with pytest.raises(GeneratorUnavailableError, match="exited during startup") as caught:
         broken.start()
     assert "no-model" in caught.value.message  # the tail of vLLM's own error output
@@ -196,7 +197,7 @@ def _wait_ready(cli: subprocess.Popen[str]) -> None:
 
 @pytest.mark.vllm
 def test_cli_runs_in_the_foreground_and_ctrl_c_stops_everything() -> None:
-    port = free_loopback_port()
+    port = free_port()
     cli = _start_cli_server(port)
     try:
         _wait_ready(cli)
@@ -213,7 +214,7 @@ def test_cli_runs_in_the_foreground_and_ctrl_c_stops_everything() -> None:
 
 @pytest.mark.vllm
 def test_server_dies_with_a_killed_parent() -> None:
-    port = free_loopback_port()
+    port = free_port()
     cli = _start_cli_server(port)
     try:
         _wait_ready(cli)

@@ -209,20 +209,15 @@ async def test_a_connection_lost_mid_answer_is_not_retried() -> None:
 # --- status, info, tokens ------------------------------------------------------
 
 
-async def test_status_ready_unavailable_and_starting() -> None:
+async def test_status_is_ready_with_a_model_and_unavailable_when_refused() -> None:
     def healthy(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=MODELS_BODY if request.url.path == "/v1/models" else {})
 
     def refused(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    class Booting:
-        def is_running(self) -> bool:
-            return True
-
     assert await scripted(healthy).status() is GeneratorStatus.READY
     assert await scripted(refused).status() is GeneratorStatus.UNAVAILABLE
-    assert await scripted(refused, launcher=Booting()).status() is GeneratorStatus.STARTING
 
 
 async def test_info_is_asked_once_and_sends_the_api_key() -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from types import TracebackType
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,48 +17,36 @@ from fastapi import FastAPI
 from core.settings import Settings, load_settings
 from serving.api import create_app
 from tests.serving.fakes import ScriptedGenerator
+from tests.support import LOOPBACK, free_port
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
+@dataclass(frozen=True)
 class ApiServer:
-    """uvicorn serving the app in a background thread of the test process."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="api-server", daemon=True)
-
-    def __enter__(self) -> ApiServer:
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert self.thread.is_alive(), "the API server thread died during start-up"
-            assert time.monotonic() < deadline, "the API server did not start in 60 s"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+    url: str
 
     def session_exists(self, session_id: str) -> bool:
         response = httpx.get(f"{self.url}/v1/sessions/{session_id}/documents")
         return response.status_code == 200
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[ApiServer]:
+    """uvicorn serving the app in a background thread of the test process."""
+    port = free_port()
+    config = uvicorn.Config(app, host=LOOPBACK, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="api-server", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started:
+            assert thread.is_alive(), "the API server thread died during start-up"
+            assert time.monotonic() < deadline, "the API server did not start in 60 s"
+            time.sleep(0.05)
+        yield ApiServer(f"http://{LOOPBACK}:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def ui_settings(**overrides: Any) -> Settings:
@@ -74,5 +62,5 @@ def scripted_generator() -> ScriptedGenerator:
 def api_server(embedder: Any, scripted_generator: ScriptedGenerator) -> Iterator[ApiServer]:
     """The API with the real embedder and FAISS, and a scripted generator."""
     app = create_app(ui_settings(), embedder=embedder, generator=scripted_generator)
-    with ApiServer(app) as server:
+    with serving(app) as server:
         yield server

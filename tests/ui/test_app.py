@@ -18,12 +18,12 @@ from streamlit.testing.v1 import AppTest
 from serving.api import create_app
 from tests.conftest import PROJECT_ROOT
 from tests.serving.fakes import ScriptedGenerator
-from tests.ui.conftest import ApiServer, free_port, ui_settings
+from tests.support import GPU_QUESTION, free_port
+from tests.ui.conftest import ApiServer, serving, ui_settings
 from ui import PAGE_PATH
 from ui.state import UiState
 
 APP = str(PROJECT_ROOT / "app.py")
-GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
 NOTES = ("notes.md", b"# Field notes\n\nThe crazy ones see things differently.\n", "text/markdown")
 UPLOAD_TIMEOUT = 300  # the real embedder on two shared CPU cores
 
@@ -298,7 +298,7 @@ def test_the_api_key_is_sent(
     crazyones: tuple[str, bytes, str],
 ) -> None:
     app = create_app(ui_settings(api_key="s3cret"), embedder=embedder, generator=scripted_generator)
-    with ApiServer(app) as server:
+    with serving(app) as server:
         at = start_app(monkeypatch, server.url, api_key="s3cret")
         upload(at, crazyones)
         assert listed(at) == ["crazyones.pdf"]

@@ -21,7 +21,8 @@ from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
 from serving.api import create_app
 from tests.conftest import PROJECT_ROOT
-from tests.ui.conftest import ApiServer, free_port, ui_settings
+from tests.support import GPU_QUESTION, free_port
+from tests.ui.conftest import ApiServer, serving, ui_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.vllm]
 
@@ -36,7 +37,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
 INGEST_TIMEOUT_MS = 300_000  # the real embedder shares two CPU cores with vLLM
 ANSWER_TIMEOUT_MS = 600_000
 UI_START_TIMEOUT_S = 90
@@ -46,7 +46,7 @@ UI_START_TIMEOUT_S = 90
 def browser_api(vllm_server: Any, embedder: Any) -> Iterator[ApiServer]:
     """The real API, answering with the real embedded vLLM server."""
     settings = ui_settings(vllm_url=vllm_server.url)
-    with ApiServer(create_app(settings, embedder=embedder)) as server:
+    with serving(create_app(settings, embedder=embedder)) as server:
         yield server
 
 

@@ -1,0 +1,83 @@
+"""The answer policy of rag/answer.py: an answer with no supported sentence is not shown.
+
+The generator and the verifier are scripted: what is under test is the rule that turns
+their output into the answer, not the model or the scoring (tests/rag/test_verification.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ingest.models import Chunk
+from rag.answer import AnswerEngine, DoneEvent, TokenEvent
+from rag.prompts import NOT_FOUND_ANSWER
+from rag.retrieval import Hit
+from rag.verification import Claim, Highlight, Support
+from tests.serving.fakes import ScriptedGenerator
+
+HITS = [
+    Hit(Chunk("d", "paper.pdf", "We trained on 8 P100 GPUs.", 7, 7, 0, 26), 0.8),
+    Hit(Chunk("d", "paper.pdf", "Training took 3.5 days.", 8, 8, 0, 23), 0.6),
+]
+SENTENCES = ["It used 8 P100 GPUs [1].", "It took 3.5 days [2]."]
+ANSWER = " ".join(SENTENCES)
+
+
+class ScriptedVerifier:
+    """Labels the two sentences of ANSWER, in order, with the given support levels."""
+
+    def __init__(self, *levels: Support) -> None:
+        self.levels = levels
+
+    def verify(self, answer: str, sources: Sequence[Hit]) -> list[Claim]:
+        assert answer == ANSWER and list(sources) == HITS
+        return [
+            Claim(
+                text=sentence,
+                citations=[n],
+                support=level,
+                score=0.9 if level is Support.SUPPORTED else 0.2,
+                highlight=Highlight(n, 0, 10),
+            )
+            for n, (sentence, level) in enumerate(zip(SENTENCES, self.levels, strict=True), 1)
+        ]
+
+
+async def answer_with(verifier: Any) -> tuple[str, DoneEvent]:
+    engine = AnswerEngine(retriever=None, generator=ScriptedGenerator(ANSWER), verifier=verifier)  # type: ignore[arg-type]
+    streamed, done = "", None
+    async for event in engine.stream("How many GPUs?", HITS, max_tokens=64, temperature=0.0):
+        if isinstance(event, TokenEvent):
+            streamed += event.text
+        else:
+            done = event
+    assert done is not None
+    return streamed, done
+
+
+async def test_no_supported_sentence_gives_the_not_found_answer_with_the_passages() -> None:
+    streamed, done = await answer_with(ScriptedVerifier(Support.WEAK, Support.UNSUPPORTED))
+    answer = done.answer
+    assert streamed.strip() == ANSWER  # what streamed is replaced, not hidden from the stream
+    assert answer.text == NOT_FOUND_ANSWER
+    assert not answer.grounded
+    assert (answer.citations, answer.invalid_citations) == ([], [])
+    assert answer.sources == HITS  # the reader can still check the passages
+    assert [c.support for c in answer.claims] == [Support.WEAK, Support.UNSUPPORTED]
+
+
+async def test_one_supported_sentence_keeps_the_answer_and_its_citations() -> None:
+    _, done = await answer_with(ScriptedVerifier(Support.SUPPORTED, Support.UNSUPPORTED))
+    answer = done.answer
+    assert answer.grounded
+    assert answer.text == ANSWER
+    assert [(c.n, c.hit) for c in answer.citations] == [(1, HITS[0]), (2, HITS[1])]
+    assert answer.invalid_citations == []
+
+
+async def test_without_a_verifier_the_answer_is_kept_as_written() -> None:
+    _, done = await answer_with(None)
+    assert done.answer.grounded
+    assert done.answer.text == ANSWER
+    assert done.answer.claims == []
