@@ -12,6 +12,7 @@ from typing import Any
 import psutil
 import pytest
 
+from benchmarks.data import path as data_path
 from core.errors import DocumentTooComplexError
 from core.settings import load_settings
 from ingest.chunking import TokenChunker
@@ -26,10 +27,9 @@ from ingest.models import ParsedDocument
 from rag.index import make_index
 from rag.pipeline import Ingestor
 from rag.sessions import SessionStore
-from tests.conftest import SHARED_DATA
 from tests.privacy.documents import pages_pdf, text_pdf, text_stream
 
-TEN_K = SHARED_DATA / "financebench-dev" / "pdfs" / "Pfizer_2023Q2_10Q.pdf"  # 72 pages
+TEN_Q = "financebench-dev/pdfs/Pfizer_2023Q2_10Q.pdf"  # 72 pages
 
 
 def stalling_page(operators: int = 300_000) -> bytes:
@@ -113,12 +113,13 @@ def test_page_ranges(pages: int, parts: int, ranges: list[tuple[int, int]]) -> N
 
 
 def test_parallel_parsing_gives_the_same_pages_chunks_and_offsets(embedder: Any) -> None:
-    data = TEN_K.read_bytes()
+    path = data_path(TEN_Q)
+    data = path.read_bytes()
     documents = []
     for workers in (1, 3):
         pool = ParserPool(workers=workers)
         try:
-            documents.append(load(data, TEN_K.name, pool, timeout_s=600))
+            documents.append(load(data, path.name, pool, timeout_s=600))
         finally:
             pool.close()
     serial, parallel = documents
