@@ -36,7 +36,32 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(50, gt=0, description="Largest accepted file, in MB.")
     max_files_per_upload: int = Field(20, ge=1, description="Files accepted in one upload.")
     max_pages: int = Field(2000, ge=1, description="Largest accepted PDF, in pages.")
-    parse_timeout_s: float = Field(30, gt=0, description="Wall-clock limit for parsing one file.")
+    parse_timeout_s: float = Field(
+        30,
+        gt=0,
+        description=(
+            "Wall-clock limit for parsing one file (a PDF: the base of its limit, to which "
+            "PGPT_PARSE_TIMEOUT_PER_PAGE_S is added for every page)."
+        ),
+    )
+    # pypdf reads ~20 pages/s on a quiet core and a few pages/s on a busy one: a 500-page
+    # report needs minutes, while a hostile page stalls alone (docs/benchmarks/ingest.md).
+    parse_timeout_per_page_s: float = Field(
+        0.5,
+        ge=0,
+        description=(
+            "Extra parse time per PDF page, so a long well-formed file fits its limit and "
+            "only a page that stalls hits it."
+        ),
+    )
+    parser_workers: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Parser worker processes; a long PDF is split into page ranges parsed side by "
+            "side. 0: one per CPU core available to the server."
+        ),
+    )
     # 192/64 had the best hit@5 on COVID-QA (docs/benchmarks/chunk-size-sweep.md).
     chunk_size_tokens: int = Field(192, ge=16, description="Chunk size in embedding-model tokens.")
     chunk_overlap_tokens: int = Field(64, ge=0, description="Tokens shared by consecutive chunks.")

@@ -1,8 +1,12 @@
 """Uploaded bytes -> ParsedDocument: pick the parser, enforce limits, parse in a worker.
 
-Parsing runs in a small pool of worker processes so that a hostile or pathological
-file can be stopped: on timeout its worker is killed and replaced, and the caller gets
+Parsing runs in a pool of worker processes so that a hostile or pathological file can
+be stopped: on timeout its worker is killed and replaced, and the caller gets
 DocumentTooComplexError. The bytes travel through the pool's pipe, never a temp file.
+
+A PDF is first opened to count its pages; its time limit is then a base plus a budget
+per page, and a long one is split into page ranges that several workers parse side by
+side, merged back in page order.
 
 Workers start from a 'forkserver' and, as with any 'forkserver' or 'spawn' process,
 re-import the program's ``__main__`` module: scripts that load documents must keep their
@@ -22,9 +26,10 @@ import threading
 import types
 import unicodedata
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from core.errors import (
@@ -35,7 +40,14 @@ from core.errors import (
 )
 from core.memory import release_freed_memory
 from ingest.models import ParsedDocument
-from ingest.pdf import check_pdf_bytes, looks_like_pdf, parse_pdf
+from ingest.pdf import (
+    check_pdf_bytes,
+    count_pdf_pages,
+    extract_pdf_pages,
+    looks_like_pdf,
+    parse_pdf,
+    pdf_document,
+)
 from ingest.text import parse_text
 
 log = logging.getLogger(__name__)
@@ -50,9 +62,9 @@ ACCEPTED_TYPES = "PDF (.pdf), plain text (.txt, .text) or Markdown (.md, .markdo
 MAX_FILENAME_CHARS = 120
 FALLBACK_FILENAME = "document"
 
-# Two workers: concurrent uploads do not queue behind one slow file, and the machine's
-# cores stay free for embedding.
-PARSER_WORKERS = 2
+# A page range parsed by another worker re-opens the file there (and the bytes travel
+# through its pipe): shorter ranges cost more than they save.
+MIN_PAGES_PER_RANGE = 8
 WORKER_START_TIMEOUT_S = 60.0
 # Address space a worker may add on top of what it holds after start-up: a last line of
 # defence behind pypdf's own decompression limits (which stay at their defaults).
@@ -67,8 +79,14 @@ def load_document(
     max_bytes: int,
     max_pages: int,
     timeout_s: float,
+    timeout_per_page_s: float = 0.0,
+    pool: ParserPool | None = None,
 ) -> ParsedDocument:
-    """Parse an uploaded file held in memory; raises a DocumentError naming the file."""
+    """Parse an uploaded file held in memory; raises a DocumentError naming the file.
+
+    ``timeout_s`` limits parsing a file; a PDF gets ``timeout_per_page_s`` more per page.
+    ``pool`` defaults to the process-wide parser pool.
+    """
     name = sanitize_filename(filename)
     if len(data) > max_bytes:
         raise FileTooLargeError(
@@ -82,18 +100,11 @@ def load_document(
             f"'{name}' is empty (0 bytes). Check the file and upload it again.", filename=name
         )
     extension = _extension(name)
-    pool = get_parser_pool()
+    pool = pool or get_parser_pool()
     # Content wins over the name: a PDF saved as .txt is still a PDF.
     if looks_like_pdf(data):
-        return pool.run(
-            parse_pdf,
-            data,
-            name,
-            password=password,
-            max_pages=max_pages,
-            timeout_s=timeout_s,
-            filename=name,
-        )
+        limit = ParseTimeLimit(base_s=timeout_s, per_page_s=timeout_per_page_s)
+        return _parse_pdf_in_pool(pool, data, name, password, max_pages, limit)
     if extension in PDF_EXTENSIONS:
         check_pdf_bytes(data, name)  # raises: named .pdf but not a PDF
     if extension in PLAIN_EXTENSIONS or extension in MARKDOWN_EXTENSIONS:
@@ -112,6 +123,82 @@ def load_document(
         "convert it to one of those and upload it again.",
         filename=name,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ParseTimeLimit:
+    """How long parsing may take: a base for the file plus a budget for each page."""
+
+    base_s: float
+    per_page_s: float
+
+    def for_pages(self, pages: int) -> float:
+        return self.base_s + self.per_page_s * pages
+
+
+def page_ranges(page_count: int, parts: int) -> list[tuple[int, int]]:
+    """Split pages 1..page_count into at most ``parts`` contiguous (first, last) ranges
+    of nearly equal length, none shorter than MIN_PAGES_PER_RANGE unless it is the only one."""
+    parts = max(1, min(parts, page_count // MIN_PAGES_PER_RANGE))
+    size, longer = divmod(page_count, parts)
+    ranges = []
+    first = 1
+    for index in range(parts):
+        last = first + size - (0 if index < longer else 1)
+        ranges.append((first, last))
+        first = last + 1
+    return ranges
+
+
+def _parse_pdf_in_pool(
+    pool: ParserPool,
+    data: bytes,
+    name: str,
+    password: str | None,
+    max_pages: int,
+    limit: ParseTimeLimit,
+) -> ParsedDocument:
+    page_count = pool.run(
+        count_pdf_pages,
+        data,
+        name,
+        password=password,
+        max_pages=max_pages,
+        timeout_s=limit.base_s,
+        filename=name,
+    )
+    ranges = page_ranges(page_count, pool.size)
+    if len(ranges) == 1:
+        return pool.run(
+            parse_pdf,
+            data,
+            name,
+            password=password,
+            max_pages=max_pages,
+            timeout_s=limit.for_pages(page_count),
+            filename=name,
+        )
+    with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="pdf-range") as threads:
+        parts = [
+            threads.submit(
+                pool.run,
+                extract_pdf_pages,
+                data,
+                name,
+                password=password,
+                first=first,
+                last=last,
+                timeout_s=limit.for_pages(last - first + 1),
+                filename=name,
+            )
+            for first, last in ranges
+        ]
+    # Every range has finished here; the first failure in page order is the one reported.
+    raw_pages = [text for part in parts for text in part.result()]
+    # Cleaning needs every page (it rejoins words hyphenated at a line end by looking for
+    # them elsewhere in the document) and, like all work on the file's content, runs in
+    # a worker under a time limit.
+    return pool.run(pdf_document, name, raw_pages, timeout_s=limit.base_s, filename=name)
 
 
 def sanitize_filename(filename: str) -> str:
@@ -232,14 +319,15 @@ class ParserPool:
     parsing, not queueing behind other uploads.
     """
 
-    def __init__(self, workers: int = PARSER_WORKERS, start_method: str = "forkserver") -> None:
+    def __init__(self, workers: int = 0, start_method: str = "forkserver") -> None:
+        """``workers``: how many processes at most; 0 means one per available CPU core."""
         self._context = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             # Workers fork from a server that has already imported the parsers.
             self._context.set_forkserver_preload(["ingest.loader"])  # type: ignore[attr-defined]
-        self._workers = workers
+        self._workers = workers or available_cores()
         self._slots: queue.LifoQueue[_Worker | None] = queue.LifoQueue()
-        for _ in range(workers):
+        for _ in range(self._workers):
             self._slots.put(None)  # None: a free slot whose worker is not started yet
         self._live: set[_Worker] = set()
         self._lock = threading.Lock()
@@ -264,7 +352,7 @@ class ParserPool:
                 raise DocumentTooComplexError(
                     f"Parsing '{filename}' took longer than the {timeout_s:g} s limit; the file "
                     "may be very large or malformed. Split it into smaller files, or raise "
-                    "PGPT_PARSE_TIMEOUT_S.",
+                    "PGPT_PARSE_TIMEOUT_S (per file) or PGPT_PARSE_TIMEOUT_PER_PAGE_S.",
                     filename=filename,
                 ) from None
             except BrokenProcessPool:
@@ -301,6 +389,11 @@ class ParserPool:
             self._live.clear()
         for worker in workers:
             worker.kill()
+
+    @property
+    def size(self) -> int:
+        """How many workers the pool runs at most (how many jobs run side by side)."""
+        return self._workers
 
     @property
     def worker_pids(self) -> list[int]:
@@ -343,12 +436,28 @@ _pool: ParserPool | None = None
 _pool_lock = threading.Lock()
 
 
-def get_parser_pool() -> ParserPool:
-    """The process-wide parser pool, created on first use and closed at exit."""
+def available_cores() -> int:
+    """CPU cores this process may run on (a container's CPU set, not the host's)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def get_parser_pool(workers: int = 0) -> ParserPool:
+    """The process-wide parser pool, created on first use and closed at exit.
+
+    ``workers`` sizes it when this call creates it (0: one per core); later calls get the
+    existing pool whatever they ask for.
+    """
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ParserPool()
+            _pool = ParserPool(workers)
+        elif workers and workers != _pool.size:
+            log.warning(
+                "the parser pool already runs %d workers; %d requested", _pool.size, workers
+            )
         return _pool
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import re
 import warnings
+from collections.abc import Iterator
 
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
@@ -69,10 +71,48 @@ def parse_pdf(
 ) -> ParsedDocument:
     """Extract the text of every page; page numbers count from 1, empty pages are kept."""
     check_pdf_bytes(data, filename)
+    with _parse_errors(filename):
+        reader = _open(data, filename, password)
+        raw_pages = _extract(reader, 1, _checked_page_count(reader, filename, max_pages))
+    return pdf_document(filename, raw_pages)
+
+
+def count_pdf_pages(
+    data: bytes, filename: str, *, password: str | None = None, max_pages: int
+) -> int:
+    """Open the PDF and return its page count, refusing what ``parse_pdf`` would refuse
+    before it reads any page (not a PDF, damaged, locked, over ``max_pages``)."""
+    check_pdf_bytes(data, filename)
+    with _parse_errors(filename):
+        return _checked_page_count(_open(data, filename, password), filename, max_pages)
+
+
+def extract_pdf_pages(
+    data: bytes, filename: str, *, password: str | None = None, first: int, last: int
+) -> list[str]:
+    """Raw text of pages ``first``..``last`` (counted from 1, inclusive): one part of a
+    document parsed in several workers. ``pdf_document`` turns the parts into pages."""
+    with _parse_errors(filename):
+        return _extract(_open(data, filename, password), first, last)
+
+
+def pdf_document(filename: str, raw_pages: list[str]) -> ParsedDocument:
+    """Clean the raw text of every page of a document (in order) and check it has text."""
+    pages = tuple(
+        Page(number=number, text=text)
+        for number, text in enumerate(clean_pages(raw_pages), start=1)
+    )
+    _check_text_layer(pages, filename)
+    return ParsedDocument(filename=filename, media_type=MEDIA_TYPE, pages=pages)
+
+
+@contextlib.contextmanager
+def _parse_errors(filename: str) -> Iterator[None]:
+    """pypdf's warnings silenced; its failures turned into errors that name the file."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            raw_pages = _extract_pages(data, filename, password, max_pages)
+            yield
         except PGPTError:
             raise
         except MemoryError:
@@ -83,12 +123,6 @@ def parse_pdf(
             ) from None
         except Exception as exc:
             raise _corrupt(filename, exc) from None
-    pages = tuple(
-        Page(number=number, text=text)
-        for number, text in enumerate(clean_pages(raw_pages), start=1)
-    )
-    _check_text_layer(pages, filename)
-    return ParsedDocument(filename=filename, media_type=MEDIA_TYPE, pages=pages)
 
 
 def check_pdf_bytes(data: bytes, filename: str) -> None:
@@ -113,12 +147,16 @@ def check_pdf_bytes(data: bytes, filename: str) -> None:
         )
 
 
-def _extract_pages(data: bytes, filename: str, password: str | None, max_pages: int) -> list[str]:
+def _open(data: bytes, filename: str, password: str | None) -> PdfReader:
     # The decompression and object-count limits of pypdf's default Configuration stay on:
     # they are what stops a small "zip bomb" PDF from exhausting memory.
     reader = PdfReader(io.BytesIO(data), strict=False)
     if reader.is_encrypted:
         _decrypt(reader, filename, password)
+    return reader
+
+
+def _checked_page_count(reader: PdfReader, filename: str, max_pages: int) -> int:
     page_count = len(reader.pages)
     if page_count == 0:
         raise EmptyDocumentError(
@@ -131,10 +169,14 @@ def _extract_pages(data: bytes, filename: str, password: str | None, max_pages: 
             "Split it into smaller files, or raise PGPT_MAX_PAGES.",
             filename=filename,
         )
+    return page_count
+
+
+def _extract(reader: PdfReader, first: int, last: int) -> list[str]:
     texts: list[str] = []
-    for number, page in enumerate(reader.pages, start=1):
+    for number in range(first, last + 1):
         try:
-            texts.append(page.extract_text())
+            texts.append(reader.pages[number - 1].extract_text())
         except LimitReachedError:
             raise  # a decompression bomb, not a damaged page
         except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from core.errors import DocumentTooComplexError, EmptyDocumentError
 from core.settings import Settings
 from ingest.chunking import TokenChunker
-from ingest.loader import load_document
+from ingest.loader import get_parser_pool, load_document
 from rag.embedding import Embedder
 from rag.sessions import DocumentInfo, Session
 
@@ -52,6 +52,8 @@ class Ingestor:
             max_bytes=self._settings.max_upload_bytes,
             max_pages=self._settings.max_pages,
             timeout_s=self._settings.parse_timeout_s,
+            timeout_per_page_s=self._settings.parse_timeout_per_page_s,
+            pool=get_parser_pool(self._settings.parser_workers),
         )
         parsed = time.perf_counter()
         # Every word is at least one token: a cheap lower bound on the chunk count refuses

@@ -41,6 +41,7 @@ from tests.serving.fakes import ScriptedGenerator
 from tests.support import GPU_ANSWER_PAGES, GPU_QUESTION
 
 PARSE_TIMEOUT_S = 15  # attention-is-all-you-need.pdf parses in 1-4 s on two busy cores
+PARSE_TIMEOUT_PER_PAGE_S = 0.5
 HANG_GUARD_S = 300  # far above any limit: only a hang reaches it
 DOCUMENT_ERRORS = {
     "invalid_document",
@@ -75,6 +76,7 @@ def client(embedder: Any) -> Iterator[TestClient]:
         embedder,
         max_upload_mb=25,
         parse_timeout_s=PARSE_TIMEOUT_S,
+        parse_timeout_per_page_s=PARSE_TIMEOUT_PER_PAGE_S,
         max_chunks_per_session=5_000,
         max_total_chunks=20_000,
     ) as test_client:
@@ -246,7 +248,9 @@ def test_decompression_bomb_is_refused(client: TestClient, earlier_session: str)
 def test_parse_time_limit_stops_a_cpu_bomb(client: TestClient, earlier_session: str) -> None:
     response = upload(client, new_session(client), "slow.pdf", cpu_bomb_pdf())
     assert outcome(response, "slow.pdf") == "document_too_complex"
-    assert f"{PARSE_TIMEOUT_S} s limit" in response.json()["error"]["message"]
+    # One page: the base limit plus one page's budget.
+    limit = PARSE_TIMEOUT_S + PARSE_TIMEOUT_PER_PAGE_S
+    assert f"{limit:g} s limit" in response.json()["error"]["message"]
     # The killed worker is replaced: the next upload parses normally.
     assert_still_answers(client, earlier_session)
     again = upload(client, earlier_session, "bomb-free.pdf", nested_dicts_pdf(10))
