@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import PROJECT_ROOT
+
+pytestmark = pytest.mark.slow  # runs the benchmarks as subprocesses
 
 # A guard against a hung run, not a speed requirement: the cores are shared.
 HANG_GUARD_S = 900

@@ -21,6 +21,8 @@ import pytest
 from tests.deploy.compose import load_compose
 from tests.support import free_port
 
+pytestmark = pytest.mark.slow  # starts the API and UI commands as subprocesses
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = PROJECT_ROOT / "deploy" / "entrypoint.sh"
 HEALTHCHECK = PROJECT_ROOT / "deploy" / "healthcheck.py"

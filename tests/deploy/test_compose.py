@@ -84,6 +84,7 @@ def vllm_args(services: dict[str, Any]) -> Any:
     return args
 
 
+@pytest.mark.slow  # imports vLLM to parse the compose arguments
 def test_vllm_never_logs_prompts(vllm_args: Any, services: dict[str, Any]) -> None:
     assert vllm_args.enable_log_requests is False
     assert vllm_args.enable_log_outputs is False

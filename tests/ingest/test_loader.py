@@ -270,6 +270,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.slow  # a subprocess that parses the paper
 @pytest.mark.parametrize("mode", ["idle", "busy"])
 def test_no_orphan_processes_after_exit(attention_pdf: bytes, tmp_path: Path, mode: str) -> None:
     script = tmp_path / "exit_check.py"

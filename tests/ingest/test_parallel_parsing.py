@@ -70,6 +70,7 @@ def test_time_limit_is_a_base_plus_a_budget_per_page() -> None:
     assert ParseTimeLimit(base_s=30, per_page_s=0.5).for_pages(600) == 330
 
 
+@pytest.mark.slow  # a 600-page PDF through the whole pipeline
 def test_a_600_page_pdf_ingests_within_the_default_limits(embedder: Any) -> None:
     settings = load_settings()
     data = text_pdf(report_pages(600, lines=2))  # short pages: the embedding stays quick
@@ -112,6 +113,7 @@ def test_page_ranges(pages: int, parts: int, ranges: list[tuple[int, int]]) -> N
     assert page_ranges(pages, parts) == ranges
 
 
+@pytest.mark.slow  # parses and chunks a big 10-Q three ways
 def test_parallel_parsing_gives_the_same_pages_chunks_and_offsets(embedder: Any) -> None:
     path = data_path(TEN_Q)
     data = path.read_bytes()

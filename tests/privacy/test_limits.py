@@ -69,6 +69,7 @@ def assert_capacity_refusal(response: Any, *phrases: str) -> None:
         assert phrase in body["error"]["message"], body["error"]["message"]
 
 
+@pytest.mark.slow  # waits for a real TTL to pass
 def test_idle_sessions_are_evicted_after_their_ttl(
     embedder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -59,6 +59,7 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
         server.stop()
 
 
+@pytest.mark.slow  # a `pgpt serve` subprocess and 4 x 12 MB PDF cycles
 def test_deleting_a_session_gives_its_memory_back(api_server: tuple[Server, str]) -> None:
     server, url = api_server
     process = psutil.Process(server.pid)

@@ -60,6 +60,7 @@ def test_prepare_model_is_a_no_op_once_converted(settings: Any) -> None:
     assert PROJECT_ROOT not in first.parents, "the converted model must live outside the repo"
 
 
+@pytest.mark.slow  # a full GGUF conversion
 def test_prepare_model_converts_into_a_fresh_cache_atomically(tmp_path: Path) -> None:
     from transformers import AutoConfig, AutoTokenizer
 
@@ -152,6 +153,7 @@ async def test_stop_kills_everything_then_outage_is_reported_and_restart_recover
         vllm_server.ensure_running()
 
 
+@pytest.mark.slow  # starts (and fails) a vLLM subprocess
 def test_startup_failure_is_reported_with_the_servers_output(settings: Any, tmp_path: Path) -> None:
     broken = EmbeddedVLLM(settings, port=free_port(), model_path=tmp_path / "no-model")
     with pytest.raises(GeneratorUnavailableError, match="exited during startup") as caught:
