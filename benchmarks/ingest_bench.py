@@ -525,6 +525,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=None, help="also write the section here")
     parser.add_argument("--long-repeats", type=int, default=None, help="runs per pipeline and 10-K")
     parser.add_argument(
+        "--ten-ks", nargs="+", default=None, help=f"10-K file names (default: {' '.join(TEN_KS)})"
+    )
+    parser.add_argument(
         "--skip-corpus",
         action="store_true",
         help="skip the COVID-QA sections; carry them over from the --output file",
@@ -535,6 +538,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = replace(options, repeats=args.repeats)
     if args.long_repeats is not None:
         options = replace(options, long_repeats=args.long_repeats)
+    if args.ten_ks is not None:
+        options = replace(options, long_pdfs=tuple(FINANCEBENCH_PDFS / n for n in args.ten_ks))
     if args.articles is not None:
         options = replace(options, articles=args.articles)
 

@@ -44,10 +44,11 @@ class Settings(BaseSettings):
             "PGPT_PARSE_TIMEOUT_PER_PAGE_S is added for every page)."
         ),
     )
-    # pypdf reads ~20 pages/s on a quiet core and a few pages/s on a busy one: a 500-page
-    # report needs minutes, while a hostile page stalls alone (docs/benchmarks/ingest.md).
+    # pypdf reads ~20 pages/s on a quiet core but ~1 page/s on one shared by 30 busy
+    # processes (measured: a 50-page range of a 10-K passed 55 s), while a hostile page
+    # stalls for minutes alone: 2 s a page only lets a long file wait longer.
     parse_timeout_per_page_s: float = Field(
-        0.5,
+        2.0,
         ge=0,
         description=(
             "Extra parse time per PDF page, so a long well-formed file fits its limit and "
