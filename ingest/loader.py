@@ -23,6 +23,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 import types
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -31,6 +32,8 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import psutil
 
 from core.errors import (
     DocumentTooComplexError,
@@ -66,6 +69,7 @@ FALLBACK_FILENAME = "document"
 # through its pipe): shorter ranges cost more than they save.
 MIN_PAGES_PER_RANGE = 8
 WORKER_START_TIMEOUT_S = 60.0
+OWNER_CHECK_INTERVAL_S = 1.0
 # Address space a worker may add on top of what it holds after start-up: a last line of
 # defence behind pypdf's own decompression limits (which stay at their defaults).
 WORKER_MEMORY_HEADROOM_BYTES = 3 * 1024**3
@@ -233,8 +237,30 @@ def _megabytes(size: int) -> str:
 # --- the worker pool -----------------------------------------------------------------
 
 
+def _init_worker(owner_pid: int, owner_started: float) -> None:
+    """Runs in each worker at start-up: cap its memory, and make it die with the API."""
+    _limit_worker_memory()
+    threading.Thread(
+        target=_exit_when_gone, args=(owner_pid, owner_started), name="owner-watch", daemon=True
+    ).start()
+
+
+def _exit_when_gone(owner_pid: int, owner_started: float) -> None:
+    """A worker's parent is the forkserver, not the API, and it holds the write end of its
+    own job queue: without this, a SIGKILLed API leaves its workers (and with them the
+    forkserver and resource tracker) running forever."""
+    while True:
+        time.sleep(OWNER_CHECK_INTERVAL_S)
+        try:
+            alive = psutil.Process(owner_pid).create_time() == owner_started
+        except psutil.NoSuchProcess:
+            alive = False
+        if not alive:
+            os._exit(0)
+
+
 def _limit_worker_memory() -> None:
-    """Runs in each worker at start-up.
+    """The worker's address-space cap.
 
     The cap is relative: a worker re-imports the parent's ``__main__`` module (how
     'forkserver' and 'spawn' work), which may already have mapped gigabytes (torch).
@@ -274,8 +300,12 @@ class _Worker:
     """One worker process in its own executor, so a hung parse can be killed alone."""
 
     def __init__(self, context: multiprocessing.context.BaseContext) -> None:
+        owner = psutil.Process()
         self._executor = ProcessPoolExecutor(
-            max_workers=1, mp_context=context, initializer=_limit_worker_memory
+            max_workers=1,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(owner.pid, owner.create_time()),
         )
         # Starting the process (and learning its pid) here keeps start-up cost out of
         # the parse timeout.
