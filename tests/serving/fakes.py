@@ -13,6 +13,7 @@ class ScriptedGenerator:
         self.answer = answer
         self.available = True
         self.fail_after_words: int | None = None  # the server dies mid-answer
+        self.down_status = GeneratorStatus.UNAVAILABLE  # what status() says while unavailable
         self.context_length = 4096
         self.last_messages: Sequence[Message] = []
 
@@ -21,7 +22,7 @@ class ScriptedGenerator:
             raise GeneratorUnavailableError("The language model is not reachable.")
 
     async def status(self) -> GeneratorStatus:
-        return GeneratorStatus.READY if self.available else GeneratorStatus.UNAVAILABLE
+        return GeneratorStatus.READY if self.available else self.down_status
 
     async def info(self) -> GeneratorInfo:
         self._check()
