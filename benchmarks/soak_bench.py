@@ -199,7 +199,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of load")
     parser.add_argument("--sessions", type=int, default=1000, help="sessions in the churn phase")
-    parser.add_argument("--ttl", type=float, default=60.0, help="session idle timeout, seconds")
+    parser.add_argument(
+        "--ttl", type=float, default=240.0, help="session idle timeout, seconds (above p95 query)"
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--output", type=Path, default=None, help="also write the report here")
     args = parser.parse_args(argv)
