@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import re
 import signal
 import sys
 import threading
@@ -42,7 +43,8 @@ from core.errors import (
     UnsupportedFileTypeError,
 )
 from core.memory import release_freed_memory
-from ingest.models import ParsedDocument
+from ingest.chunking import TokenChunker
+from ingest.models import Chunk, ParsedDocument
 from ingest.pdf import (
     check_pdf_bytes,
     count_pdf_pages,
@@ -54,6 +56,8 @@ from ingest.pdf import (
 from ingest.text import parse_text
 
 log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"\S+")
 
 T = TypeVar("T")
 
@@ -203,6 +207,51 @@ def _parse_pdf_in_pool(
     # them elsewhere in the document) and, like all work on the file's content, runs in
     # a worker under a time limit.
     return pool.run(pdf_document, name, raw_pages, timeout_s=limit.base_s, filename=name)
+
+
+def chunk_document(
+    document: ParsedDocument,
+    chunker: TokenChunker,
+    document_id: str,
+    *,
+    max_chunks: int,
+    limit: ParseTimeLimit,
+    pool: ParserPool,
+) -> list[Chunk]:
+    """Split a parsed document in a parser worker, under the same time limit as parsing
+    it: chunking a pathological text is CPU work that must not stall the API."""
+    return pool.run(
+        _split_within,
+        document,
+        chunker,
+        document_id,
+        max_chunks,
+        timeout_s=limit.for_pages(document.page_count),
+        filename=document.filename,
+        what="Splitting",
+    )
+
+
+def _split_within(
+    document: ParsedDocument, chunker: TokenChunker, document_id: str, max_chunks: int
+) -> list[Chunk]:
+    # Every word is at least one token: a cheap lower bound refuses a document that
+    # cannot fit before the costly split.
+    words = sum(1 for page in document.pages for _ in _WORD.finditer(page.text))
+    check_chunk_count(document.filename, words // chunker.chunk_size, max_chunks)
+    chunks = chunker.split(document, document_id)
+    check_chunk_count(document.filename, len(chunks), max_chunks)
+    return chunks
+
+
+def check_chunk_count(filename: str, chunks: int, max_chunks: int) -> None:
+    if chunks > max_chunks:
+        raise DocumentTooComplexError(
+            f"'{filename}' holds too much text: it makes at least {chunks:,} passages and "
+            f"a session holds at most {max_chunks:,}. Split it into smaller files, "
+            "or ask the operator to raise PGPT_MAX_CHUNKS_PER_SESSION.",
+            filename=filename,
+        )
 
 
 def sanitize_filename(filename: str) -> str:
@@ -364,7 +413,13 @@ class ParserPool:
         self._closed = False
 
     def run(
-        self, fn: Callable[..., T], *args: Any, timeout_s: float, filename: str, **kwargs: Any
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        timeout_s: float,
+        filename: str,
+        what: str = "Parsing",
+        **kwargs: Any,
     ) -> T:
         """``fn(*args, **kwargs)`` in a worker; DocumentTooComplexError after ``timeout_s``."""
         worker = self._slots.get()
@@ -380,7 +435,7 @@ class ParserPool:
                 self._discard(worker, kill=True)
                 refilling = self._refill_slot_in_background()
                 raise DocumentTooComplexError(
-                    f"Parsing '{filename}' took longer than the {timeout_s:g} s limit; the file "
+                    f"{what} '{filename}' took longer than the {timeout_s:g} s limit; the file "
                     "may be very large or malformed. Split it into smaller files, or raise "
                     "PGPT_PARSE_TIMEOUT_S (per file) or PGPT_PARSE_TIMEOUT_PER_PAGE_S.",
                     filename=filename,
