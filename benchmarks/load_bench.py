@@ -190,18 +190,10 @@ class Client:
 
     def run(self, deadline: float) -> None:
         try:
-            created = self.request("create session", "POST", "/v1/sessions")
-            if created is None or created.status_code != 201:
-                self.report.failed(f"client {self.number}: no session")
+            if not self.new_session():
                 return
-            self.session_id = created.json()["session_id"]
             self.upload()
-            operations = list(OPERATIONS)
-            weights = [
-                self.config.upload_weight,
-                self.config.search_weight,
-                self.config.query_weight,
-            ]
+            operations, weights = self.mix()
             while time.monotonic() < deadline:
                 operation = self.rng.choices(operations, weights)[0]
                 getattr(self, operation)()
@@ -211,6 +203,20 @@ class Client:
             self.report.failed(f"client {self.number}: {type(exc).__name__}: {exc}")
         finally:
             self.http.close()
+
+    def new_session(self) -> bool:
+        created = self.request("create session", "POST", "/v1/sessions")
+        if created is None or created.status_code != 201:
+            self.report.failed(f"client {self.number}: no session")
+            return False
+        self.session_id = created.json()["session_id"]
+        self.uploads = {}
+        return True
+
+    def mix(self) -> tuple[list[str], list[float]]:
+        """The operations this client picks from, and their weights."""
+        c = self.config
+        return list(OPERATIONS), [c.upload_weight, c.search_weight, c.query_weight]
 
     @property
     def base(self) -> str:
@@ -313,11 +319,18 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    url: str
+    api_pid: int
+
+
 @contextlib.contextmanager
-def local_deployment() -> Iterator[str]:
-    """`pgpt vllm` and `pgpt serve` on free loopback ports; yields the API's URL."""
+def local_deployment(**settings: str) -> Iterator[Deployment]:
+    """`pgpt vllm` and `pgpt serve` on free loopback ports, the API with extra PGPT_ settings."""
     vllm_port, api_port = free_port(), free_port()
     env = {**os.environ, "PGPT_VLLM_URL": f"http://{LOOPBACK}:{vllm_port}"}
+    env.update({f"PGPT_{name.upper()}": value for name, value in settings.items()})
     env.pop("PGPT_API_KEY", None)
     cli = [sys.executable, "-m", "serving.cli"]
     vllm_env = {k: v for k, v in env.items() if k != "PGPT_VLLM_URL"}
@@ -343,7 +356,7 @@ def local_deployment() -> Iterator[str]:
             )
         )
         wait_healthy(f"http://{LOOPBACK}:{api_port}/healthz", servers[-1], generator=True)
-        yield f"http://{LOOPBACK}:{api_port}"
+        yield Deployment(f"http://{LOOPBACK}:{api_port}", servers[-1].pid)
     finally:
         for server in reversed(servers):
             with contextlib.suppress(ProcessLookupError):
@@ -381,7 +394,8 @@ def render(report: LoadReport, machine: str, command: str) -> str:
     for sample in report.samples:
         by_operation[sample.operation].append(sample)
     rows = []
-    for operation in ["create session", *OPERATIONS, "verify", "delete session"]:
+    order = ["create session", *OPERATIONS, "verify", "delete session"]
+    for operation in order + sorted(set(by_operation) - set(order)):
         samples = by_operation.get(operation, [])
         if not samples:
             continue
@@ -458,7 +472,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = LoadConfig(clients=args.clients, duration_s=args.duration, seed=args.seed)
     machine = describe_machine(threads=2)  # described after the run: load at start and end
     with contextlib.ExitStack() as stack:
-        api_url = args.api_url or stack.enter_context(local_deployment())
+        api_url = args.api_url or stack.enter_context(local_deployment()).url
         progress(f"{config.clients} clients for {config.duration_s:.0f} s against {api_url} ...")
         report = run_load(api_url, config)
     command = command_line("benchmarks.load_bench", argv)

@@ -129,7 +129,7 @@ class TokenChunk(BaseModel):
 
 
 class GeneratorHealth(BaseModel):
-    status: str = Field(description="ready or unavailable")
+    status: str = Field(description="ready, starting, restarting or unavailable")
     model: str | None = None
     context_length: int | None = None
 

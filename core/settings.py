@@ -123,6 +123,13 @@ class Settings(BaseSettings):
         ),
     )
     vllm_api_key: SecretStr | None = Field(None, description="Bearer key for the vLLM server.")
+    vllm_supervised: bool = Field(
+        False,
+        description=(
+            "Set by `pgpt up`, which restarts the embedded vLLM when it dies: an unreachable "
+            "model is then reported as 'starting' or 'restarting' rather than 'unavailable'."
+        ),
+    )
     vllm_host: str = Field("127.0.0.1", description="Embedded vLLM: listen address.")
     vllm_port: int = Field(8001, ge=1, le=65535, description="Embedded vLLM: port.")
     vllm_max_model_len: int = Field(

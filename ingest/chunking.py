@@ -164,6 +164,28 @@ class TokenChunker:
         return spans
 
 
+class TokenizerCounter:
+    """Counts tokens with a Rust ``tokenizers`` tokenizer, never padded or truncated.
+
+    Picklable (it travels as the tokenizer's JSON), so chunking can run in a parser worker
+    under the parse time limit instead of in the API process.
+    """
+
+    def __init__(self, tokenizer_json: str) -> None:
+        from tokenizers import Tokenizer
+
+        self._json = tokenizer_json
+        self._tokenizer = Tokenizer.from_str(tokenizer_json)
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
+
+    def __call__(self, text: str) -> int:
+        return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def __reduce__(self) -> tuple[type[TokenizerCounter], tuple[str]]:
+        return (TokenizerCounter, (self._json,))
+
+
 class PieceTokenCounter:
     """The splitter's length function: each distinct piece is counted once per document.
 

@@ -20,9 +20,11 @@ import logging
 import multiprocessing
 import os
 import queue
+import re
 import signal
 import sys
 import threading
+import time
 import types
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -32,6 +34,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import psutil
+
 from core.errors import (
     DocumentTooComplexError,
     EmptyDocumentError,
@@ -39,7 +43,8 @@ from core.errors import (
     UnsupportedFileTypeError,
 )
 from core.memory import release_freed_memory
-from ingest.models import ParsedDocument
+from ingest.chunking import TokenChunker
+from ingest.models import Chunk, ParsedDocument
 from ingest.pdf import (
     check_pdf_bytes,
     count_pdf_pages,
@@ -51,6 +56,8 @@ from ingest.pdf import (
 from ingest.text import parse_text
 
 log = logging.getLogger(__name__)
+
+_WORD = re.compile(r"\S+")
 
 T = TypeVar("T")
 
@@ -66,6 +73,7 @@ FALLBACK_FILENAME = "document"
 # through its pipe): shorter ranges cost more than they save.
 MIN_PAGES_PER_RANGE = 8
 WORKER_START_TIMEOUT_S = 60.0
+OWNER_CHECK_INTERVAL_S = 1.0
 # Address space a worker may add on top of what it holds after start-up: a last line of
 # defence behind pypdf's own decompression limits (which stay at their defaults).
 WORKER_MEMORY_HEADROOM_BYTES = 3 * 1024**3
@@ -201,6 +209,51 @@ def _parse_pdf_in_pool(
     return pool.run(pdf_document, name, raw_pages, timeout_s=limit.base_s, filename=name)
 
 
+def chunk_document(
+    document: ParsedDocument,
+    chunker: TokenChunker,
+    document_id: str,
+    *,
+    max_chunks: int,
+    limit: ParseTimeLimit,
+    pool: ParserPool,
+) -> list[Chunk]:
+    """Split a parsed document in a parser worker, under the same time limit as parsing
+    it: chunking a pathological text is CPU work that must not stall the API."""
+    return pool.run(
+        _split_within,
+        document,
+        chunker,
+        document_id,
+        max_chunks,
+        timeout_s=limit.for_pages(document.page_count),
+        filename=document.filename,
+        what="Splitting",
+    )
+
+
+def _split_within(
+    document: ParsedDocument, chunker: TokenChunker, document_id: str, max_chunks: int
+) -> list[Chunk]:
+    # Every word is at least one token: a cheap lower bound refuses a document that
+    # cannot fit before the costly split.
+    words = sum(1 for page in document.pages for _ in _WORD.finditer(page.text))
+    check_chunk_count(document.filename, words // chunker.chunk_size, max_chunks)
+    chunks = chunker.split(document, document_id)
+    check_chunk_count(document.filename, len(chunks), max_chunks)
+    return chunks
+
+
+def check_chunk_count(filename: str, chunks: int, max_chunks: int) -> None:
+    if chunks > max_chunks:
+        raise DocumentTooComplexError(
+            f"'{filename}' holds too much text: it makes at least {chunks:,} passages and "
+            f"a session holds at most {max_chunks:,}. Split it into smaller files, "
+            "or ask the operator to raise PGPT_MAX_CHUNKS_PER_SESSION.",
+            filename=filename,
+        )
+
+
 def sanitize_filename(filename: str) -> str:
     """A safe display name: no directories, no control or bidi characters, bounded length."""
     name = unicodedata.normalize("NFC", filename)
@@ -233,8 +286,30 @@ def _megabytes(size: int) -> str:
 # --- the worker pool -----------------------------------------------------------------
 
 
+def _init_worker(owner_pid: int, owner_started: float) -> None:
+    """Runs in each worker at start-up: cap its memory, and make it die with the API."""
+    _limit_worker_memory()
+    threading.Thread(
+        target=_exit_when_gone, args=(owner_pid, owner_started), name="owner-watch", daemon=True
+    ).start()
+
+
+def _exit_when_gone(owner_pid: int, owner_started: float) -> None:
+    """A worker's parent is the forkserver, not the API, and it holds the write end of its
+    own job queue: without this, a SIGKILLed API leaves its workers (and with them the
+    forkserver and resource tracker) running forever."""
+    while True:
+        time.sleep(OWNER_CHECK_INTERVAL_S)
+        try:
+            alive = psutil.Process(owner_pid).create_time() == owner_started
+        except psutil.NoSuchProcess:
+            alive = False
+        if not alive:
+            os._exit(0)
+
+
 def _limit_worker_memory() -> None:
-    """Runs in each worker at start-up.
+    """The worker's address-space cap.
 
     The cap is relative: a worker re-imports the parent's ``__main__`` module (how
     'forkserver' and 'spawn' work), which may already have mapped gigabytes (torch).
@@ -274,8 +349,12 @@ class _Worker:
     """One worker process in its own executor, so a hung parse can be killed alone."""
 
     def __init__(self, context: multiprocessing.context.BaseContext) -> None:
+        owner = psutil.Process()
         self._executor = ProcessPoolExecutor(
-            max_workers=1, mp_context=context, initializer=_limit_worker_memory
+            max_workers=1,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(owner.pid, owner.create_time()),
         )
         # Starting the process (and learning its pid) here keeps start-up cost out of
         # the parse timeout.
@@ -334,7 +413,13 @@ class ParserPool:
         self._closed = False
 
     def run(
-        self, fn: Callable[..., T], *args: Any, timeout_s: float, filename: str, **kwargs: Any
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        timeout_s: float,
+        filename: str,
+        what: str = "Parsing",
+        **kwargs: Any,
     ) -> T:
         """``fn(*args, **kwargs)`` in a worker; DocumentTooComplexError after ``timeout_s``."""
         worker = self._slots.get()
@@ -350,7 +435,7 @@ class ParserPool:
                 self._discard(worker, kill=True)
                 refilling = self._refill_slot_in_background()
                 raise DocumentTooComplexError(
-                    f"Parsing '{filename}' took longer than the {timeout_s:g} s limit; the file "
+                    f"{what} '{filename}' took longer than the {timeout_s:g} s limit; the file "
                     "may be very large or malformed. Split it into smaller files, or raise "
                     "PGPT_PARSE_TIMEOUT_S (per file) or PGPT_PARSE_TIMEOUT_PER_PAGE_S.",
                     filename=filename,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -13,6 +13,7 @@ import numpy as np
 
 from core.errors import ConfigError
 from core.settings import Settings
+from ingest.chunking import TokenizerCounter
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,8 @@ class Embedder(Protocol):
     dimension: int
     max_tokens: int  # longest input embedded without truncation (special tokens excluded)
 
-    def count_tokens(self, text: str) -> int: ...
+    # Picklable count of tokens (chunking runs in a parser worker process).
+    count_tokens: Callable[[str], int]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return float32 vectors of shape (len(texts), dimension), L2-normalized."""
@@ -96,14 +98,7 @@ class SentenceTransformerEmbedder:
         # thread's batch can come back unpadded. Embedding holds a lock; counting uses
         # its own copy of the Rust tokenizer, configured once and only read after that.
         self._lock = threading.Lock()
-        self._counter = _counting_tokenizer(self._tokenizer)
-
-    def count_tokens(self, text: str) -> int:
-        if self._counter is not None:
-            return len(self._counter.encode(text, add_special_tokens=False).ids)
-        with self._lock:
-            ids = self._tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
-        return len(ids)
+        self.count_tokens: Callable[[str], int] = _counting_tokenizer(self._tokenizer, self.name)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
@@ -125,18 +120,15 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
 
 
-def _counting_tokenizer(tokenizer: Any) -> Any:
-    """A private copy of a fast tokenizer's Rust tokenizer, never padded or truncated
-    (None for a slow tokenizer, which is then used under the embedder's lock)."""
+def _counting_tokenizer(tokenizer: Any, model: str) -> TokenizerCounter:
+    """A private copy of the model's fast (Rust) tokenizer, only for counting."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
-        return None
-    from tokenizers import Tokenizer
-
-    counter = Tokenizer.from_str(backend.to_str())
-    counter.no_padding()
-    counter.no_truncation()
-    return counter
+        raise ConfigError(
+            f"The embedding model {model} has no fast (Rust) tokenizer, which chunking needs. "
+            "Choose a sentence-transformers model that ships tokenizer.json."
+        )
+    return TokenizerCounter(backend.to_str())
 
 
 def make_embedder(settings: Settings) -> Embedder:

@@ -15,6 +15,8 @@ class Message(TypedDict):
 
 class GeneratorStatus(StrEnum):
     READY = "ready"
+    STARTING = "starting"
+    RESTARTING = "restarting"
     UNAVAILABLE = "unavailable"
 
 

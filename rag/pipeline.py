@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 from dataclasses import dataclass
 
-from core.errors import DocumentTooComplexError, EmptyDocumentError
+from core.errors import EmptyDocumentError
 from core.settings import Settings
 from ingest.chunking import TokenChunker
-from ingest.loader import get_parser_pool, load_document
+from ingest.loader import (
+    ParseTimeLimit,
+    check_chunk_count,
+    chunk_document,
+    get_parser_pool,
+    load_document,
+)
 from rag.embedding import Embedder
 from rag.sessions import DocumentInfo, Session
-
-_WORD = re.compile(r"\S+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,23 +48,31 @@ class Ingestor:
     ) -> tuple[DocumentInfo, IngestTimings]:
         """Add one file to the session, or raise and leave the session as it was."""
         started = time.perf_counter()
+        pool = get_parser_pool(self._settings.parser_workers)
+        limit = ParseTimeLimit(
+            base_s=self._settings.parse_timeout_s,
+            per_page_s=self._settings.parse_timeout_per_page_s,
+        )
         document = load_document(
             data,
             filename,
             password=password,
             max_bytes=self._settings.max_upload_bytes,
             max_pages=self._settings.max_pages,
-            timeout_s=self._settings.parse_timeout_s,
-            timeout_per_page_s=self._settings.parse_timeout_per_page_s,
-            pool=get_parser_pool(self._settings.parser_workers),
+            timeout_s=limit.base_s,
+            timeout_per_page_s=limit.per_page_s,
+            pool=pool,
         )
         parsed = time.perf_counter()
-        # Every word is at least one token: a cheap lower bound on the chunk count refuses
-        # a document that cannot fit before it is chunked.
-        words = sum(1 for page in document.pages for _ in _WORD.finditer(page.text))
-        self._check_room(session, document.filename, words // self._chunker.chunk_size)
         document_id = secrets.token_hex(8)
-        chunks = self._chunker.split(document, document_id)
+        chunks = chunk_document(
+            document,
+            self._chunker,
+            document_id,
+            max_chunks=session.max_chunks,
+            limit=limit,
+            pool=pool,
+        )
         if not chunks:
             raise EmptyDocumentError(
                 f"'{document.filename}' contains no text to search.", filename=document.filename
@@ -83,11 +94,5 @@ class Ingestor:
 
     @staticmethod
     def _check_room(session: Session, filename: str, chunks: int) -> None:
-        if chunks > session.max_chunks:
-            raise DocumentTooComplexError(
-                f"'{filename}' holds too much text: it makes at least {chunks:,} passages and "
-                f"a session holds at most {session.max_chunks:,}. Split it into smaller files, "
-                "or ask the operator to raise PGPT_MAX_CHUNKS_PER_SESSION.",
-                filename=filename,
-            )
+        check_chunk_count(filename, chunks, session.max_chunks)
         session.check_room(filename, chunks)

@@ -250,21 +250,31 @@ async def query(body: models.QueryRequest, session: SessionDep, services: Servic
         return unavailable_response(exc, hits)
     if not body.stream:
         done = first
-        async for event in events:
-            done = event
+        try:
+            async for event in events:
+                done = event
+        except GeneratorUnavailableError as exc:  # the model died mid-answer
+            return unavailable_response(exc, hits)
         assert isinstance(done, DoneEvent)
         return JSONResponse(responses.query_result(done.answer).model_dump(mode="json"))
     return StreamingResponse(
-        sse_events(first, events),
+        sse_events(first, events, hits),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
+def unavailable_body(exc: PGPTError, hits: list[Hit]) -> models.UnavailableBody:
+    return models.UnavailableBody(
+        error=models.ErrorDetail(code=exc.code, message=exc.message),
+        sources=[responses.numbered_passage(n, h) for n, h in enumerate(hits, 1)],
+    )
+
+
 def unavailable_response(exc: GeneratorUnavailableError, hits: list[Hit]) -> JSONResponse:
-    sources = [responses.numbered_passage(n, h).model_dump() for n, h in enumerate(hits, 1)]
-    return error_response(
-        status.HTTP_503_SERVICE_UNAVAILABLE, exc.code, exc.message, sources=sources
+    return JSONResponse(
+        unavailable_body(exc, hits).model_dump(mode="json"),
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
     )
 
 
@@ -273,9 +283,10 @@ def sse(event: str, data: Any) -> str:
 
 
 async def sse_events(
-    first: TokenEvent | DoneEvent, rest: AsyncIterator[TokenEvent | DoneEvent]
+    first: TokenEvent | DoneEvent, rest: AsyncIterator[TokenEvent | DoneEvent], hits: list[Hit]
 ) -> AsyncIterator[str]:
-    """``token`` events with text, then one ``done`` event with the full result (or ``error``)."""
+    """``token`` events with text, then one ``done`` event with the full result, or one
+    ``error`` event with the retrieved passages: the tokens so far are not an answer."""
 
     async def all_events() -> AsyncIterator[TokenEvent | DoneEvent]:
         yield first
@@ -289,7 +300,7 @@ async def sse_events(
             else:
                 yield sse("done", responses.query_result(event.answer).model_dump(mode="json"))
     except PGPTError as exc:
-        yield sse("error", {"error": {"code": exc.code, "message": exc.message}})
+        yield sse("error", unavailable_body(exc, hits).model_dump(mode="json"))
 
 
 # --- app ----------------------------------------------------------------------------

@@ -233,8 +233,24 @@ class EmbeddedVLLM:
             env["VLLM_API_KEY"] = self.settings.vllm_api_key.get_secret_value()
         return env
 
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode if self._process else None
+
     def start(self) -> None:
         """Launch the server and wait until it is healthy."""
+        self.launch()
+        try:
+            self._wait_healthy()
+        except BaseException:
+            self.stop()
+            raise
+
+    def launch(self) -> None:
+        """Start the server process without waiting for it to answer (a supervisor polls).
+
+        Call from a long-lived thread: the process is told to exit when that thread ends.
+        """
         with self._lock:
             if self.is_running():
                 return
@@ -258,11 +274,6 @@ class EmbeddedVLLM:
                 target=self._forward_output, args=(self._process,), daemon=True
             )
             self._pump.start()
-        try:
-            self._wait_healthy()
-        except BaseException:
-            self.stop()
-            raise
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """End the server and every process it started; safe to call twice."""

@@ -91,11 +91,14 @@ class VLLMGenerator:
         api_key: str | None = None,
         timeout_s: float = 120.0,
         retries: int = 2,
+        supervised: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
         self.retries = retries
+        self._supervised = supervised
+        self._was_ready = False
         self._info: GeneratorInfo | None = None
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
@@ -106,15 +109,19 @@ class VLLMGenerator:
         )
 
     async def status(self) -> GeneratorStatus:
-        """READY when it answers with a model, else UNAVAILABLE (down, or still loading it)."""
+        """READY when it answers with a model. When a supervisor restarts the server
+        (``supervised``), an unreachable one is STARTING until first ready, then RESTARTING."""
         try:
             health = await self._client.get("/health", timeout=STATUS_TIMEOUT_S)
             if health.status_code == 200:
                 models = await self._client.get("/v1/models", timeout=STATUS_TIMEOUT_S)
                 if models.status_code == 200 and models.json().get("data"):
+                    self._was_ready = True
                     return GeneratorStatus.READY
         except (httpx.HTTPError, ValueError):
             pass
+        if self._supervised:
+            return GeneratorStatus.RESTARTING if self._was_ready else GeneratorStatus.STARTING
         return GeneratorStatus.UNAVAILABLE
 
     async def info(self) -> GeneratorInfo:
@@ -283,4 +290,5 @@ def make_generator(settings: Settings) -> VLLMGenerator:
         api_key=api_key,
         timeout_s=settings.generator_timeout_s,
         retries=settings.generator_retries,
+        supervised=settings.vllm_supervised,
     )

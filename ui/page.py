@@ -43,6 +43,7 @@ from ui.state import (
     UiState,
     api_client,
     check_expiry,
+    notice_lost_session,
     session_id,
     session_lost,
     touch,
@@ -305,10 +306,15 @@ def health(client: ApiClient, ui: UiState) -> Health:
     return ui.health
 
 
-GENERATOR_DOWN = (
-    "The language model is not reachable (down, or still loading its model), so there are no "
-    "written answers for now; questions show the passages that match best."
-)
+GENERATOR_DOWN = {
+    "starting": "The language model is starting: answers work in a minute or two. "
+    "Until then, questions show the passages that match best.",
+    "restarting": "The language model stopped and is being restarted: answers work again in "
+    "a minute or two. Your documents and this conversation are kept; until then, questions "
+    "show the passages that match best.",
+    "unavailable": "The language model is not reachable, so there are no written answers "
+    "for now; questions show the passages that match best.",
+}
 
 
 def model_status(status: Health) -> None:
@@ -320,6 +326,10 @@ def model_status(status: Health) -> None:
         st.markdown(
             f":green-badge[:material/check: ready] "
             f"**{escape_markdown(generator.model or 'unknown')}**{context_label}"
+        )
+    elif generator.status in {"starting", "restarting"}:
+        st.markdown(
+            f":orange-badge[:material/hourglass_top: {generator.status}] answers work in a minute"
         )
     else:
         st.markdown(":red-badge[:material/power_off: not reachable] passages only")
@@ -508,6 +518,7 @@ def main() -> None:
         st.stop()
     ui = ui_state()
     client = api_client(settings)
+    notice_lost_session(ui, settings)
     check_expiry(client, ui)
 
     st.title(":material/lock: PrivateGPT++")
@@ -525,8 +536,11 @@ def main() -> None:
         prefs = answer_settings(settings)
         model_status(status)
 
-    if status.generator.status != "ready":
-        st.warning(GENERATOR_DOWN, icon=":material/power_off:")
+    state = status.generator.status
+    if state != "ready":
+        st.warning(
+            GENERATOR_DOWN.get(state, GENERATOR_DOWN["unavailable"]), icon=":material/power_off:"
+        )
     if ui.notice is not None:
         if ui.notice.kind == "success":
             st.success(escape_markdown(ui.notice.text), icon=":material/check_circle:")

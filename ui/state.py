@@ -11,6 +11,11 @@ from core.api_models import DocumentOut, Health, NumberedPassage, QueryResult, S
 from core.settings import Settings
 from ui.client import ApiClient, ApiError, ApiUnreachableError, SessionExpiredError, UploadOutcome
 
+# In the page's address while it has a server session. Only a marker: the session id itself
+# would be a secret in browser history. A reloaded page or a restarted UI (whose memory of
+# the session is gone) finds the marker and tells the user why the documents are gone.
+SESSION_MARKER = "session"
+
 
 @dataclass
 class Turn:
@@ -48,6 +53,7 @@ class UiState:
     def clear(self, notice: Notice | None = None) -> None:
         """Forget the session, documents and chat; the next uploader starts empty."""
         generation = self.uploader_generation + 1
+        st.query_params.pop(SESSION_MARKER, None)
         self.__dict__.update(UiState().__dict__)
         self.uploader_generation = generation
         self.notice = notice
@@ -76,8 +82,23 @@ def session_id(client: ApiClient, ui: UiState) -> str:
         requested = datetime.now(UTC)
         ui.session = client.create_session()
         ui.ttl_s = max(1.0, (ui.session.expires_at - requested).total_seconds())
+        st.query_params[SESSION_MARKER] = "1"
     touch(ui)
     return ui.session.session_id
+
+
+def notice_lost_session(ui: UiState, settings: Settings) -> None:
+    """A page that had a session, but whose state starts empty: the UI or the API restarted."""
+    if ui.session is not None or SESSION_MARKER not in st.query_params:
+        return
+    del st.query_params[SESSION_MARKER]
+    minutes = max(1, round(settings.session_ttl_s / 60))
+    ui.notice = Notice(
+        "warning",
+        "This page lost its session: the server or the page was restarted. Documents are held "
+        "only in the server's memory, so add them again to ask about them (a session nobody "
+        f"uses is deleted after {minutes} min).",
+    )
 
 
 def touch(ui: UiState) -> None:
@@ -98,6 +119,7 @@ def session_lost(ui: UiState) -> None:
     ui.session = None
     ui.expires_at = None
     ui.documents = []
+    st.query_params.pop(SESSION_MARKER, None)
 
 
 def check_expiry(client: ApiClient, ui: UiState) -> None:

@@ -1,10 +1,12 @@
-"""`pgpt up` (what `make run` runs) end to end: everything starts, answers, and stops on Ctrl-C.
+"""`pgpt up` (what `make run` runs) end to end: everything starts, answers, survives a vLLM
+crash, and stops on Ctrl-C.
 
 One test, its own embedded vLLM (it cannot share the session's: `pgpt up` starts and
 owns one). It runs in a sandbox of fresh folders (HOME, TMPDIR, XDG, working
 directory) on free ports, waits for the API (generator ready) and the UI, asks one
-question through the API, records the whole process tree, sends SIGINT to the
-process group as a terminal's Ctrl-C does, and checks that no process survives.
+question through the API, kills vLLM mid-answer and sees it come back, records the whole
+process tree, sends SIGINT to the process group as a terminal's Ctrl-C does, and checks
+that no process survives.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -30,6 +33,67 @@ from tests.support import LOOPBACK, free_port
 
 PGPT = str(Path(sys.executable).with_name("pgpt"))  # the console script `make run` calls
 STOP_TIMEOUT_S = 120
+ERROR_EVENT_TIMEOUT_S = 10
+# From the crash to a ready model again: about a minute on a quiet 2-core machine (a vLLM
+# start); the bound leaves room for CI's shared cores.
+RECOVERY_TIMEOUT_S = 300
+LONG_QUESTION = "Write a long, detailed essay about the crazy ones, the misfits and the rebels."
+
+
+def vllm_server_process(up: Server) -> psutil.Process:
+    """The vLLM API server `pgpt up` started (the leader of its process group)."""
+    for process in up.family():
+        if "vllm.entrypoints" in " ".join(process.cmdline()) and process.pid == os.getpgid(
+            process.pid
+        ):
+            return process
+    raise AssertionError("no vLLM server process under pgpt up")
+
+
+def survive_a_vllm_crash(client: httpx.Client, sid: str, up: Server) -> None:
+    """SIGKILL vLLM mid-stream: the stream ends with an error event, search goes on, questions
+    get 503 with passages, and pgpt up brings the model back with the session intact."""
+    vllm = vllm_server_process(up)
+    events: list[str] = []
+    with client.stream(
+        "POST",
+        f"/v1/sessions/{sid}/query",
+        json={"question": LONG_QUESTION, "stream": True, "max_tokens": 512},
+    ) as response:
+        lines = response.iter_lines()
+        for line in lines:
+            if line.startswith("event: "):
+                events.append(line.removeprefix("event: "))
+                if events[-1] == "token" and events.count("token") == 1:
+                    vllm.kill()  # as a crash or the kernel's OOM killer would
+                    crashed = time.monotonic()
+                if events[-1] in {"done", "error"}:
+                    break
+    assert (events[-1], time.monotonic() - crashed < ERROR_EVENT_TIMEOUT_S) == ("error", True)
+
+    wait_until(
+        lambda: client.get("/healthz").json()["generator"]["status"] == "restarting",
+        up,
+        "/healthz saying restarting",
+        ERROR_EVENT_TIMEOUT_S,
+    )
+    search = client.post(f"/v1/sessions/{sid}/search", json={"query": "crazy ones"})
+    assert (search.status_code, search.json()["results"][0]["filename"]) == (200, "crazyones.pdf")
+    question = client.post(f"/v1/sessions/{sid}/query", json={"question": "Who are they?"})
+    assert (question.status_code, len(question.json()["sources"]) > 0) == (503, True)
+
+    wait_until(
+        lambda: client.get("/healthz").json()["generator"]["status"] == "ready",
+        up,
+        "the restarted model",
+        RECOVERY_TIMEOUT_S - (time.monotonic() - crashed),
+    )
+    documents = client.get(f"/v1/sessions/{sid}/documents").json()["documents"]
+    assert [d["filename"] for d in documents] == ["crazyones.pdf"]
+    again = client.post(
+        f"/v1/sessions/{sid}/query", json={"question": "Who are the crazy ones?", "max_tokens": 32}
+    )
+    assert again.status_code == 200, again.text
 
 
 def alive(process: psutil.Process, started: float) -> bool:
@@ -83,6 +147,8 @@ def test_pgpt_up_starts_answers_and_stops_cleanly_on_ctrl_c(
             assert answer.status_code == 200, answer.text
             assert answer.json()["answer"].strip()
             assert answer.json()["sources"][0]["filename"] == "crazyones.pdf"
+
+            survive_a_vllm_crash(client, sid, up)
 
         family = up.family()
         started = {p.pid: p.create_time() for p in family}

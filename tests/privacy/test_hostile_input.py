@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 import secrets
 import threading
+import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -45,6 +46,7 @@ pytestmark = pytest.mark.slow  # hundreds of fuzzed parses, bombs and 20 MB uplo
 PARSE_TIMEOUT_S = 15  # attention-is-all-you-need.pdf parses in 1-4 s on two busy cores
 PARSE_TIMEOUT_PER_PAGE_S = 2.0
 HANG_GUARD_S = 300  # far above any limit: only a hang reaches it
+SEARCH_STALL_LIMIT_S = 1.0  # a search must never wait this long for someone's upload
 DOCUMENT_ERRORS = {
     "invalid_document",
     "unsupported_file_type",
@@ -305,6 +307,35 @@ def test_a_twenty_megabyte_line(client: TestClient, earlier_session: str) -> Non
     # Millions of words cannot fit a session of 5,000 passages: refused before chunking.
     assert outcome(response, "line.txt") == "document_too_complex"
     assert_still_answers(client, earlier_session)
+
+
+def test_a_twenty_megabyte_word_is_split_in_a_worker_without_stalling_search(
+    client: TestClient, earlier_session: str
+) -> None:
+    """One 20 MB token: no word bound refuses it, so it reaches the splitter, whose cost is
+    paid in a parser worker under the time limit while searches keep their pace."""
+    word = ("".join(random.Random(21).choices("abcdefghij", k=1000)) * 20 * 1024).encode()
+    outcomes: list[str] = []
+    started = time.monotonic()
+    uploading = threading.Thread(
+        target=lambda: outcomes.append(
+            outcome(upload(client, new_session(client), "word.txt", word, "text/plain"), "word.txt")
+        )
+    )
+    uploading.start()
+    slowest = 0.0
+    while uploading.is_alive():
+        asked = time.monotonic()
+        found = client.post(
+            f"/v1/sessions/{earlier_session}/search", json={"query": GPU_QUESTION, "top_k": 5}
+        )
+        assert found.status_code == 200
+        slowest = max(slowest, time.monotonic() - asked)
+        time.sleep(0.05)
+    uploading.join()
+    took = time.monotonic() - started
+    assert outcomes == ["document_too_complex"]
+    assert (took < 2 * PARSE_TIMEOUT_S + 30, slowest < SEARCH_STALL_LIMIT_S) == (True, True)
 
 
 def test_an_upload_over_the_size_cap(client: TestClient) -> None:

@@ -29,11 +29,8 @@ class CountingEmbedder:
         self.dtype = inner.dtype
         self.dimension = inner.dimension
         self.max_tokens = inner.max_tokens
+        self.count_tokens = inner.count_tokens  # picklable: chunking runs in a worker
         self.embedded = 0
-
-    def count_tokens(self, text: str) -> int:
-        count: int = self._inner.count_tokens(text)
-        return count
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         self.embedded += len(texts)

@@ -12,6 +12,8 @@ class ScriptedGenerator:
     def __init__(self, answer: str = "The big model was trained on 8 P100 GPUs [1].") -> None:
         self.answer = answer
         self.available = True
+        self.fail_after_words: int | None = None  # the server dies mid-answer
+        self.down_status = GeneratorStatus.UNAVAILABLE  # what status() says while unavailable
         self.context_length = 4096
         self.last_messages: Sequence[Message] = []
 
@@ -20,7 +22,7 @@ class ScriptedGenerator:
             raise GeneratorUnavailableError("The language model is not reachable.")
 
     async def status(self) -> GeneratorStatus:
-        return GeneratorStatus.READY if self.available else GeneratorStatus.UNAVAILABLE
+        return GeneratorStatus.READY if self.available else self.down_status
 
     async def info(self) -> GeneratorInfo:
         self._check()
@@ -35,7 +37,9 @@ class ScriptedGenerator:
     ) -> AsyncIterator[str]:
         self._check()
         self.last_messages = messages
-        for word in self.answer.split(" "):
+        for index, word in enumerate(self.answer.split(" ")):
+            if index == self.fail_after_words:
+                raise GeneratorUnavailableError("Lost the connection to the LLM server mid-answer.")
             yield word + " "
 
     async def aclose(self) -> None:

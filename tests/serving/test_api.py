@@ -196,6 +196,36 @@ def test_generator_down_gives_503_with_passages(
     assert len(response.json()["sources"]) == 5
 
 
+def test_a_model_dying_mid_answer_gives_503_with_passages(
+    client: TestClient, loaded_session: str, generator: ScriptedGenerator
+) -> None:
+    generator.fail_after_words = 3
+    try:
+        response = client.post(
+            f"/v1/sessions/{loaded_session}/query", json={"question": GPU_QUESTION}
+        )
+    finally:
+        generator.fail_after_words = None
+    assert (response.status_code, len(response.json()["sources"])) == (503, 5)
+
+
+def test_a_stream_broken_mid_answer_ends_with_an_error_event_and_the_passages(
+    client: TestClient, loaded_session: str, generator: ScriptedGenerator
+) -> None:
+    generator.fail_after_words = 3
+    try:
+        with client.stream(
+            "POST",
+            f"/v1/sessions/{loaded_session}/query",
+            json={"question": GPU_QUESTION, "stream": True},
+        ) as response:
+            events = parse_sse(response.iter_text())
+    finally:
+        generator.fail_after_words = None
+    assert [name for name, _ in events] == ["token", "token", "token", "error"]
+    assert len(events[-1][1]["sources"]) == 5
+
+
 def test_unknown_session_is_404_on_every_route(client: TestClient) -> None:
     sid = "not-a-session"
     calls = [

@@ -209,15 +209,34 @@ async def test_a_connection_lost_mid_answer_is_not_retried() -> None:
 # --- status, info, tokens ------------------------------------------------------
 
 
-async def test_status_is_ready_with_a_model_and_unavailable_when_refused() -> None:
+async def test_status_is_ready_when_the_server_serves_a_model() -> None:
     def healthy(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=MODELS_BODY if request.url.path == "/v1/models" else {})
 
-    def refused(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("refused", request=request)
-
     assert await scripted(healthy).status() is GeneratorStatus.READY
+
+
+def refused(request: httpx.Request) -> httpx.Response:
+    raise httpx.ConnectError("refused", request=request)
+
+
+async def test_an_unreachable_unsupervised_server_is_unavailable() -> None:
     assert await scripted(refused).status() is GeneratorStatus.UNAVAILABLE
+
+
+async def test_a_supervised_server_is_starting_until_first_ready_then_restarting() -> None:
+    up = True
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        if not up:
+            raise httpx.ConnectError("refused", request=request)
+        return httpx.Response(200, json=MODELS_BODY if request.url.path == "/v1/models" else {})
+
+    assert await scripted(refused, supervised=True).status() is GeneratorStatus.STARTING
+    generator = scripted(flaky, supervised=True)
+    assert await generator.status() is GeneratorStatus.READY
+    up = False
+    assert await generator.status() is GeneratorStatus.RESTARTING
 
 
 async def test_info_is_asked_once_and_sends_the_api_key() -> None:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from rag.generation import GeneratorStatus
 from serving.api import create_app
 from tests.conftest import PROJECT_ROOT
 from tests.serving.fakes import ScriptedGenerator
@@ -191,6 +192,38 @@ def test_generator_down_shows_a_clear_message_and_the_passages(
     assert cards and "crazyones.pdf" in cards[0]
     assert "<mark" in cards[0]
     assert state(at).turns[0].sources
+
+
+def test_a_restarting_model_is_explained_and_the_conversation_kept(
+    app: AppTest,
+    api_server: ApiServer,
+    scripted_generator: ScriptedGenerator,
+    crazyones: tuple[str, bytes, str],
+) -> None:
+    upload(app, crazyones)
+    ask(app, "Who are the crazy ones?")
+    scripted_generator.available = False
+    scripted_generator.down_status = GeneratorStatus.RESTARTING
+    try:
+        state(app).health = None  # re-read /healthz now, not in a few seconds
+        app.run()
+    finally:
+        scripted_generator.available = True
+        scripted_generator.down_status = GeneratorStatus.UNAVAILABLE
+    assert "being restarted" in texts(app.main.warning)
+    assert "restarting" in texts(app.sidebar.markdown)
+    assert [turn.question for turn in state(app).turns] == ["Who are the crazy ones?"]
+
+
+def test_a_page_that_lost_its_session_says_why(
+    api_server: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGPT_API_URL", api_server.url)
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["session"] = "1"  # the page had a session before the UI restarted
+    at.run()
+    assert "lost its session" in texts(at.warning)
+    assert "session" not in at.query_params
 
 
 def test_remove_a_document(
