@@ -10,7 +10,9 @@ from dataclasses import dataclass
 from core.errors import DocumentTooComplexError, EmptyDocumentError
 from core.settings import Settings
 from ingest.chunking import TokenChunker
+from ingest.context import HEADER_MAX_TOKENS
 from ingest.loader import get_parser_pool, load_document
+from ingest.models import ParsedDocument
 from rag.embedding import Embedder
 from rag.sessions import DocumentInfo, Session
 
@@ -25,12 +27,14 @@ class IngestTimings:
 
 
 def make_chunker(settings: Settings, embedder: Embedder) -> TokenChunker:
-    """The chunker of the settings, clamped to what the embedder takes whole."""
+    """The chunker of the settings, clamped so a chunk and its header are embedded whole."""
+    room = embedder.max_tokens - (HEADER_MAX_TOKENS + 1 if settings.context_headers else 0)
     return TokenChunker.for_model(
         embedder.count_tokens,
-        embedder.max_tokens,
+        room,
         settings.chunk_size_tokens,
         settings.chunk_overlap_tokens,
+        context_headers=settings.context_headers,
     )
 
 
@@ -54,8 +58,20 @@ class Ingestor:
             timeout_s=self._settings.parse_timeout_s,
             timeout_per_page_s=self._settings.parse_timeout_per_page_s,
             pool=get_parser_pool(self._settings.parser_workers),
+            pdf_text_mode=self._settings.pdf_text_mode,
         )
         parsed = time.perf_counter()
+        info, chunk_s, embed_s = self._add_parsed(session, document)
+        return info, IngestTimings(parsed - started, chunk_s, embed_s)
+
+    def add_parsed(self, session: Session, document: ParsedDocument) -> DocumentInfo:
+        """Chunk, embed and add an already parsed document (benchmarks reuse parses)."""
+        return self._add_parsed(session, document)[0]
+
+    def _add_parsed(
+        self, session: Session, document: ParsedDocument
+    ) -> tuple[DocumentInfo, float, float]:
+        started = time.perf_counter()
         # Every word is at least one token: a cheap lower bound on the chunk count refuses
         # a document that cannot fit before it is chunked.
         words = sum(1 for page in document.pages for _ in _WORD.finditer(page.text))
@@ -69,7 +85,7 @@ class Ingestor:
         # Before embedding, by far the costliest step.
         self._check_room(session, document.filename, len(chunks))
         chunked = time.perf_counter()
-        vectors = self._embedder.embed([chunk.text for chunk in chunks])
+        vectors = self._embedder.embed([chunk.indexed_text for chunk in chunks])
         embedded = time.perf_counter()
         info = DocumentInfo(
             document_id=document_id,
@@ -79,7 +95,7 @@ class Ingestor:
             chunks=len(chunks),
         )
         session.add_document(info, chunks, vectors)
-        return info, IngestTimings(parsed - started, chunked - parsed, embedded - chunked)
+        return info, chunked - started, embedded - chunked
 
     @staticmethod
     def _check_room(session: Session, filename: str, chunks: int) -> None:

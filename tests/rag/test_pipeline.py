@@ -195,3 +195,21 @@ def test_deleting_a_session_frees_it(store: SessionStore, attention_session: Ses
     store.delete(attention_session.id)
     assert len(store) == 0 and store.budget.used == 0
     assert len(attention_session.index) == 0 and not attention_session.chunks
+
+
+def test_a_reranker_url_reorders_the_fused_candidates(
+    settings: Settings, embedder: Any, attention_session: Session
+) -> None:
+    from rag.retrieval import make_retriever
+    from tests.rag.fake_reranker import FakeRerankServer
+
+    def p100_first(query: str, document: str) -> float:
+        return 1.0 if "P100" in document else 0.0
+
+    with FakeRerankServer(score=p100_first) as server:
+        retriever = make_retriever(
+            settings.model_copy(update={"reranker_url": server.url}), embedder
+        )
+        hits = retriever.search(attention_session, "Which hardware was used?", top_k=5)
+    assert "P100" in hits[0].chunk.text
+    assert len(server.requests) == 1 and server.requests[0]["query"] == "Which hardware was used?"
