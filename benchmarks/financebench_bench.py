@@ -551,6 +551,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_FILINGS}")
     parser.add_argument("--no-cache", action="store_true", help="embed everything afresh")
+    parser.add_argument(
+        "--filings",
+        default=None,
+        help="comma-separated filing names (e.g. BESTBUY_2023_10K): a subset, for iteration",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=None, help="also write the section here")
     args = parser.parse_args(argv)
@@ -567,7 +572,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_threads(args.threads)
     machine = describe_machine(args.threads)
     settings = load_settings(threads=args.threads)
-    paths, questions = load_financebench(filings=QUICK_FILINGS if args.quick else None)
+    chosen = args.filings.split(",") if args.filings else None
+    paths, questions = load_financebench(filings=QUICK_FILINGS if args.quick else chosen)
     progress(f"financebench-dev: {len(paths)} filings, {len(questions)} questions")
     resources = Resources(settings, paths, use_cache=not args.no_cache)
     methods = [make_method(name, resources) for name in args.methods.split(",")]

@@ -136,8 +136,8 @@ class Settings(BaseSettings):
     page_diversity: bool = Field(
         True,
         description=(
-            "Give each page at most one of the top_k slots while other pages are left; "
-            "overlapping chunks of one page are merged into one passage."
+            "Give each page of a multi-page document at most one of the top_k slots while "
+            "other pages are left; overlapping chunks of one page are merged into one passage."
         ),
     )
     verify_citations: bool = Field(

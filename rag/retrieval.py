@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -139,7 +139,8 @@ class Retriever:
             candidates = [
                 (ranked[p], Hit(session.chunks[ranked[p]], float(cosines[p]))) for p in keep
             ]
-            return spread_over_pages(candidates, top_k)
+            paginated = {d.document_id for d in session.documents.values() if d.pages > 1}
+            return spread_over_pages(candidates, top_k, paginated)
 
     def _rerank(self, query: str, chunks: Sequence[Chunk]) -> np.ndarray:
         """Candidate positions, best first by the reranker (the fused order if it fails)."""
@@ -186,13 +187,17 @@ def _pages(chunk: Chunk) -> set[tuple[str, int]]:
     return {(chunk.document_id, p) for p in range(chunk.page, chunk.page_end + 1)}
 
 
-def spread_over_pages(candidates: Sequence[tuple[int, Hit]], top_k: int) -> list[Hit]:
+def spread_over_pages(
+    candidates: Sequence[tuple[int, Hit]], top_k: int, paginated: Set[str]
+) -> list[Hit]:
     """The best ``top_k`` (vector id, hit) candidates such that no page holds two slots.
 
     A candidate whose page already has a slot is merged into that slot's passage when it
     is the chunk right before or after it (consecutive vector ids of one document that
     overlap on one page); otherwise it waits and fills the slots left over once every
     other page has had its turn. Five results are then five places to look.
+    Only documents in ``paginated`` (more than one page) are spread: the one "page" of
+    an unpaginated text is the whole document, and its chunks are its places.
     """
     slots: list[_Slot] = []
     waiting: list[tuple[int, Hit]] = []
@@ -200,7 +205,9 @@ def spread_over_pages(candidates: Sequence[tuple[int, Hit]], top_k: int) -> list
         if len(slots) == top_k:
             break
         pages = _pages(hit.chunk)
-        sharing = [slot for slot in slots if slot.pages() & pages]
+        sharing = [
+            slot for slot in slots if hit.chunk.document_id in paginated and slot.pages() & pages
+        ]
         if not sharing:
             slots.append(_Slot(hit, vector_id, vector_id))
             continue
