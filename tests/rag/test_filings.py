@@ -32,7 +32,8 @@ def filings_session(settings: Settings, embedder: Any) -> Session:
         max_total_chunks=20_000,
     )
     session = store.create()
-    ingestor = Ingestor(settings, embedder)
+    # Parsing 75 pages of tables can outlast the 30 s default on the shared test machine.
+    ingestor = Ingestor(settings.model_copy(update={"parse_timeout_s": 900.0}), embedder)
     for name in FILINGS:
         ingestor.ingest(session, data.path(f"financebench-dev/pdfs/{name}").read_bytes(), name)
     return session

@@ -19,6 +19,7 @@ from core.errors import (
     WrongPasswordError,
 )
 from core.settings import Settings, load_settings
+from ingest.context import HEADER_MAX_TOKENS
 from ingest.models import Chunk
 from rag.pipeline import Ingestor, make_chunker
 from rag.retrieval import Retriever, make_retriever
@@ -184,10 +185,12 @@ def test_deleting_a_document_removes_all_its_vectors(
 
 def test_a_clamped_chunk_size_keeps_its_overlap_smaller(embedder: Any) -> None:
     # 512 is above what the model embeds whole, so the chunk is clamped; the overlap follows.
+    # Context headers take their share of the model's window first.
     settings = load_settings(chunk_size_tokens=512, chunk_overlap_tokens=300)
     chunker = make_chunker(settings, embedder)
-    assert chunker.chunk_size == embedder.max_tokens
-    assert chunker.chunk_overlap == 300 * embedder.max_tokens // 512
+    room = embedder.max_tokens - HEADER_MAX_TOKENS - 1
+    assert chunker.chunk_size == room
+    assert chunker.chunk_overlap == 300 * room // 512
 
 
 def test_deleting_a_session_frees_it(store: SessionStore, attention_session: Session) -> None:
