@@ -38,11 +38,13 @@ from benchmarks.common import (
     progress,
     write_report,
 )
+from benchmarks.embedding_cache import CachedVectors, CachingEmbedder, cache_file
+from benchmarks.variants import VARIANTS
 from core.settings import Settings, load_settings
 from ingest.loader import load_document
 from rag.embedding import Embedder, configure_threads, make_embedder
 from rag.pipeline import Ingestor, make_chunker
-from rag.retrieval import Retriever
+from rag.retrieval import Retriever, make_retriever
 from rag.sessions import Session
 from serving.wiring import make_store
 
@@ -75,11 +77,13 @@ class Method(Protocol):
 class Resources:
     """Expensive things built once and shared by the methods that need them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, use_cache: bool = False) -> None:
         self.settings = settings
+        self.use_cache = use_cache
         self._embedder: Embedder | None = None
+        self._caching: CachingEmbedder | None = None
         self._langchain_embeddings: Any = None
-        self._our_index: tuple[Session, IndexReport] | None = None
+        self._our_indexes: dict[tuple[object, ...], tuple[Session, IndexReport]] = {}
 
     @property
     def embedder(self) -> Embedder:
@@ -88,19 +92,42 @@ class Resources:
         return self._embedder
 
     @property
+    def search_embedder(self) -> Embedder:
+        """What our sessions and retrievers embed with: the benchmark's embedding cache
+        in front of the embedder with --cache (benchmarks/embedding_cache.py)."""
+        if not self.use_cache:
+            return self.embedder
+        if self._caching is None:
+            e = self.embedder
+            self._caching = CachingEmbedder(
+                e, CachedVectors(cache_file("ours", e.name, e.dtype), e.dimension)
+            )
+        return self._caching
+
+    @property
     def langchain_embeddings(self) -> Any:
         if self._langchain_embeddings is None:
             self._langchain_embeddings = langchain_baseline.make_embeddings()
         return self._langchain_embeddings
 
-    def our_session(self, articles: Sequence[Article]) -> tuple[Session, IndexReport]:
-        """All articles ingested into one session, through the real loader, once per run.
+    def our_session(
+        self, articles: Sequence[Article], settings: Settings | None = None
+    ) -> tuple[Session, IndexReport]:
+        """All articles ingested into one session, through the real loader, once per run
+        and ingest configuration.
 
         Methods that differ only in how they search (e.g. hybrid, reranked) share it.
         """
-        if self._our_index is None:
-            store = make_store(self.settings, self.embedder)
-            ingestor = Ingestor(self.settings, self.embedder)
+        settings = settings or self.settings
+        key = (
+            settings.context_headers,
+            settings.chunk_size_tokens,
+            settings.chunk_overlap_tokens,
+        )
+        if key not in self._our_indexes:
+            embedder = self.search_embedder
+            store = make_store(settings, embedder)
+            ingestor = Ingestor(settings, embedder)
             session = store.create()
             clock = Stopwatch()
             for number, article in enumerate(articles, start=1):
@@ -111,13 +138,16 @@ class Resources:
                         f"{session.chunk_count} chunks, {clock.elapsed():.0f} s"
                     )
             texts = [chunk.text for chunk in session.chunks.values()]
-            self._our_index = session, IndexReport(texts, clock.elapsed())
-        return self._our_index
+            seconds = clock.elapsed()
+            if isinstance(embedder, CachingEmbedder):
+                embedder.save()
+            self._our_indexes[key] = session, IndexReport(texts, seconds)
+        return self._our_indexes[key]
 
     def our_chunk_texts(self, articles: Sequence[Article]) -> list[str]:
         """Our chunks of the articles without embedding them (for matching chunk sizes)."""
-        if self._our_index is not None:
-            return self._our_index[1].chunk_texts
+        if self._our_indexes:
+            return next(iter(self._our_indexes.values()))[1].chunk_texts
         chunker = make_chunker(self.settings, self.embedder)
         texts: list[str] = []
         for article in articles:
@@ -142,8 +172,10 @@ class OursDense:
         name: str = "ours",
         description: str = "",
         make_retriever: Callable[[Resources], Retriever] | None = None,
+        settings: Settings | None = None,
     ) -> None:
-        settings = resources.settings
+        settings = settings or resources.settings
+        self._settings = settings
         self.name = name
         self.description = description or (
             f"{settings.chunk_size_tokens}-token chunks, {settings.chunk_overlap_tokens} overlap; "
@@ -151,13 +183,13 @@ class OursDense:
         )
         self._resources = resources
         self._make_retriever = make_retriever or (
-            lambda r: Retriever(r.embedder, dedup_threshold=r.settings.dedup_threshold)
+            lambda r: Retriever(r.search_embedder, dedup_threshold=r.settings.dedup_threshold)
         )
         self._session: Session | None = None
         self._retriever: Retriever | None = None
 
     def index(self, articles: Sequence[Article]) -> IndexReport:
-        self._session, report = self._resources.our_session(articles)
+        self._session, report = self._resources.our_session(articles, self._settings)
         self._retriever = self._make_retriever(self._resources)
         return report
 
@@ -276,10 +308,41 @@ METHODS: dict[str, MethodFactory] = {
         name="ours-hybrid",
         description="the same session as `ours`; BM25 (bm25s) fused with dense by reciprocal rank",
         make_retriever=lambda r: Retriever(
-            r.embedder, dedup_threshold=r.settings.dedup_threshold, hybrid=True
+            r.search_embedder,
+            dedup_threshold=r.settings.dedup_threshold,
+            hybrid=True,
+            lexical_analyzer="words",
         ),
     ),
 }
+
+
+def variant_method(name: str) -> MethodFactory:
+    """Our full pipeline (rag.retrieval.make_retriever) under a benchmarks.variants entry."""
+    variant = VARIANTS[name]
+
+    def factory(resources: Resources, articles: Sequence[Article]) -> Method:
+        settings = resources.settings.model_copy(update=variant.overrides)
+        return OursDense(
+            resources,
+            name=f"ours{name}" if name.startswith("-") else f"ours-{name}",
+            description=variant.description,
+            settings=settings,
+            make_retriever=lambda r: make_retriever(
+                settings, r.search_embedder, lexical_analyzer=variant.lexical_analyzer
+            ),
+        )
+
+    return factory
+
+
+# `ours-ours` reads badly: today's defaults are `ours-defaults` here.
+METHODS["ours-defaults"] = variant_method("ours")
+for _name in VARIANTS:
+    if _name != "ours":
+        METHODS[f"ours{_name}" if _name.startswith("-") else f"ours-{_name}"] = variant_method(
+            _name
+        )
 
 
 # --- evaluation ----------------------------------------------------------------------
@@ -469,6 +532,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--k", type=int, default=10, help="passages per question (>= 5)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=None, help="also write the section here")
+    parser.add_argument(
+        "--cache", action="store_true", help="reuse the benchmark's on-disk embedding cache"
+    )
+    parser.add_argument(
+        "--questions", type=int, default=None, help="first N questions only (iteration)"
+    )
     args = parser.parse_args(argv)
     if args.quick and args.articles is None:
         args.articles = QUICK_ARTICLES
@@ -489,7 +558,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(threads=args.threads)
     articles, questions = load_covidqa(articles=args.articles)
     progress(f"COVID-QA: {len(articles)} articles, {len(questions)} questions")
-    resources = Resources(settings)
+    if args.questions is not None:
+        questions = questions[: args.questions]
+    resources = Resources(settings, use_cache=args.cache)
     methods = [METHODS[name](resources, articles) for name in args.methods.split(",")]
     results = evaluate(methods, articles, questions, k=args.k, embedder=resources.embedder)
     command = command_line("benchmarks.covidqa_bench", argv)

@@ -66,6 +66,21 @@ class Settings(BaseSettings):
     # 192/64 had the best hit@5 on COVID-QA (docs/benchmarks/chunk-size-sweep.md).
     chunk_size_tokens: int = Field(192, ge=16, description="Chunk size in embedding-model tokens.")
     chunk_overlap_tokens: int = Field(64, ge=0, description="Tokens shared by consecutive chunks.")
+    pdf_text_mode: Literal["plain", "layout", "auto"] = Field(
+        "auto",
+        description=(
+            "How PDF text is extracted: 'plain' (pypdf's reading order), 'layout' (rows kept "
+            "on one line, numbers beside their labels) or 'auto' (layout on pages that look "
+            "like tables, plain elsewhere)."
+        ),
+    )
+    context_headers: bool = Field(
+        True,
+        description=(
+            "Embed and index every chunk with a short header (document name, title and "
+            "period, the page's heading); never shown and never shifting highlights."
+        ),
+    )
 
     # --- embedding and index --------------------------------------------
     embedding_model: str = Field(
@@ -98,6 +113,34 @@ class Settings(BaseSettings):
             "(COVID-QA hit@5 0.71 vs 0.56 dense, docs/benchmarks.md)."
         ),
     )
+    lexical_weight: float = Field(
+        1.0,
+        ge=0,
+        description="Weight of the BM25 ranking against the dense one (1.0) in the fusion.",
+    )
+    retrieval_candidates: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description=(
+            "Candidates each ranking (dense, BM25) contributes before fusion and selection; "
+            "0 means 3 x top_k."
+        ),
+    )
+    query_cleaning: bool = Field(
+        True,
+        description=(
+            "Search with the question stripped of answer-format instructions ('round to one "
+            "decimal place', 'answer in USD millions'); the LLM still gets the full question."
+        ),
+    )
+    page_diversity: bool = Field(
+        True,
+        description=(
+            "Give each page of a multi-page document at most one of the top_k slots while "
+            "other pages are left; overlapping chunks of one page are merged into one passage."
+        ),
+    )
     verify_citations: bool = Field(
         True,
         description=(
@@ -107,6 +150,19 @@ class Settings(BaseSettings):
     )
     reranker_model: str | None = Field(
         None, description="Cross-encoder folder or name for reranking; off when unset."
+    )
+    reranker_url: str | None = Field(
+        None,
+        description=(
+            "Base URL of a vLLM server serving a cross-encoder (its /rerank API, e.g. "
+            "http://reranker:8000); reorders the fused candidates. Off when unset."
+        ),
+    )
+    reranker_served_model: str | None = Field(
+        None, description="Model name sent to PGPT_RERANKER_URL; unset: the server's only model."
+    )
+    reranker_timeout_s: float = Field(
+        10, gt=0, description="Limit for one rerank request; on failure the fused order stands."
     )
 
     # --- sessions --------------------------------------------------------
@@ -180,6 +236,11 @@ class Settings(BaseSettings):
                 f"PGPT_CHUNK_SIZE_TOKENS ({self.chunk_size_tokens}): consecutive chunks share "
                 "the overlap, so it has to fit in one chunk. Lower the overlap (a quarter to a "
                 "third of the chunk size is usual) or raise the chunk size."
+            )
+        if self.reranker_url and self.reranker_model:
+            raise ValueError(
+                "PGPT_RERANKER_URL and PGPT_RERANKER_MODEL are both set: choose one reranker "
+                "(a vLLM rerank server or an in-process cross-encoder) and unset the other."
             )
         if self.max_chunks_per_session > self.max_total_chunks:
             raise ValueError(

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+from ingest.context import ContextHeaders
 from ingest.models import Chunk, Heading, ParsedDocument
 
 # Pages are joined with a paragraph break so a page end is a natural split point and a
@@ -36,7 +37,9 @@ class TokenChunker:
     ``chunk_size`` must not exceed what the embedder takes without truncation. Markdown
     is first cut at its headings, so a chunk never mixes two sections.
     ``separators`` (regular expressions, best split point first) replace
-    TEXT_SEPARATORS for plain text and PDFs.
+    TEXT_SEPARATORS for plain text and PDFs. With ``context_headers`` every chunk gets
+    a header (ingest/context.py) of at most HEADER_MAX_TOKENS tokens, which the
+    embedder reads too: leave room for it in ``chunk_size``.
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class TokenChunker:
         chunk_overlap: int,
         *,
         separators: Sequence[str] | None = None,
+        context_headers: bool = False,
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
@@ -58,6 +62,7 @@ class TokenChunker:
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
         self.separators = list(separators) if separators is not None else TEXT_SEPARATORS
+        self.context_headers = context_headers
 
     @classmethod
     def for_model(
@@ -66,6 +71,8 @@ class TokenChunker:
         max_tokens: int,
         chunk_size: int,
         chunk_overlap: int,
+        *,
+        context_headers: bool = False,
     ) -> TokenChunker:
         """A chunker whose chunks the model embeds whole: the size clamped to ``max_tokens``.
 
@@ -74,7 +81,7 @@ class TokenChunker:
         """
         size = min(chunk_size, max_tokens)
         overlap = chunk_overlap if size == chunk_size else chunk_overlap * size // chunk_size
-        return cls(count_tokens, size, overlap)
+        return cls(count_tokens, size, overlap, context_headers=context_headers)
 
     def split(self, doc: ParsedDocument, document_id: str) -> list[Chunk]:
         text, page_starts = join_pages(doc)
@@ -92,21 +99,25 @@ class TokenChunker:
             length_function=PieceTokenCounter(self.count_tokens),  # one cache per document
             strip_whitespace=True,
         )
+        headers = ContextHeaders(doc, self.count_tokens) if self.context_headers else None
         chunks: list[Chunk] = []
         for segment_start, segment_end in sections.segments(text):
             for start, end in self._split_segment(splitter, text, segment_start, segment_end):
                 first = bisect_right(page_starts, start) - 1
                 last = bisect_right(page_starts, end - 1) - 1
+                section = sections.at(start)
+                page = doc.pages[first].number
                 chunks.append(
                     Chunk(
                         document_id=document_id,
                         filename=doc.filename,
                         text=text[start:end],
-                        page=doc.pages[first].number,
+                        page=page,
                         page_end=doc.pages[last].number,
                         char_start=start - page_starts[first],
                         char_end=end - page_starts[last],
-                        section=sections.at(start),
+                        section=section,
+                        context=headers.for_chunk(page, section) if headers else "",
                     )
                 )
         return chunks

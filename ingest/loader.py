@@ -46,6 +46,7 @@ from core.memory import release_freed_memory
 from ingest.chunking import TokenChunker
 from ingest.models import Chunk, ParsedDocument
 from ingest.pdf import (
+    TextMode,
     check_pdf_bytes,
     count_pdf_pages,
     extract_pdf_pages,
@@ -89,6 +90,7 @@ def load_document(
     timeout_s: float,
     timeout_per_page_s: float = 0.0,
     pool: ParserPool | None = None,
+    pdf_text_mode: TextMode = "auto",
 ) -> ParsedDocument:
     """Parse an uploaded file held in memory; raises a DocumentError naming the file.
 
@@ -112,7 +114,7 @@ def load_document(
     # Content wins over the name: a PDF saved as .txt is still a PDF.
     if looks_like_pdf(data):
         limit = ParseTimeLimit(base_s=timeout_s, per_page_s=timeout_per_page_s)
-        return _parse_pdf_in_pool(pool, data, name, password, max_pages, limit)
+        return _parse_pdf_in_pool(pool, data, name, password, max_pages, limit, pdf_text_mode)
     if extension in PDF_EXTENSIONS:
         check_pdf_bytes(data, name)  # raises: named .pdf but not a PDF
     if extension in PLAIN_EXTENSIONS or extension in MARKDOWN_EXTENSIONS:
@@ -165,6 +167,7 @@ def _parse_pdf_in_pool(
     password: str | None,
     max_pages: int,
     limit: ParseTimeLimit,
+    text_mode: TextMode,
 ) -> ParsedDocument:
     page_count = pool.run(
         count_pdf_pages,
@@ -183,6 +186,7 @@ def _parse_pdf_in_pool(
             name,
             password=password,
             max_pages=max_pages,
+            text_mode=text_mode,
             timeout_s=limit.for_pages(page_count),
             filename=name,
         )
@@ -196,6 +200,7 @@ def _parse_pdf_in_pool(
                 password=password,
                 first=first,
                 last=last,
+                text_mode=text_mode,
                 timeout_s=limit.for_pages(last - first + 1),
                 filename=name,
             )

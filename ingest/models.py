@@ -41,6 +41,9 @@ class Chunk:
 
     ``page``/``char_start`` locate its first character, ``page_end``/``char_end``
     one past its last; a chunk that crosses a page break keeps both pages.
+    ``context`` is a short header about where the passage sits (document, period,
+    page heading): embedded and indexed with ``text`` but never shown or cited, so
+    every offset into ``text`` stays exact.
     """
 
     document_id: str
@@ -51,6 +54,12 @@ class Chunk:
     char_start: int
     char_end: int
     section: str | None = None
+    context: str = ""
+
+    @property
+    def indexed_text(self) -> str:
+        """What the embedder and BM25 see: the context header, then the passage."""
+        return f"{self.context}\n{self.text}" if self.context else self.text
 
     def locate(self, offset: int) -> tuple[int, int]:
         """(page, offset within that page) of the character at ``offset`` in ``text``.

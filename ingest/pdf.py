@@ -8,8 +8,9 @@ import logging
 import re
 import warnings
 from collections.abc import Iterator
+from typing import Literal
 
-from pypdf import PasswordType, PdfReader
+from pypdf import PageObject, PasswordType, PdfReader
 from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
 
 from core.errors import (
@@ -59,6 +60,17 @@ _SPACE_AROUND_NEWLINE = re.compile(r" ?\n ?")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _LINE_END_HYPHEN = re.compile(r"([A-Za-z]+)-\n([a-z]+)")
 _WORD = re.compile(r"[A-Za-z]+")
+# A table cell on its own line: '$', '%', '—', '1,488', '(370)', '$ 5,363', '12.5 %'.
+_NUMERIC_CELL = re.compile(r"[$€£(]*\s*[-–—]?\s*[\d.,]*\d[\d.,]*\s*[)%]*|[$€£%—–-]")
+# A number standing alone between spaces: '2,371', '(20', '12.5%', '$1,577'.
+_NUMBER = re.compile(r"(?<!\S)[$(]*-?\d[\d,]*(?:\.\d+)?%?\)?(?!\S)")
+MIN_ROW_NUMBERS = 2
+# Measured on financebench-dev: statement and note tables have dozens of such lines;
+# prose pages have a handful (page numbers, years in headings).
+MIN_NUMERIC_LINES = 12
+NUMERIC_LINE_SHARE = 0.3
+
+TextMode = Literal["plain", "layout", "auto"]
 
 
 def looks_like_pdf(data: bytes) -> bool:
@@ -67,13 +79,24 @@ def looks_like_pdf(data: bytes) -> bool:
 
 
 def parse_pdf(
-    data: bytes, filename: str, *, password: str | None = None, max_pages: int
+    data: bytes,
+    filename: str,
+    *,
+    password: str | None = None,
+    max_pages: int,
+    text_mode: TextMode = "auto",
 ) -> ParsedDocument:
-    """Extract the text of every page; page numbers count from 1, empty pages are kept."""
+    """Extract the text of every page; page numbers count from 1, empty pages are kept.
+
+    ``text_mode``: 'plain' is pypdf's reading order; 'layout' keeps each printed row on
+    one line (a table's numbers stay beside their labels); 'auto' uses layout only on
+    pages whose plain text looks like a table.
+    """
     check_pdf_bytes(data, filename)
     with _parse_errors(filename):
         reader = _open(data, filename, password)
-        raw_pages = _extract(reader, 1, _checked_page_count(reader, filename, max_pages))
+        last = _checked_page_count(reader, filename, max_pages)
+        raw_pages = _extract(reader, 1, last, text_mode)
     return pdf_document(filename, raw_pages)
 
 
@@ -88,12 +111,18 @@ def count_pdf_pages(
 
 
 def extract_pdf_pages(
-    data: bytes, filename: str, *, password: str | None = None, first: int, last: int
+    data: bytes,
+    filename: str,
+    *,
+    password: str | None = None,
+    first: int,
+    last: int,
+    text_mode: TextMode = "auto",
 ) -> list[str]:
     """Raw text of pages ``first``..``last`` (counted from 1, inclusive): one part of a
     document parsed in several workers. ``pdf_document`` turns the parts into pages."""
     with _parse_errors(filename):
-        return _extract(_open(data, filename, password), first, last)
+        return _extract(_open(data, filename, password), first, last, text_mode)
 
 
 def pdf_document(filename: str, raw_pages: list[str]) -> ParsedDocument:
@@ -172,11 +201,11 @@ def _checked_page_count(reader: PdfReader, filename: str, max_pages: int) -> int
     return page_count
 
 
-def _extract(reader: PdfReader, first: int, last: int) -> list[str]:
+def _extract(reader: PdfReader, first: int, last: int, text_mode: TextMode) -> list[str]:
     texts: list[str] = []
     for number in range(first, last + 1):
         try:
-            texts.append(reader.pages[number - 1].extract_text())
+            texts.append(_page_text(reader.pages[number - 1], text_mode))
         except LimitReachedError:
             raise  # a decompression bomb, not a damaged page
         except (PyPdfError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -184,6 +213,36 @@ def _extract(reader: PdfReader, first: int, last: int) -> list[str]:
             log.warning("page %d could not be read (%s); kept as empty", number, type(exc).__name__)
             texts.append("")
     return texts
+
+
+def _page_text(page: PageObject, text_mode: TextMode) -> str:
+    if text_mode == "layout":
+        return page.extract_text(extraction_mode="layout")
+    text = page.extract_text()
+    if text_mode == "auto" and looks_tabular(text):
+        try:
+            return page.extract_text(extraction_mode="layout")
+        except LimitReachedError:
+            raise
+        except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError):
+            return text  # layout mode failed on this page; plain text is still good
+    return text
+
+
+def looks_tabular(text: str) -> bool:
+    """True when plain extraction scattered a table: many lines are numbers.
+
+    pypdf's plain mode puts a table's cells on lines of their own ('1,488', '(370)',
+    '$') or runs a row's numbers into the next row's label ('596 2,371 3,033
+    Adjustments...'); in both cases a large share of the lines carries numbers.
+    """
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    numeric = sum(
+        1
+        for line in lines
+        if _NUMERIC_CELL.fullmatch(line) or len(_NUMBER.findall(line)) >= MIN_ROW_NUMBERS
+    )
+    return numeric >= MIN_NUMERIC_LINES and numeric >= NUMERIC_LINE_SHARE * len(lines)
 
 
 def _decrypt(reader: PdfReader, filename: str, password: str | None) -> None:

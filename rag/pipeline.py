@@ -9,15 +9,19 @@ from dataclasses import dataclass
 from core.errors import EmptyDocumentError
 from core.settings import Settings
 from ingest.chunking import TokenChunker
+from ingest.context import HEADER_MAX_TOKENS
 from ingest.loader import (
+    ParserPool,
     ParseTimeLimit,
     check_chunk_count,
     chunk_document,
     get_parser_pool,
     load_document,
 )
+from ingest.models import ParsedDocument
 from rag.embedding import Embedder
 from rag.sessions import DocumentInfo, Session
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,12 +32,14 @@ class IngestTimings:
 
 
 def make_chunker(settings: Settings, embedder: Embedder) -> TokenChunker:
-    """The chunker of the settings, clamped to what the embedder takes whole."""
+    """The chunker of the settings, clamped so a chunk and its header are embedded whole."""
+    room = embedder.max_tokens - (HEADER_MAX_TOKENS + 1 if settings.context_headers else 0)
     return TokenChunker.for_model(
         embedder.count_tokens,
-        embedder.max_tokens,
+        room,
         settings.chunk_size_tokens,
         settings.chunk_overlap_tokens,
+        context_headers=settings.context_headers,
     )
 
 
@@ -42,36 +48,50 @@ class Ingestor:
         self._settings = settings
         self._embedder = embedder
         self._chunker = make_chunker(settings, embedder)
+        self._limit = ParseTimeLimit(
+            base_s=settings.parse_timeout_s, per_page_s=settings.parse_timeout_per_page_s
+        )
+
+    def _pool(self) -> ParserPool:
+        return get_parser_pool(self._settings.parser_workers)
 
     def ingest(
         self, session: Session, data: bytes, filename: str, *, password: str | None = None
     ) -> tuple[DocumentInfo, IngestTimings]:
         """Add one file to the session, or raise and leave the session as it was."""
         started = time.perf_counter()
-        pool = get_parser_pool(self._settings.parser_workers)
-        limit = ParseTimeLimit(
-            base_s=self._settings.parse_timeout_s,
-            per_page_s=self._settings.parse_timeout_per_page_s,
-        )
         document = load_document(
             data,
             filename,
             password=password,
             max_bytes=self._settings.max_upload_bytes,
             max_pages=self._settings.max_pages,
-            timeout_s=limit.base_s,
-            timeout_per_page_s=limit.per_page_s,
-            pool=pool,
+            timeout_s=self._limit.base_s,
+            timeout_per_page_s=self._limit.per_page_s,
+            pool=self._pool(),
+            pdf_text_mode=self._settings.pdf_text_mode,
         )
         parsed = time.perf_counter()
+        info, chunk_s, embed_s = self._add_parsed(session, document)
+        return info, IngestTimings(parsed - started, chunk_s, embed_s)
+
+    def add_parsed(self, session: Session, document: ParsedDocument) -> DocumentInfo:
+        """Chunk, embed and add an already parsed document (benchmarks reuse parses)."""
+        return self._add_parsed(session, document)[0]
+
+    def _add_parsed(
+        self, session: Session, document: ParsedDocument
+    ) -> tuple[DocumentInfo, float, float]:
+        started = time.perf_counter()
         document_id = secrets.token_hex(8)
+        # In a worker, under the parse time limit: splitting is CPU work on the file's content.
         chunks = chunk_document(
             document,
             self._chunker,
             document_id,
             max_chunks=session.max_chunks,
-            limit=limit,
-            pool=pool,
+            limit=self._limit,
+            pool=self._pool(),
         )
         if not chunks:
             raise EmptyDocumentError(
@@ -80,7 +100,7 @@ class Ingestor:
         # Before embedding, by far the costliest step.
         self._check_room(session, document.filename, len(chunks))
         chunked = time.perf_counter()
-        vectors = self._embedder.embed([chunk.text for chunk in chunks])
+        vectors = self._embedder.embed([chunk.indexed_text for chunk in chunks])
         embedded = time.perf_counter()
         info = DocumentInfo(
             document_id=document_id,
@@ -90,7 +110,7 @@ class Ingestor:
             chunks=len(chunks),
         )
         session.add_document(info, chunks, vectors)
-        return info, IngestTimings(parsed - started, chunked - parsed, embedded - chunked)
+        return info, chunked - started, embedded - chunked
 
     @staticmethod
     def _check_room(session: Session, filename: str, chunks: int) -> None:

@@ -16,7 +16,7 @@ from core.errors import CapacityError, DocumentNotFoundError, SessionNotFoundErr
 from core.memory import release_freed_memory
 from ingest.models import Chunk
 from rag.index import VectorIndex
-from rag.lexical import LexicalIndex
+from rag.lexical import DEFAULT_ANALYZER, LexicalIndex
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,8 @@ class Session:
     chunks: dict[int, Chunk] = field(default_factory=dict)  # vector id -> chunk
     _doc_ids: dict[str, np.ndarray] = field(default_factory=dict)  # document -> vector ids
     _next_id: int = 0
-    _lexical: LexicalIndex | None = None  # built on first hybrid search, dropped on change
+    # BM25 per analyzer, built on first hybrid search, dropped on change.
+    _lexical: dict[str, LexicalIndex] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
@@ -92,14 +93,19 @@ class Session:
         with self._lock:
             yield
 
-    def lexical_index(self) -> LexicalIndex:
-        """BM25 over this session's passages, rebuilt after documents change."""
+    def lexical_index(self, analyzer: str = DEFAULT_ANALYZER) -> LexicalIndex:
+        """BM25 over this session's passages (with their context headers), rebuilt after
+        documents change."""
         with self._lock:
-            if self._lexical is None:
-                self._lexical = LexicalIndex(
-                    list(self.chunks), [chunk.text for chunk in self.chunks.values()]
+            index = self._lexical.get(analyzer)
+            if index is None:
+                index = LexicalIndex(
+                    list(self.chunks),
+                    [chunk.indexed_text for chunk in self.chunks.values()],
+                    analyzer,
                 )
-            return self._lexical
+                self._lexical[analyzer] = index
+            return index
 
     def check_room(self, filename: str, n: int) -> None:
         """Raise CapacityError if ``n`` more chunks do not fit now, before costly work."""
@@ -128,7 +134,7 @@ class Session:
             self.chunks.update(zip(ids.tolist(), chunks, strict=True))
             self._doc_ids[info.document_id] = ids
             self.documents[info.document_id] = info
-            self._lexical = None
+            self._lexical.clear()
 
     def remove_document(self, document_id: str) -> DocumentInfo:
         with self._lock:
@@ -140,7 +146,7 @@ class Session:
             for i in ids.tolist():
                 del self.chunks[i]
             self.budget.release(len(ids))
-            self._lexical = None
+            self._lexical.clear()
             return info
 
     def close(self) -> None:
@@ -151,7 +157,7 @@ class Session:
             self.chunks.clear()
             self.documents.clear()
             self._doc_ids.clear()
-            self._lexical = None
+            self._lexical.clear()
 
 
 class SessionStore:

@@ -23,7 +23,7 @@ from core.errors import (
     UnsupportedFileTypeError,
     WrongPasswordError,
 )
-from ingest.pdf import clean_pages, parse_pdf
+from ingest.pdf import clean_pages, looks_tabular, parse_pdf
 
 
 def assert_names_file(error: DocumentError, filename: str) -> None:
@@ -232,3 +232,43 @@ def test_page_text_keeps_hyphenated_compounds(attention_pdf: bytes) -> None:
     assert "sequence-aligned" in text
     assert "transduction" in text
     assert "transduc-" not in text
+
+
+# --- tables --------------------------------------------------------------------------
+
+SCATTERED_TABLE = "Consolidated Statement of Cash Flows\n(Millions)\n2018\n2017\n2016\n" + (
+    "Net income\n$\n5,363\n$\n4,869\n$\n5,058\nDepreciation and amortization\n1,488\n1,544\n"
+    "1,474\nInventories\n(509)\n(387)\n57\nAccounts payable\n408\n24\n148\n"
+)
+ROWS_RUN_TOGETHER = "Year Ended December 31,\n" + "\n".join(
+    f"{a} {b} {c} Label of the next row {n}"
+    for n, (a, b, c) in enumerate([("596", "2,371", "3,033")] * 14)
+)
+
+
+def test_plain_text_of_a_table_looks_tabular() -> None:
+    assert looks_tabular(SCATTERED_TABLE)
+    assert looks_tabular(ROWS_RUN_TOGETHER)
+
+
+def test_prose_with_a_few_numbers_does_not_look_tabular(pdf_dir: Path) -> None:
+    pages = parse_pdf(
+        (pdf_dir / "federal-register-2020-17221.pdf").read_bytes(),
+        "fr.pdf",
+        max_pages=50,
+        text_mode="plain",
+    ).pages
+    assert not any(looks_tabular(page.text) for page in pages)
+
+
+def test_auto_mode_keeps_a_statement_row_on_one_line() -> None:
+    """Amazon's cash-flow statement: plain mode puts each row's amounts before the next
+    row's label; auto mode reads that page in layout mode, one row per line."""
+    from benchmarks import data as test_data
+
+    data = test_data.path("financebench-dev/pdfs/AMAZON_2017_10K.pdf").read_bytes()
+    plain = parse_pdf(data, "a.pdf", max_pages=200, text_mode="plain").pages[36].text
+    auto = parse_pdf(data, "a.pdf", max_pages=200, text_mode="auto").pages[36].text
+    assert "Net income" in plain.split("\n")
+    assert "596 2,371 3,033 Adjustments" in plain
+    assert "Net income 596 2,371 3,033" in auto.split("\n")

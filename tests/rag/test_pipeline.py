@@ -19,6 +19,7 @@ from core.errors import (
     WrongPasswordError,
 )
 from core.settings import Settings, load_settings
+from ingest.context import HEADER_MAX_TOKENS
 from ingest.models import Chunk
 from rag.pipeline import Ingestor, make_chunker
 from rag.retrieval import Retriever, make_retriever
@@ -184,10 +185,12 @@ def test_deleting_a_document_removes_all_its_vectors(
 
 def test_a_clamped_chunk_size_keeps_its_overlap_smaller(embedder: Any) -> None:
     # 512 is above what the model embeds whole, so the chunk is clamped; the overlap follows.
+    # Context headers take their share of the model's window first.
     settings = load_settings(chunk_size_tokens=512, chunk_overlap_tokens=300)
     chunker = make_chunker(settings, embedder)
-    assert chunker.chunk_size == embedder.max_tokens
-    assert chunker.chunk_overlap == 300 * embedder.max_tokens // 512
+    room = embedder.max_tokens - HEADER_MAX_TOKENS - 1
+    assert chunker.chunk_size == room
+    assert chunker.chunk_overlap == 300 * room // 512
 
 
 def test_deleting_a_session_frees_it(store: SessionStore, attention_session: Session) -> None:
@@ -195,3 +198,21 @@ def test_deleting_a_session_frees_it(store: SessionStore, attention_session: Ses
     store.delete(attention_session.id)
     assert len(store) == 0 and store.budget.used == 0
     assert len(attention_session.index) == 0 and not attention_session.chunks
+
+
+def test_a_reranker_url_reorders_the_fused_candidates(
+    settings: Settings, embedder: Any, attention_session: Session
+) -> None:
+    from rag.retrieval import make_retriever
+    from tests.rag.fake_reranker import FakeRerankServer
+
+    def p100_first(query: str, document: str) -> float:
+        return 1.0 if "P100" in document else 0.0
+
+    with FakeRerankServer(score=p100_first) as server:
+        retriever = make_retriever(
+            settings.model_copy(update={"reranker_url": server.url}), embedder
+        )
+        hits = retriever.search(attention_session, "Which hardware was used?", top_k=5)
+    assert "P100" in hits[0].chunk.text
+    assert len(server.requests) == 1 and server.requests[0]["query"] == "Which hardware was used?"

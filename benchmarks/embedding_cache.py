@@ -1,0 +1,107 @@
+"""A dev-only on-disk cache of the benchmarks' own embeddings, so query-side changes are cheap.
+
+Benchmark data only: the product never imports this module. The cache file holds the
+SHA-256 of each embedded text and its vector, never the text itself, under
+``~/.cache/privategptpp-bench/``. Delete the folder to start cold; pass ``--no-cache``
+to a benchmark to bypass it (ingestion timings are always measured without it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import progress
+from rag.embedding import Embedder
+
+CACHE_DIR = Path.home() / ".cache" / "privategptpp-bench"
+
+
+def _key(text: str) -> bytes:
+    return hashlib.sha256(text.encode("utf-8")).digest()
+
+
+class CachedVectors:
+    """SHA-256 of a text -> its vector, loaded from and saved to one .npz file."""
+
+    def __init__(self, path: Path, dimension: int) -> None:
+        self.path = path
+        self._dimension = dimension
+        self._rows: dict[bytes, np.ndarray] = {}
+        self._dirty = False
+        if path.exists():
+            with np.load(path) as data:
+                keys, vectors = data["keys"], data["vectors"]
+            self._rows = {bytes(k): v for k, v in zip(keys, vectors, strict=True)}
+
+    def lookup(self, texts: Sequence[str], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """Vectors of ``texts``; the ones never seen are embedded with ``embed`` and kept."""
+        keys = [_key(text) for text in texts]
+        missing = list(dict.fromkeys(k for k in keys if k not in self._rows))
+        if missing:
+            wanted = {k: i for i, k in enumerate(keys)}
+            fresh = embed([texts[wanted[k]] for k in missing])
+            self._rows.update(zip(missing, fresh, strict=True))
+            self._dirty = True
+        if not keys:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        return np.vstack([self._rows[k] for k in keys]).astype(np.float32)
+
+    @property
+    def size(self) -> int:
+        return len(self._rows)
+
+    def save(self) -> None:
+        """Merge into the file (other benchmark processes may have added vectors since)."""
+        if not self._dirty:
+            return
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.path.exists():
+                with np.load(self.path) as data:
+                    for key, vector in zip(data["keys"], data["vectors"], strict=True):
+                        self._rows.setdefault(bytes(key), vector)
+            keys = np.array(list(self._rows), dtype="S32")
+            vectors = np.vstack(list(self._rows.values())).astype(np.float32)
+            temporary = self.path.with_suffix(".tmp.npz")
+            np.savez(temporary, keys=keys, vectors=vectors)
+            temporary.replace(self.path)
+        self._dirty = False
+        progress(f"  embedding cache: {len(keys)} vectors in {self.path}")
+
+
+class CachingEmbedder:
+    """An Embedder that looks every text up in a CachedVectors before embedding it."""
+
+    def __init__(self, embedder: Embedder, cache: CachedVectors) -> None:
+        self._embedder = embedder
+        self._cache = cache
+        self.name = embedder.name
+        self.device = embedder.device
+        self.dtype = embedder.dtype
+        self.dimension = embedder.dimension
+        self.max_tokens = embedder.max_tokens
+
+    @property
+    def cached_count(self) -> int:
+        return self._cache.size
+
+    def count_tokens(self, text: str) -> int:
+        return self._embedder.count_tokens(text)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self._cache.lookup(texts, lambda fresh: self._embedder.embed(fresh))
+
+    def save(self) -> None:
+        self._cache.save()
+
+
+def cache_file(kind: str, name: str, dtype: str) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{kind}-{name}-{dtype}")
+    return CACHE_DIR / f"{safe}.npz"

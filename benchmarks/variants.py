@@ -1,0 +1,51 @@
+"""Our pipeline's variants for the retrieval benchmarks: settings overrides by name.
+
+Shared by financebench_bench and covidqa_bench, so both sets measure the same changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """Our pipeline under settings overrides; ``lexical_analyzer`` picks the BM25 tokenizer."""
+
+    description: str
+    overrides: dict[str, object] = field(default_factory=dict)
+    lexical_analyzer: str | None = None
+
+
+# Ablations: "ours" is today's defaults; each "-x" variant turns one change off;
+# "before" is every change off (the pipeline as the issue measured it).
+BEFORE: dict[str, object] = {
+    "context_headers": False,
+    "pdf_text_mode": "plain",
+    "query_cleaning": False,
+    "page_diversity": False,
+    "lexical_weight": 1.0,
+    "retrieval_candidates": 0,
+}
+VARIANTS: dict[str, Variant] = {
+    "ours": Variant("today's defaults"),
+    "before": Variant(
+        "every change of issue #11 off (the pipeline the issue measured)",
+        BEFORE,
+        lexical_analyzer="words",
+    ),
+    "-headers": Variant("no document context header", {"context_headers": False}),
+    "-layout": Variant("pypdf plain text mode on every page", {"pdf_text_mode": "plain"}),
+    "-cleaning": Variant("questions searched as asked", {"query_cleaning": False}),
+    "-tokenizer": Variant("bm25s' default word tokenizer", lexical_analyzer="words"),
+    "-diversity": Variant("pages may hold several slots", {"page_diversity": False}),
+    "-fusion": Variant(
+        "plain RRF (weights 1:1) over 3 x top-k candidates",
+        {"lexical_weight": 1.0, "retrieval_candidates": 0},
+    ),
+    "dense": Variant("no BM25 (dense only)", {"hybrid": False}),
+    "bm25x0.5": Variant("BM25 weighted 0.5 against dense in the fusion", {"lexical_weight": 0.5}),
+    "bm25x2": Variant("BM25 weighted 2 against dense in the fusion", {"lexical_weight": 2.0}),
+    "pool50": Variant("50 candidates from each ranking", {"retrieval_candidates": 50}),
+    "pool100": Variant("100 candidates from each ranking", {"retrieval_candidates": 100}),
+}
