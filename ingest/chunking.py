@@ -92,6 +92,7 @@ class TokenChunker:
             length_function=PieceTokenCounter(self.count_tokens),  # one cache per document
             strip_whitespace=True,
         )
+        ocr_pages = frozenset(doc.ocr_pages)
         chunks: list[Chunk] = []
         for segment_start, segment_end in sections.segments(text):
             for start, end in self._split_segment(splitter, text, segment_start, segment_end):
@@ -107,6 +108,8 @@ class TokenChunker:
                         char_start=start - page_starts[first],
                         char_end=end - page_starts[last],
                         section=sections.at(start),
+                        page_unit=doc.page_unit,
+                        ocr=any(page.number in ocr_pages for page in doc.pages[first : last + 1]),
                     )
                 )
         return chunks

@@ -15,7 +15,8 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Heading:
-    """A Markdown heading: where it starts and how deep it is."""
+    """A section heading (Markdown, Word, HTML, a sheet's name): where it starts and how
+    deep it is."""
 
     page: int
     offset: int
@@ -26,9 +27,13 @@ class Heading:
 @dataclass(frozen=True, slots=True)
 class ParsedDocument:
     filename: str
-    media_type: str  # "application/pdf", "text/plain" or "text/markdown"
+    media_type: str  # "application/pdf", "text/plain", "text/markdown", "image/png", ...
     pages: tuple[Page, ...]
     headings: tuple[Heading, ...] = field(default_factory=tuple)
+    # What a page is called in citations: "page", "slide" (PPTX) or "sheet" (XLSX).
+    page_unit: str = "page"
+    # Numbers of the pages whose text was read by OCR (scans and images).
+    ocr_pages: tuple[int, ...] = field(default_factory=tuple)
 
     @property
     def page_count(self) -> int:
@@ -51,6 +56,8 @@ class Chunk:
     char_start: int
     char_end: int
     section: str | None = None
+    page_unit: str = "page"
+    ocr: bool = False  # some of its text was read by OCR
 
     def locate(self, offset: int) -> tuple[int, int]:
         """(page, offset within that page) of the character at ``offset`` in ``text``.

@@ -67,14 +67,22 @@ def looks_like_pdf(data: bytes) -> bool:
 
 
 def parse_pdf(
-    data: bytes, filename: str, *, password: str | None = None, max_pages: int
+    data: bytes,
+    filename: str,
+    *,
+    password: str | None = None,
+    max_pages: int,
+    ocr: bool = False,
 ) -> ParsedDocument:
-    """Extract the text of every page; page numbers count from 1, empty pages are kept."""
+    """Extract the text of every page; page numbers count from 1, empty pages are kept.
+
+    With ``ocr`` a scan is not refused here: the caller OCRs its pages (ingest/ocr.py).
+    """
     check_pdf_bytes(data, filename)
     with _parse_errors(filename):
         reader = _open(data, filename, password)
         raw_pages = _extract(reader, 1, _checked_page_count(reader, filename, max_pages))
-    return pdf_document(filename, raw_pages)
+    return pdf_document(filename, raw_pages, ocr=ocr)
 
 
 def count_pdf_pages(
@@ -96,13 +104,15 @@ def extract_pdf_pages(
         return _extract(_open(data, filename, password), first, last)
 
 
-def pdf_document(filename: str, raw_pages: list[str]) -> ParsedDocument:
-    """Clean the raw text of every page of a document (in order) and check it has text."""
+def pdf_document(filename: str, raw_pages: list[str], *, ocr: bool = False) -> ParsedDocument:
+    """Clean the raw text of every page of a document (in order) and check it has text
+    (unless ``ocr``: then the caller reads the pages without text by OCR)."""
     pages = tuple(
         Page(number=number, text=text)
         for number, text in enumerate(clean_pages(raw_pages), start=1)
     )
-    _check_text_layer(pages, filename)
+    if not ocr:
+        _check_text_layer(pages, filename)
     return ParsedDocument(filename=filename, media_type=MEDIA_TYPE, pages=pages)
 
 
@@ -233,8 +243,9 @@ def _check_text_layer(pages: tuple[Page, ...], filename: str) -> None:
     if text_chars < MIN_TEXT_CHARS_PER_PAGE * len(pages):
         raise NoTextLayerError(
             f"'{filename}' has almost no extractable text ({text_chars} characters on "
-            f"{len(pages)} pages); it looks scanned or image-only. Run OCR first "
-            "(for example `ocrmypdf in.pdf out.pdf`) and upload the result.",
+            f"{len(pages)} pages); it looks scanned or image-only, and OCR is turned off on this "
+            "server (PGPT_OCR=false). Run OCR first (for example `ocrmypdf in.pdf out.pdf`) "
+            "and upload the result, or ask the operator to turn OCR on.",
             filename=filename,
         )
 

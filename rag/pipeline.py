@@ -11,6 +11,7 @@ from core.errors import DocumentTooComplexError, EmptyDocumentError
 from core.settings import Settings
 from ingest.chunking import TokenChunker
 from ingest.loader import get_parser_pool, load_document
+from ingest.ocr import PageProgress
 from rag.embedding import Embedder
 from rag.sessions import DocumentInfo, Session
 
@@ -41,9 +42,18 @@ class Ingestor:
         self._chunker = make_chunker(settings, embedder)
 
     def ingest(
-        self, session: Session, data: bytes, filename: str, *, password: str | None = None
+        self,
+        session: Session,
+        data: bytes,
+        filename: str,
+        *,
+        password: str | None = None,
+        progress: PageProgress | None = None,
     ) -> tuple[DocumentInfo, IngestTimings]:
-        """Add one file to the session, or raise and leave the session as it was."""
+        """Add one file to the session, or raise and leave the session as it was.
+
+        ``progress(done, total)`` reports pages read by OCR, for long scans.
+        """
         started = time.perf_counter()
         document = load_document(
             data,
@@ -54,6 +64,9 @@ class Ingestor:
             timeout_s=self._settings.parse_timeout_s,
             timeout_per_page_s=self._settings.parse_timeout_per_page_s,
             pool=get_parser_pool(self._settings.parser_workers),
+            ocr=self._settings.ocr,
+            ocr_dpi=self._settings.ocr_dpi,
+            progress=progress,
         )
         parsed = time.perf_counter()
         # Every word is at least one token: a cheap lower bound on the chunk count refuses
@@ -77,6 +90,8 @@ class Ingestor:
             media_type=document.media_type,
             pages=document.page_count,
             chunks=len(chunks),
+            ocr_pages=document.ocr_pages,
+            page_unit=document.page_unit,
         )
         session.add_document(info, chunks, vectors)
         return info, IngestTimings(parsed - started, chunked - parsed, embedded - chunked)
