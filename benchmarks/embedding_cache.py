@@ -87,13 +87,11 @@ class CachingEmbedder:
         self.dtype = embedder.dtype
         self.dimension = embedder.dimension
         self.max_tokens = embedder.max_tokens
+        self.count_tokens = embedder.count_tokens  # picklable: chunking runs in a worker
 
     @property
     def cached_count(self) -> int:
         return self._cache.size
-
-    def count_tokens(self, text: str) -> int:
-        return self._embedder.count_tokens(text)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self._cache.lookup(texts, lambda fresh: self._embedder.embed(fresh))

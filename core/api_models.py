@@ -31,6 +31,13 @@ class DocumentOut(BaseModel):
     filename: str
     pages: int
     chunks: int
+    media_type: str = ""
+    page_unit: str = Field(
+        "page", description="What a page is: page, slide, sheet, or document (no fixed pages)"
+    )
+    ocr_pages: list[int] = Field(
+        default_factory=list, description="Pages whose text was read by OCR"
+    )
 
 
 class FileError(BaseModel):
@@ -42,6 +49,16 @@ class FileError(BaseModel):
 class UploadResult(BaseModel):
     documents: list[DocumentOut]
     errors: list[FileError]
+
+
+class UploadProgress(BaseModel):
+    """An SSE ``progress`` event of a streamed upload: pages read by OCR so far."""
+
+    filename: str
+    file_index: int = Field(description="0-based position of the file in the upload")
+    files: int
+    pages_done: int
+    pages_total: int
 
 
 class DocumentList(BaseModel):
@@ -63,6 +80,8 @@ class Passage(BaseModel):
     char_end: int
     text: str
     score: float
+    page_unit: str = "page"  # page, slide, sheet, or document (no fixed pages)
+    ocr: bool = False  # some of the passage was read by OCR
 
 
 class SearchResult(BaseModel):

@@ -53,6 +53,12 @@ class WrongPasswordError(DocumentError):
     code = "wrong_password"
 
 
+class ProtectedDocumentError(DocumentError):
+    """Encrypted in a way we cannot open at all (a password-protected Office file)."""
+
+    code = "password_protected"
+
+
 class CorruptDocumentError(DocumentError):
     code = "corrupt_document"
 

@@ -63,6 +63,22 @@ class Settings(BaseSettings):
             "side. 0: one per CPU core available to the server."
         ),
     )
+    ocr: bool = Field(
+        True,
+        description=(
+            "Read scanned PDF pages and images (PNG, JPEG, TIFF, WebP) by OCR, in memory and "
+            "offline. false: scans and images are refused as having no text."
+        ),
+    )
+    ocr_dpi: int = Field(
+        150,
+        ge=72,
+        le=400,
+        description=(
+            "Resolution at which scanned PDF pages are rendered for OCR; higher reads small "
+            "print better but is slower (docs/benchmarks/ocr.md)."
+        ),
+    )
     # 192/64 had the best hit@5 on COVID-QA (docs/benchmarks/chunk-size-sweep.md).
     chunk_size_tokens: int = Field(192, ge=16, description="Chunk size in embedding-model tokens.")
     chunk_overlap_tokens: int = Field(64, ge=0, description="Tokens shared by consecutive chunks.")

@@ -100,6 +100,7 @@ class TokenChunker:
             strip_whitespace=True,
         )
         headers = ContextHeaders(doc, self.count_tokens) if self.context_headers else None
+        ocr_pages = frozenset(doc.ocr_pages)
         chunks: list[Chunk] = []
         for segment_start, segment_end in sections.segments(text):
             for start, end in self._split_segment(splitter, text, segment_start, segment_end):
@@ -118,6 +119,8 @@ class TokenChunker:
                         char_end=end - page_starts[last],
                         section=section,
                         context=headers.for_chunk(page, section) if headers else "",
+                        page_unit=doc.page_unit,
+                        ocr=any(page.number in ocr_pages for page in doc.pages[first : last + 1]),
                     )
                 )
         return chunks

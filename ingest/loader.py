@@ -44,7 +44,18 @@ from core.errors import (
 )
 from core.memory import release_freed_memory
 from ingest.chunking import TokenChunker
+from ingest.formats import corrupt_error, format_for
 from ingest.models import Chunk, ParsedDocument
+from ingest.ocr import (
+    IMAGE_EXTENSIONS,
+    PageProgress,
+    drawn_pages,
+    fill_missing_pages,
+    image_kind,
+    ocr_pdf_page,
+    pages_needing_ocr,
+    parse_image,
+)
 from ingest.pdf import (
     TextMode,
     check_pdf_bytes,
@@ -65,7 +76,12 @@ T = TypeVar("T")
 PDF_EXTENSIONS = frozenset({".pdf"})
 PLAIN_EXTENSIONS = frozenset({".txt", ".text"})
 MARKDOWN_EXTENSIONS = frozenset({".md", ".markdown"})
-ACCEPTED_TYPES = "PDF (.pdf), plain text (.txt, .text) or Markdown (.md, .markdown)"
+ACCEPTED_TYPES = (
+    "PDF (.pdf, scanned too), images (.png, .jpg, .jpeg, .tif, .tiff, .webp), Word (.docx), "
+    "PowerPoint (.pptx), Excel (.xlsx), CSV (.csv), HTML (.html, .htm), plain text "
+    "(.txt, .text) or Markdown (.md, .markdown)"
+)
+DEFAULT_OCR_DPI = 150
 
 MAX_FILENAME_CHARS = 120
 FALLBACK_FILENAME = "document"
@@ -91,11 +107,17 @@ def load_document(
     timeout_per_page_s: float = 0.0,
     pool: ParserPool | None = None,
     pdf_text_mode: TextMode = "auto",
+    ocr: bool = True,
+    ocr_dpi: int = DEFAULT_OCR_DPI,
+    progress: PageProgress | None = None,
 ) -> ParsedDocument:
     """Parse an uploaded file held in memory; raises a DocumentError naming the file.
 
     ``timeout_s`` limits parsing a file; a PDF gets ``timeout_per_page_s`` more per page.
-    ``pool`` defaults to the process-wide parser pool.
+    ``pool`` defaults to the process-wide parser pool. With ``ocr``, scanned PDF pages
+    and images are read by OCR, one page per worker job, each under the limit of one
+    page (so the limit scales with the pages to read); ``progress(done, total)`` is
+    called before the first and after each page.
     """
     name = sanitize_filename(filename)
     if len(data) > max_bytes:
@@ -114,7 +136,17 @@ def load_document(
     # Content wins over the name: a PDF saved as .txt is still a PDF.
     if looks_like_pdf(data):
         limit = ParseTimeLimit(base_s=timeout_s, per_page_s=timeout_per_page_s)
-        return _parse_pdf_in_pool(pool, data, name, password, max_pages, limit, pdf_text_mode)
+        document = _parse_pdf_in_pool(
+            pool, data, name, password, max_pages, limit, pdf_text_mode, ocr=ocr
+        )
+        if not ocr:
+            return document
+        return _ocr_missing_pages(pool, document, data, password, ocr_dpi, limit, progress)
+    kind = image_kind(data)
+    if kind is not None:
+        return _load_image(pool, data, name, kind, ocr=ocr, timeout_s=timeout_s, progress=progress)
+    if extension in IMAGE_EXTENSIONS:
+        raise corrupt_error(name, f"{extension[1:].upper()} image", None)
     if extension in PDF_EXTENSIONS:
         check_pdf_bytes(data, name)  # raises: named .pdf but not a PDF
     if extension in PLAIN_EXTENSIONS or extension in MARKDOWN_EXTENSIONS:
@@ -126,6 +158,11 @@ def load_document(
             max_pages=max_pages,
             timeout_s=timeout_s,
             filename=name,
+        )
+    new_format = format_for(extension)
+    if new_format is not None:
+        return pool.run(
+            new_format.parse, data, name, max_pages=max_pages, timeout_s=timeout_s, filename=name
         )
     kind = f"a {extension} file" if extension else "a file without an extension"
     raise UnsupportedFileTypeError(
@@ -168,6 +205,8 @@ def _parse_pdf_in_pool(
     max_pages: int,
     limit: ParseTimeLimit,
     text_mode: TextMode,
+    *,
+    ocr: bool,
 ) -> ParsedDocument:
     page_count = pool.run(
         count_pdf_pages,
@@ -187,6 +226,7 @@ def _parse_pdf_in_pool(
             password=password,
             max_pages=max_pages,
             text_mode=text_mode,
+            ocr=ocr,
             timeout_s=limit.for_pages(page_count),
             filename=name,
         )
@@ -211,7 +251,69 @@ def _parse_pdf_in_pool(
     # Cleaning needs every page (it rejoins words hyphenated at a line end by looking for
     # them elsewhere in the document) and, like all work on the file's content, runs in
     # a worker under a time limit.
-    return pool.run(pdf_document, name, raw_pages, timeout_s=limit.base_s, filename=name)
+    return pool.run(pdf_document, name, raw_pages, ocr=ocr, timeout_s=limit.base_s, filename=name)
+
+
+def _ocr_missing_pages(
+    pool: ParserPool,
+    document: ParsedDocument,
+    data: bytes,
+    password: str | None,
+    dpi: int,
+    limit: ParseTimeLimit,
+    progress: PageProgress | None,
+) -> ParsedDocument:
+    """OCR the pages without a usable text layer that have something drawn on them, one
+    worker job per page, each under the time limit of one page."""
+    name = document.filename
+    missing = pages_needing_ocr(document.pages)
+    to_read: list[int] = []
+    if missing:
+        to_read = pool.run(
+            drawn_pages,
+            data,
+            missing,
+            password=password,
+            timeout_s=limit.for_pages(len(missing)),
+            filename=name,
+        )
+
+    def read_page(number: int) -> str:
+        return pool.run(
+            ocr_pdf_page,
+            data,
+            number,
+            password=password,
+            dpi=dpi,
+            timeout_s=limit.for_pages(1),
+            filename=name,
+        )
+
+    return fill_missing_pages(document, to_read, read_page, progress)
+
+
+def _load_image(
+    pool: ParserPool,
+    data: bytes,
+    name: str,
+    kind: str,
+    *,
+    ocr: bool,
+    timeout_s: float,
+    progress: PageProgress | None,
+) -> ParsedDocument:
+    if not ocr:
+        raise UnsupportedFileTypeError(
+            f"'{name}' is an image; reading images needs OCR, which is turned off on this "
+            "server (PGPT_OCR=false). Ask the operator to turn it on, or upload the text.",
+            filename=name,
+        )
+    if progress is not None:
+        progress(0, 1)
+    document = pool.run(parse_image, data, name, kind=kind, timeout_s=timeout_s, filename=name)
+    if progress is not None:
+        progress(1, 1)
+    return document
 
 
 def chunk_document(

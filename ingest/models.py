@@ -15,7 +15,8 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Heading:
-    """A Markdown heading: where it starts and how deep it is."""
+    """A section heading (Markdown, Word, HTML, a sheet's name): where it starts and how
+    deep it is."""
 
     page: int
     offset: int
@@ -26,9 +27,13 @@ class Heading:
 @dataclass(frozen=True, slots=True)
 class ParsedDocument:
     filename: str
-    media_type: str  # "application/pdf", "text/plain" or "text/markdown"
+    media_type: str  # "application/pdf", "text/plain", "text/markdown", "image/png", ...
     pages: tuple[Page, ...]
     headings: tuple[Heading, ...] = field(default_factory=tuple)
+    # What a page is called in citations: "page", "slide" (PPTX) or "sheet" (XLSX).
+    page_unit: str = "page"
+    # Numbers of the pages whose text was read by OCR (scans and images).
+    ocr_pages: tuple[int, ...] = field(default_factory=tuple)
 
     @property
     def page_count(self) -> int:
@@ -60,6 +65,9 @@ class Chunk:
     def indexed_text(self) -> str:
         """What the embedder and BM25 see: the context header, then the passage."""
         return f"{self.context}\n{self.text}" if self.context else self.text
+
+    page_unit: str = "page"
+    ocr: bool = False  # some of its text was read by OCR
 
     def locate(self, offset: int) -> tuple[int, int]:
         """(page, offset within that page) of the character at ``offset`` in ``text``.

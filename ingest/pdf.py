@@ -85,19 +85,21 @@ def parse_pdf(
     password: str | None = None,
     max_pages: int,
     text_mode: TextMode = "auto",
+    ocr: bool = False,
 ) -> ParsedDocument:
     """Extract the text of every page; page numbers count from 1, empty pages are kept.
 
     ``text_mode``: 'plain' is pypdf's reading order; 'layout' keeps each printed row on
     one line (a table's numbers stay beside their labels); 'auto' uses layout only on
-    pages whose plain text looks like a table.
+    pages whose plain text looks like a table. With ``ocr`` a scan is not refused here:
+    the caller OCRs its pages (ingest/ocr.py).
     """
     check_pdf_bytes(data, filename)
     with _parse_errors(filename):
         reader = _open(data, filename, password)
         last = _checked_page_count(reader, filename, max_pages)
         raw_pages = _extract(reader, 1, last, text_mode)
-    return pdf_document(filename, raw_pages)
+    return pdf_document(filename, raw_pages, ocr=ocr)
 
 
 def count_pdf_pages(
@@ -125,13 +127,15 @@ def extract_pdf_pages(
         return _extract(_open(data, filename, password), first, last, text_mode)
 
 
-def pdf_document(filename: str, raw_pages: list[str]) -> ParsedDocument:
-    """Clean the raw text of every page of a document (in order) and check it has text."""
+def pdf_document(filename: str, raw_pages: list[str], *, ocr: bool = False) -> ParsedDocument:
+    """Clean the raw text of every page of a document (in order) and check it has text
+    (unless ``ocr``: then the caller reads the pages without text by OCR)."""
     pages = tuple(
         Page(number=number, text=text)
         for number, text in enumerate(clean_pages(raw_pages), start=1)
     )
-    _check_text_layer(pages, filename)
+    if not ocr:
+        _check_text_layer(pages, filename)
     return ParsedDocument(filename=filename, media_type=MEDIA_TYPE, pages=pages)
 
 
@@ -292,8 +296,9 @@ def _check_text_layer(pages: tuple[Page, ...], filename: str) -> None:
     if text_chars < MIN_TEXT_CHARS_PER_PAGE * len(pages):
         raise NoTextLayerError(
             f"'{filename}' has almost no extractable text ({text_chars} characters on "
-            f"{len(pages)} pages); it looks scanned or image-only. Run OCR first "
-            "(for example `ocrmypdf in.pdf out.pdf`) and upload the result.",
+            f"{len(pages)} pages); it looks scanned or image-only, and OCR is turned off on this "
+            "server (PGPT_OCR=false). Run OCR first (for example `ocrmypdf in.pdf out.pdf`) "
+            "and upload the result, or ask the operator to turn OCR on.",
             filename=filename,
         )
 

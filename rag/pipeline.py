@@ -19,9 +19,9 @@ from ingest.loader import (
     load_document,
 )
 from ingest.models import ParsedDocument
+from ingest.ocr import PageProgress
 from rag.embedding import Embedder
 from rag.sessions import DocumentInfo, Session
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +56,18 @@ class Ingestor:
         return get_parser_pool(self._settings.parser_workers)
 
     def ingest(
-        self, session: Session, data: bytes, filename: str, *, password: str | None = None
+        self,
+        session: Session,
+        data: bytes,
+        filename: str,
+        *,
+        password: str | None = None,
+        progress: PageProgress | None = None,
     ) -> tuple[DocumentInfo, IngestTimings]:
-        """Add one file to the session, or raise and leave the session as it was."""
+        """Add one file to the session, or raise and leave the session as it was.
+
+        ``progress(done, total)`` reports pages read by OCR, for long scans.
+        """
         started = time.perf_counter()
         document = load_document(
             data,
@@ -70,6 +79,9 @@ class Ingestor:
             timeout_per_page_s=self._limit.per_page_s,
             pool=self._pool(),
             pdf_text_mode=self._settings.pdf_text_mode,
+            ocr=self._settings.ocr,
+            ocr_dpi=self._settings.ocr_dpi,
+            progress=progress,
         )
         parsed = time.perf_counter()
         info, chunk_s, embed_s = self._add_parsed(session, document)
@@ -108,6 +120,8 @@ class Ingestor:
             media_type=document.media_type,
             pages=document.page_count,
             chunks=len(chunks),
+            ocr_pages=document.ocr_pages,
+            page_unit=document.page_unit,
         )
         session.add_document(info, chunks, vectors)
         return info, chunked - started, embedded - chunked

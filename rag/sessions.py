@@ -30,6 +30,8 @@ class DocumentInfo:
     media_type: str
     pages: int
     chunks: int
+    ocr_pages: tuple[int, ...] = ()  # pages whose text was read by OCR
+    page_unit: str = "page"  # "page", "slide", "sheet" or "document" (no fixed pages)
 
 
 class ChunkBudget:

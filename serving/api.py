@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -33,6 +34,7 @@ from core.errors import (
 )
 from core.settings import Settings, get_settings
 from ingest.loader import get_parser_pool, shutdown_parser_pool
+from ingest.ocr import PageProgress
 from rag.answer import DoneEvent, TokenEvent
 from rag.embedding import Embedder
 from rag.generation import Generator, GeneratorStatus
@@ -160,11 +162,14 @@ UPLOAD_SCHEMA = {
     responses={413: {"model": models.ErrorBody}, 415: {"model": models.ErrorBody}},
 )
 async def upload_documents(
-    request: Request, session: SessionDep, services: ServicesDep
-) -> JSONResponse:
+    request: Request, session: SessionDep, services: ServicesDep, stream: bool = False
+) -> Response:
     """Add files to the session; each file that fails is reported and the rest are kept.
 
     200 when at least one file was added; when none was, the first file's error status.
+    With ``stream=true`` the answer is an SSE stream: ``progress`` events (pages read by
+    OCR so far, for long scans), a ``document`` or ``error`` event per file, then ``done``
+    with the same body as the JSON answer.
     """
     form = await read_upload_form(
         request,
@@ -175,21 +180,24 @@ async def upload_documents(
     if not form.files:
         raise InvalidRequestError("No file received: send one or more parts named 'files'.")
     password = form.fields.get("password") or None
+    files = [(upload.filename, upload.data) for upload in form.files]
+    form.files.clear()  # the list below is now the only reference to the bytes
+    if stream:
+        return StreamingResponse(
+            upload_events(services, session, files, password),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
     result = models.UploadResult(documents=[], errors=[])
     first_failure: PGPTError | None = None
-    for upload in form.files:
-        try:
-            info, _ = await asyncio.to_thread(
-                services.ingestor.ingest, session, upload.data, upload.filename, password=password
-            )
-        except (DocumentError, CapacityError) as exc:
-            first_failure = first_failure or exc
-            filename = exc.filename or upload.filename
-            result.errors.append(
-                models.FileError(filename=filename, code=exc.code, message=exc.message)
-            )
-            continue
-        result.documents.append(responses.document_out(info))
+    for filename, data in files:
+        outcome = await ingest_one(services, session, filename, data, password, None)
+        if isinstance(outcome, models.DocumentOut):
+            result.documents.append(outcome)
+        else:
+            first_failure = first_failure or outcome[1]
+            result.errors.append(outcome[0])
+    files.clear()
     if first_failure is not None and not result.documents:
         # Nothing was added: the request failed, with the first file's reason as status.
         return error_response(
@@ -199,6 +207,80 @@ async def upload_documents(
             **result.model_dump(mode="json"),
         )
     return JSONResponse(result.model_dump(mode="json"))
+
+
+async def ingest_one(
+    services: Services,
+    session: Session,
+    filename: str,
+    data: bytes,
+    password: str | None,
+    progress: PageProgress | None,
+) -> models.DocumentOut | tuple[models.FileError, PGPTError]:
+    """One file into the session: its document, or its error (the session is unchanged)."""
+    try:
+        info, _ = await asyncio.to_thread(
+            services.ingestor.ingest, session, data, filename, password=password, progress=progress
+        )
+    except (DocumentError, CapacityError) as exc:
+        error = models.FileError(
+            filename=exc.filename or filename, code=exc.code, message=exc.message
+        )
+        return error, exc
+    return responses.document_out(info)
+
+
+def progress_reporter(
+    loop: asyncio.AbstractEventLoop,
+    updates: asyncio.Queue[models.UploadProgress | None],
+    filename: str,
+    index: int,
+    total: int,
+) -> PageProgress:
+    """A progress callback for the ingest thread that hands page counts to the event loop."""
+
+    def report(done: int, pages: int) -> None:
+        update = models.UploadProgress(
+            filename=filename, file_index=index, files=total, pages_done=done, pages_total=pages
+        )
+        loop.call_soon_threadsafe(updates.put_nowait, update)
+
+    return report
+
+
+def end_updates(updates: asyncio.Queue[models.UploadProgress | None], _: object) -> None:
+    updates.put_nowait(None)
+
+
+async def upload_events(
+    services: Services, session: Session, files: list[tuple[str, bytes]], password: str | None
+) -> AsyncIterator[str]:
+    """SSE for a streamed upload: ``progress`` (OCR pages done of total) while a file is
+    read, then its ``document`` or ``error``; finally ``done`` with the whole result.
+    Progress travels as page counts only: nothing of the document leaves memory."""
+    loop = asyncio.get_running_loop()
+    result = models.UploadResult(documents=[], errors=[])
+    total = len(files)
+    for index in range(total):
+        filename, data = files[index]
+        files[index] = (filename, b"")  # drop our reference as soon as the file is handed on
+        updates: asyncio.Queue[models.UploadProgress | None] = asyncio.Queue()
+
+        report = progress_reporter(loop, updates, filename, index, total)
+        task = asyncio.create_task(ingest_one(services, session, filename, data, password, report))
+        del data
+        # Progress is queued from the worker thread before the task ends, so None comes last.
+        task.add_done_callback(functools.partial(end_updates, updates))
+        while (update := await updates.get()) is not None:
+            yield sse("progress", update.model_dump(mode="json"))
+        outcome = await task
+        if isinstance(outcome, models.DocumentOut):
+            result.documents.append(outcome)
+            yield sse("document", outcome.model_dump(mode="json"))
+        else:
+            result.errors.append(outcome[0])
+            yield sse("error", outcome[0].model_dump(mode="json"))
+    yield sse("done", result.model_dump(mode="json"))
 
 
 @v1.get("/sessions/{session_id}/documents")

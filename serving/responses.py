@@ -18,7 +18,13 @@ from rag.sessions import DocumentInfo
 
 def document_out(info: DocumentInfo) -> DocumentOut:
     return DocumentOut(
-        document_id=info.document_id, filename=info.filename, pages=info.pages, chunks=info.chunks
+        document_id=info.document_id,
+        filename=info.filename,
+        pages=info.pages,
+        chunks=info.chunks,
+        media_type=info.media_type,
+        page_unit=info.page_unit,
+        ocr_pages=list(info.ocr_pages),
     )
 
 
@@ -34,6 +40,8 @@ def passage(hit: Hit) -> Passage:
         char_end=c.char_end,
         text=c.text,
         score=round(hit.score, 4),
+        page_unit=c.page_unit,
+        ocr=c.ocr,
     )
 
 

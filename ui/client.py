@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from core.api_models import (
     SessionCreated,
     TokenChunk,
     UnavailableBody,
+    UploadProgress,
     UploadResult,
 )
 
@@ -148,13 +149,43 @@ class ApiClient:
             raise
         except ApiError as exc:  # e.g. 413 too large, 415 unsupported type, 422 unreadable
             return UploadOutcome(filename, error=exc.message, code=exc.code)
-        result = UploadResult.model_validate_json(response.content)
-        if result.documents:
-            return UploadOutcome(filename, document=result.documents[0])
-        if result.errors:
-            error = result.errors[0]
-            return UploadOutcome(filename, error=error.message, code=error.code)
-        return UploadOutcome(filename, error="The server returned no result for this file.")
+        return outcome_of(filename, UploadResult.model_validate_json(response.content))
+
+    def upload_with_progress(
+        self,
+        session_id: str,
+        filename: str,
+        data: bytes,
+        on_progress: Callable[[UploadProgress], None],
+        *,
+        password: str | None = None,
+        media_type: str = "application/octet-stream",
+    ) -> UploadOutcome:
+        """Send one file as a streamed upload: ``on_progress`` gets the OCR page counts of
+        a scan as they come; the outcome is as for ``upload``."""
+        try:
+            with self._http.stream(
+                "POST",
+                f"/v1/sessions/{session_id}/documents",
+                params={"stream": "true"},
+                files=[("files", (filename, data, media_type))],
+                data={"password": password} if password else None,
+                timeout=UPLOAD_TIMEOUT,
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    error = api_error(response)
+                    if isinstance(error, SessionExpiredError):
+                        raise error
+                    return UploadOutcome(filename, error=error.message, code=error.code)
+                for event, payload in parse_sse(response.iter_lines()):
+                    if event == "progress":
+                        on_progress(UploadProgress.model_validate_json(payload))
+                    elif event == "done":
+                        return outcome_of(filename, UploadResult.model_validate_json(payload))
+        except httpx.TransportError as exc:
+            raise ApiUnreachableError(self.base_url, type(exc).__name__) from None
+        return UploadOutcome(filename, error="The server ended the upload without a result.")
 
     def ask(
         self,
@@ -190,6 +221,16 @@ class ApiClient:
                 yield from answer_events(parse_sse(response.iter_lines()))
         except httpx.TransportError as exc:
             raise ApiUnreachableError(self.base_url, type(exc).__name__) from None
+
+
+def outcome_of(filename: str, result: UploadResult) -> UploadOutcome:
+    """The outcome of a one-file upload from the API's result."""
+    if result.documents:
+        return UploadOutcome(filename, document=result.documents[0])
+    if result.errors:
+        error = result.errors[0]
+        return UploadOutcome(filename, error=error.message, code=error.code)
+    return UploadOutcome(filename, error="The server returned no result for this file.")
 
 
 def answer_events(events: Iterable[tuple[str, str]]) -> Iterator[AnswerEvent]:

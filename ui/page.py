@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -19,7 +19,7 @@ from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileMan
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from core.api_models import Health, NumberedPassage, QueryResult, TokenChunk
+from core.api_models import Health, NumberedPassage, QueryResult, TokenChunk, UploadProgress
 from core.errors import ConfigError
 from core.settings import Settings, load_settings
 from ui.client import (
@@ -33,6 +33,7 @@ from ui.render import (
     answer_html,
     card_anchor,
     escape_markdown,
+    ocr_progress_label,
     passage_highlights,
     size_label,
     source_card_html,
@@ -50,7 +51,29 @@ from ui.state import (
     ui_state,
 )
 
-ACCEPTED_TYPES = ["pdf", "txt", "md", "markdown"]
+ACCEPTED_TYPES = [
+    "pdf",
+    "png",
+    "jpg",
+    "jpeg",
+    "tif",
+    "tiff",
+    "webp",
+    "docx",
+    "pptx",
+    "xlsx",
+    "csv",
+    "html",
+    "htm",
+    "txt",
+    "md",
+    "markdown",
+]
+UPLOAD_HELP = (
+    "PDF (scanned ones too: pages without text are read by OCR), images (PNG, JPEG, TIFF, "
+    "WebP, read by OCR), Word (.docx), PowerPoint (.pptx), Excel (.xlsx), CSV, web pages "
+    "(.html), plain text or Markdown. Drop several files at once."
+)
 HEALTH_MAX_AGE_S = 10.0
 STREAM_REFRESH_S = 0.05  # redraw the growing answer at most this often
 PASSWORD_CODES = {"password_required", "wrong_password"}
@@ -118,7 +141,16 @@ def ingest(
     """Send one file on its own request, with its own status line."""
     shown = escape_markdown(file.name)
     with st.status(f"Reading and indexing **{shown}**…", expanded=False) as status:
-        outcome = upload_one(client, ui, file.name, file.getvalue(), file.type, password)
+
+        def show_progress(update: UploadProgress) -> None:
+            # Only scans report pages: "reading scanned pages by OCR: 3 of 12".
+            if update.pages_total:
+                label = ocr_progress_label(update.pages_done, update.pages_total)
+                status.update(label=f"**{shown}** · {label}…")
+
+        outcome = upload_one(
+            client, ui, file.name, file.getvalue(), file.type, password, show_progress
+        )
         if outcome.document is not None:
             status.update(label=f"**{shown}** · {size_label(outcome.document)}", state="complete")
         else:
@@ -134,11 +166,17 @@ def upload_one(
     data: bytes,
     media_type: str,
     password: str | None,
+    on_progress: Callable[[UploadProgress], None],
 ) -> UploadOutcome:
     for attempt in range(2):
         try:
-            outcome = client.upload(
-                session_id(client, ui), filename, data, password=password, media_type=media_type
+            outcome = client.upload_with_progress(
+                session_id(client, ui),
+                filename,
+                data,
+                on_progress,
+                password=password,
+                media_type=media_type,
             )
         except SessionExpiredError:
             session_lost(ui)
@@ -178,7 +216,7 @@ def documents_section(client: ApiClient, ui: UiState, settings: Settings) -> Non
         type=ACCEPTED_TYPES,
         accept_multiple_files=True,
         key=f"uploader-{ui.uploader_generation}",
-        help="PDF, plain text or Markdown. Drop several files at once.",
+        help=UPLOAD_HELP,
         max_upload_size=max(1, math.ceil(settings.max_upload_mb)),
     )
     new_files = [f for f in uploaded if f.file_id not in ui.handled_file_ids]

@@ -108,16 +108,36 @@ def card_anchor(turn: int, n: int) -> str:
 
 
 def pages_label(passage: NumberedPassage) -> str:
-    first, last = passage.page, passage.page_end
-    label = f"page {first}" if last <= first else f"pages {first}–{last}"
-    if last > first and passage.highlight is not None:
-        label += f" (highlight on page {passage.highlight.page})"
+    """Where the passage is: 'page 7', 'slide 2', 'sheet 2 · Budget', 'Intro > Costs'."""
+    unit, first, last = passage.page_unit, passage.page, passage.page_end
+    if unit == "document":  # Word, HTML: no fixed pages, the heading is the place
+        label = passage.section or "the document"
+    else:
+        label = f"{unit} {first}" if last <= first else f"{unit}s {first}–{last}"
+        if last > first and passage.highlight is not None:
+            label += f" (highlight on {unit} {passage.highlight.page})"
+        if unit in ("sheet", "slide") and passage.section:
+            label += f" · {passage.section}"
+    if passage.ocr:
+        label += " (read by OCR)"
     return label
 
 
 def size_label(doc: DocumentOut) -> str:
+    """'12 pages · 40 passages · 12 pages read by OCR' (slides, sheets as such)."""
+    unit = "page" if doc.page_unit == "document" else doc.page_unit
     pages, chunks = doc.pages, doc.chunks
-    return f"{pages} page{'s' * (pages != 1)} · {chunks} passage{'s' * (chunks != 1)}"
+    label = f"{pages} {unit}{'s' * (pages != 1)} · {chunks} passage{'s' * (chunks != 1)}"
+    if doc.page_unit == "document" and pages == 1:
+        label = f"{chunks} passage{'s' * (chunks != 1)}"
+    ocr = len(doc.ocr_pages)
+    if ocr:
+        label += f" · {ocr} page{'s' * (ocr != 1)} read by OCR"
+    return label
+
+
+def ocr_progress_label(pages_done: int, pages_total: int) -> str:
+    return f"reading scanned pages by OCR: {pages_done} of {pages_total}"
 
 
 def answer_html(

@@ -55,6 +55,7 @@ DOCUMENT_ERRORS = {
     "password_required",
     "wrong_password",
     "corrupt_document",
+    "password_protected",
     "no_text_layer",
     "document_too_complex",
 }

@@ -84,7 +84,7 @@ def test_upload_reports_bad_files_and_keeps_good_ones(
     assert [d["filename"] for d in body["documents"]] == ["crazyones.pdf", "notes.md"]
     assert {e["filename"]: e["code"] for e in body["errors"]} == {
         "empty.pdf": "empty_document",
-        "image.png": "unsupported_file_type",
+        "image.png": "corrupt_document",
     }
     assert all("empty.pdf" in e["message"] or "image.png" in e["message"] for e in body["errors"])
     listed = client.get(f"/v1/sessions/{session_id}/documents").json()["documents"]

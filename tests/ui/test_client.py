@@ -214,3 +214,33 @@ def test_the_ui_modules_import_without_fastapi_torch_or_vllm() -> None:
         [sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_streamed_upload_reports_ocr_progress_then_the_document() -> None:
+    document = DocumentOut(
+        document_id="d1", filename="scan.pdf", pages=2, chunks=3, ocr_pages=[1, 2]
+    )
+    progress = [
+        {"filename": "scan.pdf", "file_index": 0, "files": 1, "pages_done": done, "pages_total": 2}
+        for done in range(3)
+    ]
+    events = [("progress", p) for p in progress] + [
+        ("document", document.model_dump()),
+        ("done", {"documents": [document.model_dump()], "errors": []}),
+    ]
+    body = "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        assert request.url.params["stream"] == "true"
+        return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+
+    client = ApiClient("http://api", transport=httpx.MockTransport(handle))
+    seen: list[tuple[int, int]] = []
+    outcome = client.upload_with_progress(
+        "s1",
+        "scan.pdf",
+        b"%PDF",
+        lambda update: seen.append((update.pages_done, update.pages_total)),
+    )
+    assert outcome == UploadOutcome("scan.pdf", document=document)
+    assert seen == [(0, 2), (1, 2), (2, 2)]

@@ -5,15 +5,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from core.api_models import Highlight, NumberedPassage
+from core.api_models import DocumentOut, Highlight, NumberedPassage
 from ui.render import (
     MARK_STYLE,
     answer_html,
     escape_markdown,
     highlight_terms,
     marked_html,
+    pages_label,
     passage_highlights,
     reflow,
+    size_label,
     source_card_html,
 )
 
@@ -103,3 +105,26 @@ def test_reflow_joins_broken_sentences_but_keeps_headings_and_rows() -> None:
         "Each training batch has tokens.\n5.2 Hardware\nWe trained (3.5 days).\nByteNet 23.75"
     )
     assert len(reflow(text)) == len(text)
+
+
+def test_citation_places_name_pages_slides_sheets_headings_and_ocr() -> None:
+    assert pages_label(passage("x")) == "page 7"
+    assert pages_label(passage("x", ocr=True)) == "page 7 (read by OCR)"
+    assert pages_label(passage("x", page=2, page_end=2, page_unit="slide", section="Budget")) == (
+        "slide 2 · Budget"
+    )
+    assert pages_label(passage("x", page=2, page_end=2, page_unit="sheet", section="Q1")) == (
+        "sheet 2 · Q1"
+    )
+    assert pages_label(passage("x", page=1, page_end=1, page_unit="document", section="A > B")) == (
+        "A > B"
+    )
+
+
+def test_document_sizes_say_how_many_pages_ocr_read() -> None:
+    scan = DocumentOut(
+        document_id="d", filename="s.pdf", pages=12, chunks=30, ocr_pages=[*range(1, 13)]
+    )
+    assert size_label(scan) == "12 pages · 30 passages · 12 pages read by OCR"
+    deck = DocumentOut(document_id="d", filename="d.pptx", pages=3, chunks=3, page_unit="slide")
+    assert size_label(deck) == "3 slides · 3 passages"
