@@ -31,6 +31,10 @@ class DocumentOut(BaseModel):
     filename: str
     pages: int
     chunks: int
+    size_bytes: int = Field(description="The uploaded file, held in memory to show its pages.")
+    memory_bytes: int = Field(
+        description="That file plus its parsed text: what the session's memory caps count."
+    )
 
 
 class FileError(BaseModel):
@@ -114,6 +118,32 @@ class QueryResult(BaseModel):
     grounded: bool
     timings: TimingsOut
     model: str
+
+
+class TextSpan(BaseModel):
+    start: int
+    end: int
+
+
+class PageText(BaseModel):
+    """A page of a text document around a span: ``text`` starts at ``offset`` in the page."""
+
+    page: int
+    text: str
+    offset: int
+    page_length: int
+    highlight: TextSpan | None = Field(description="The span, as offsets into ``text``.")
+
+
+class PageImageInfo(BaseModel):
+    """Sent in the X-Page-View header of a page image: its size and highlight rectangles."""
+
+    page: int
+    width: int
+    height: int
+    highlights: list[tuple[float, float, float, float]] = Field(
+        description="Rectangles (left, top, right, bottom) in image pixels, origin top left."
+    )
 
 
 class UnavailableBody(ErrorBody):
