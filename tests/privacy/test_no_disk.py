@@ -3,7 +3,8 @@
 The real deployment (`pgpt vllm` + `pgpt serve` as subprocesses) runs with HOME,
 TMPDIR, the XDG folders and its working directory in fresh empty folders. Documents
 carrying a unique canary are uploaded, searched, asked about (plain and streamed),
-and the session is deleted; the servers are stopped. Then every file in those
+their cited pages shown (PDF pages rendered, text pages excerpted), and the session is
+deleted; the servers are stopped. Then every file in those
 folders, in /tmp, /dev/shm and /var/tmp, in the model cache, and every file of the
 project changed since the servers started is searched for the canary and for a
 distinctive byte run of the uploaded PDF: none may hold either. Neither may the
@@ -13,6 +14,7 @@ documents are built in memory and the server output is collected in memory.
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
@@ -65,7 +67,8 @@ def test_nothing_of_a_document_is_written_or_logged(local_stack: LocalStack) -> 
         for name, data, media_type in documents:
             uploaded = client.post(f"{url}/documents", files=[("files", (name, data, media_type))])
             assert uploaded.status_code == 200, uploaded.json()["error"]
-        assert len(client.get(f"{url}/documents").json()["documents"]) == len(documents)
+        listed = client.get(f"{url}/documents").json()["documents"]
+        assert len(listed) == len(documents)
 
         found = client.post(f"{url}/search", json={"query": QUESTION, "top_k": 3}).json()
         assert any(canary in passage["text"] for passage in found["results"])
@@ -77,6 +80,19 @@ def test_nothing_of_a_document_is_written_or_logged(local_stack: LocalStack) -> 
         ) as streamed:
             events = "".join(streamed.iter_text())
         assert streamed.status_code == 200 and "event: done" in events
+
+        # Every document's first page, its first 40 characters (the canary sentence) marked.
+        for document, (_, _, media_type) in zip(listed, documents, strict=True):
+            shown = client.get(
+                f"{url}/documents/{document['document_id']}/pages/1",
+                params={"start": 0, "end": 40, "width": 1200},
+            )
+            assert shown.status_code == 200, shown.text
+            if media_type == "application/pdf":
+                assert shown.headers["content-type"] == "image/png"
+                assert json.loads(shown.headers["x-page-view"])["highlights"]
+            else:
+                assert canary in shown.json()["text"]
 
         assert client.delete(url).status_code == 204
         assert client.get(f"{url}/documents").status_code == 404
