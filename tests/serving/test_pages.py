@@ -20,8 +20,8 @@ from PIL import Image
 from core.settings import load_settings
 from serving.api import create_app
 from tests.serving.fakes import ScriptedGenerator
+from tests.support import GPU_QUESTION
 
-GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
 # How each page words it (tests/ingest/test_pdf.py): the text on 7, Table 3's note on 8.
 P100_WORDING = {7: "8 NVIDIA P100 GPUs", 8: "8 P100 GPUs"}
 

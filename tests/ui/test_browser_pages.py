@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.support import GPU_QUESTION
 from tests.ui.conftest import ApiServer
 from tests.ui.test_browser import (
-    GPU_QUESTION,
     INGEST_TIMEOUT_MS,
     add_files,
     chromium_page,
