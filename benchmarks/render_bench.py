@@ -265,11 +265,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 renders, 1 PDF")
     parser.add_argument("--repeats", type=int, default=30, help="renders per page and width")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--memory-pdfs", type=int, default=len(MEMORY_PDFS), help="how many PDFs to hold"
+    )
     parser.add_argument("--output", type=Path, default=None, help="also write the section here")
     args = parser.parse_args(argv)
     repeats = 2 if args.quick else args.repeats
     cases = CASES[:1] if args.quick else CASES
-    memory_pdfs = MEMORY_PDFS[:1] if args.quick else MEMORY_PDFS
+    memory_pdfs = MEMORY_PDFS[: 1 if args.quick else args.memory_pdfs]
 
     clock = Stopwatch()
     configure_threads(args.threads)
