@@ -30,13 +30,13 @@ from benchmarks.common import (
     progress,
     write_report,
 )
+from core.memory import release_freed_memory
 from core.settings import load_settings
 from ingest.loader import get_parser_pool, load_document
 from ingest.models import SourceDocument
 from ingest.page_view import PageImage, view_page
 from rag.embedding import configure_threads, make_embedder
 from rag.pipeline import Ingestor
-from rag.sessions import release_freed_memory
 from serving.wiring import make_store
 
 FILINGS = data.root() / "financebench-dev" / "pdfs"
