@@ -38,6 +38,10 @@ class DocumentOut(BaseModel):
     ocr_pages: list[int] = Field(
         default_factory=list, description="Pages whose text was read by OCR"
     )
+    size_bytes: int = Field(description="The uploaded file, held in memory to show its pages.")
+    memory_bytes: int = Field(
+        description="That file plus its parsed text: what the session's memory caps count."
+    )
 
 
 class FileError(BaseModel):
@@ -133,6 +137,32 @@ class QueryResult(BaseModel):
     grounded: bool
     timings: TimingsOut
     model: str
+
+
+class TextSpan(BaseModel):
+    start: int
+    end: int
+
+
+class PageText(BaseModel):
+    """A page of a text document around a span: ``text`` starts at ``offset`` in the page."""
+
+    page: int
+    text: str
+    offset: int
+    page_length: int
+    highlight: TextSpan | None = Field(description="The span, as offsets into ``text``.")
+
+
+class PageImageInfo(BaseModel):
+    """Sent in the X-Page-View header of a page image: its size and highlight rectangles."""
+
+    page: int
+    width: int
+    height: int
+    highlights: list[tuple[float, float, float, float]] = Field(
+        description="Rectangles (left, top, right, bottom) in image pixels, origin top left."
+    )
 
 
 class UnavailableBody(ErrorBody):

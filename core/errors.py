@@ -88,10 +88,29 @@ class DocumentNotFoundError(NotFoundError):
     code = "document_not_found"
 
 
+class PageNotFoundError(NotFoundError):
+    code = "page_not_found"
+
+
 class CapacityError(PGPTError):
     """A per-session or global limit would be exceeded; retry after freeing space."""
 
     code = "capacity_exceeded"
+
+
+# --- page view -----------------------------------------------------------------
+
+
+class RenderBusyError(PGPTError):
+    """Another page is being rendered (one at a time per session); retry in a moment."""
+
+    code = "render_busy"
+
+
+class RenderTimeoutError(PGPTError):
+    """One page took longer to render than allowed."""
+
+    code = "render_timeout"
 
 
 # --- answer generation -------------------------------------------------------

@@ -186,6 +186,25 @@ class Settings(BaseSettings):
     max_sessions: int = Field(100, ge=1, description="Live sessions at once.")
     max_chunks_per_session: int = Field(50_000, ge=1, description="Chunks one session may hold.")
     max_total_chunks: int = Field(500_000, ge=1, description="Chunks all sessions may hold.")
+    max_document_mb_per_session: float = Field(
+        500,
+        gt=0,
+        description=(
+            "Memory, in MB, one session may hold for its uploaded files (kept to show their "
+            "pages) and their parsed text."
+        ),
+    )
+    max_total_document_mb: float = Field(
+        4000, gt=0, description="The same memory, in MB, for all sessions together."
+    )
+
+    # --- page view -------------------------------------------------------
+    render_max_width_px: int = Field(
+        2000, ge=200, le=8000, description="Widest page image the page view renders, in pixels."
+    )
+    render_timeout_s: float = Field(
+        10, gt=0, description="Wall-clock limit for rendering one page; longer renders stop."
+    )
 
     # --- generation ------------------------------------------------------
     vllm_url: str | None = Field(
@@ -264,11 +283,25 @@ class Settings(BaseSettings):
                 f"PGPT_MAX_TOTAL_CHUNKS ({self.max_total_chunks:,}): one session cannot hold "
                 "more than all of them together."
             )
+        if self.max_document_mb_per_session > self.max_total_document_mb:
+            raise ValueError(
+                f"PGPT_MAX_DOCUMENT_MB_PER_SESSION ({self.max_document_mb_per_session:,}) cannot "
+                f"exceed PGPT_MAX_TOTAL_DOCUMENT_MB ({self.max_total_document_mb:,}): one session "
+                "cannot hold more than all of them together."
+            )
         return self
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_document_bytes_per_session(self) -> int:
+        return int(self.max_document_mb_per_session * 1024 * 1024)
+
+    @property
+    def max_total_document_bytes(self) -> int:
+        return int(self.max_total_document_mb * 1024 * 1024)
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 
@@ -38,6 +39,25 @@ class ParsedDocument:
     @property
     def page_count(self) -> int:
         return len(self.pages)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class SourceDocument:
+    """What a session keeps of an uploaded file to show its pages: the bytes as uploaded,
+    the pages parsed from them, and the password that opens them. Memory only."""
+
+    data: bytes
+    media_type: str
+    pages: tuple[Page, ...]
+    password: str | None = None
+
+    def __repr__(self) -> str:  # never the content, nor the password
+        return f"SourceDocument({self.media_type}, {len(self.data)} bytes, {len(self.pages)} pages)"
+
+    @property
+    def memory_bytes(self) -> int:
+        """The bytes plus the parsed page text, as Python holds it."""
+        return len(self.data) + sum(sys.getsizeof(page.text) for page in self.pages)
 
 
 @dataclass(frozen=True, slots=True)

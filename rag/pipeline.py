@@ -17,8 +17,9 @@ from ingest.loader import (
     chunk_document,
     get_parser_pool,
     load_document,
+    sanitize_filename,
 )
-from ingest.models import ParsedDocument
+from ingest.models import ParsedDocument, SourceDocument
 from ingest.ocr import PageProgress
 from rag.embedding import Embedder
 from rag.sessions import DocumentInfo, Session
@@ -67,8 +68,10 @@ class Ingestor:
         """Add one file to the session, or raise and leave the session as it was.
 
         ``progress(done, total)`` reports pages read by OCR, for long scans.
+        The session keeps the file's bytes and parsed pages too, to show its pages later.
         """
         started = time.perf_counter()
+        session.check_room(sanitize_filename(filename), 0, len(data))  # the bytes alone must fit
         document = load_document(
             data,
             filename,
@@ -84,17 +87,18 @@ class Ingestor:
             progress=progress,
         )
         parsed = time.perf_counter()
-        info, chunk_s, embed_s = self._add_parsed(session, document)
+        info, chunk_s, embed_s = self._add_parsed(session, document, data, password)
         return info, IngestTimings(parsed - started, chunk_s, embed_s)
 
     def add_parsed(self, session: Session, document: ParsedDocument) -> DocumentInfo:
         """Chunk, embed and add an already parsed document (benchmarks reuse parses)."""
-        return self._add_parsed(session, document)[0]
+        return self._add_parsed(session, document, b"", None)[0]
 
     def _add_parsed(
-        self, session: Session, document: ParsedDocument
+        self, session: Session, document: ParsedDocument, data: bytes, password: str | None
     ) -> tuple[DocumentInfo, float, float]:
         started = time.perf_counter()
+        source = SourceDocument(data, document.media_type, document.pages, password)
         document_id = secrets.token_hex(8)
         # In a worker, under the parse time limit: splitting is CPU work on the file's content.
         chunks = chunk_document(
@@ -110,7 +114,7 @@ class Ingestor:
                 f"'{document.filename}' contains no text to search.", filename=document.filename
             )
         # Before embedding, by far the costliest step.
-        self._check_room(session, document.filename, len(chunks))
+        self._check_room(session, document.filename, len(chunks), source.memory_bytes)
         chunked = time.perf_counter()
         vectors = self._embedder.embed([chunk.indexed_text for chunk in chunks])
         embedded = time.perf_counter()
@@ -122,11 +126,13 @@ class Ingestor:
             chunks=len(chunks),
             ocr_pages=document.ocr_pages,
             page_unit=document.page_unit,
+            size_bytes=len(data),
+            memory_bytes=source.memory_bytes,
         )
-        session.add_document(info, chunks, vectors)
+        session.add_document(info, chunks, vectors, source)
         return info, chunked - started, embedded - chunked
 
     @staticmethod
-    def _check_room(session: Session, filename: str, chunks: int) -> None:
+    def _check_room(session: Session, filename: str, chunks: int, memory_bytes: int) -> None:
         check_chunk_count(filename, chunks, session.max_chunks)
-        session.check_room(filename, chunks)
+        session.check_room(filename, chunks, memory_bytes)

@@ -14,7 +14,7 @@ import numpy as np
 
 from core.errors import CapacityError, DocumentNotFoundError, SessionNotFoundError
 from core.memory import release_freed_memory
-from ingest.models import Chunk
+from ingest.models import Chunk, SourceDocument
 from rag.index import VectorIndex
 from rag.lexical import DEFAULT_ANALYZER, LexicalIndex
 
@@ -30,20 +30,35 @@ class DocumentInfo:
     media_type: str
     pages: int
     chunks: int
+    size_bytes: int  # the uploaded file, kept in memory to show its pages
+    memory_bytes: int  # that file plus its parsed text: what the memory caps count
     ocr_pages: tuple[int, ...] = ()  # pages whose text was read by OCR
     page_unit: str = "page"  # "page", "slide", "sheet" or "document" (no fixed pages)
 
 
-class ChunkBudget:
-    """A thread-safe counter of chunks held by all sessions, with a hard limit."""
+def megabytes(n: int) -> str:
+    return f"{n / 1024**2:,.1f} MB"
 
-    def __init__(self, limit: int) -> None:
+
+def passages(n: int) -> str:
+    return f"{n:,} passages"
+
+
+class Budget:
+    """A thread-safe counter of what all sessions hold (passages, bytes), with a hard limit.
+
+    ``amount`` writes a quantity for people; ``setting`` names the knob that raises the limit.
+    """
+
+    def __init__(self, limit: int, *, amount: Callable[[int], str], setting: str) -> None:
         self.limit = limit
         self.used = 0
+        self._amount = amount
+        self._setting = setting
         self._lock = threading.Lock()
 
     def check(self, n: int) -> None:
-        """Raise CapacityError if ``n`` more chunks do not fit now (``reserve`` decides)."""
+        """Raise CapacityError if ``n`` more do not fit now (``reserve`` decides)."""
         with self._lock:
             self._check(n)
 
@@ -55,9 +70,9 @@ class ChunkBudget:
     def _check(self, n: int) -> None:
         if self.used + n > self.limit:
             raise CapacityError(
-                f"The server holds {self.used:,} passages and its limit is {self.limit:,}; "
-                f"{n:,} more do not fit. Try again later or ask the operator to raise "
-                "PGPT_MAX_TOTAL_CHUNKS."
+                f"The server holds {self._amount(self.used)} and its limit is "
+                f"{self._amount(self.limit)}; {self._amount(n)} more do not fit. Try again "
+                f"later or ask the operator to raise {self._setting}."
             )
 
     def release(self, n: int) -> None:
@@ -71,10 +86,15 @@ class Session:
     index: VectorIndex
     ttl_s: float
     max_chunks: int
-    budget: ChunkBudget
+    budget: Budget  # passages of all sessions
+    max_bytes: int  # of document memory (original files and their text) in this session
+    byte_budget: Budget  # document memory of all sessions
     last_used: float = field(default_factory=time.time)
     documents: dict[str, DocumentInfo] = field(default_factory=dict)
     chunks: dict[int, Chunk] = field(default_factory=dict)  # vector id -> chunk
+    sources: dict[str, SourceDocument] = field(default_factory=dict)  # document -> its file
+    # PDFium renders one page at a time anyway; this keeps one session from queueing many.
+    render_lock: threading.Lock = field(default_factory=threading.Lock)
     _doc_ids: dict[str, np.ndarray] = field(default_factory=dict)  # document -> vector ids
     _next_id: int = 0
     # BM25 per analyzer, built on first hybrid search, dropped on change.
@@ -88,6 +108,11 @@ class Session:
     @property
     def chunk_count(self) -> int:
         return len(self.chunks)
+
+    @property
+    def memory_bytes(self) -> int:
+        """Document memory held: the original files and their parsed text."""
+        return sum(info.memory_bytes for info in self.documents.values())
 
     @contextmanager
     def reading(self) -> Iterator[None]:
@@ -109,13 +134,15 @@ class Session:
                 self._lexical[analyzer] = index
             return index
 
-    def check_room(self, filename: str, n: int) -> None:
-        """Raise CapacityError if ``n`` more chunks do not fit now, before costly work."""
+    def check_room(self, filename: str, n: int, memory_bytes: int = 0) -> None:
+        """Raise CapacityError if ``n`` more chunks (or ``memory_bytes`` more document
+        memory) do not fit now, before costly work."""
         with self._lock:
-            self._check_room(filename, n)
+            self._check_room(filename, n, memory_bytes)
             self.budget.check(n)
+            self.byte_budget.check(memory_bytes)
 
-    def _check_room(self, filename: str, n: int) -> None:
+    def _check_room(self, filename: str, n: int, memory_bytes: int) -> None:
         if self.chunk_count + n > self.max_chunks:
             raise CapacityError(
                 f"'{filename}' adds {n:,} passages, but this session holds "
@@ -123,20 +150,47 @@ class Session:
                 "start a new session.",
                 filename=filename,
             )
+        if self.memory_bytes + memory_bytes > self.max_bytes:
+            raise CapacityError(
+                f"'{filename}' needs {megabytes(memory_bytes)} of memory, but this session holds "
+                f"{megabytes(self.memory_bytes)} of at most {megabytes(self.max_bytes)}. "
+                "Remove a document or start a new session.",
+                filename=filename,
+            )
 
-    def add_document(self, info: DocumentInfo, chunks: list[Chunk], vectors: np.ndarray) -> None:
+    def add_document(
+        self,
+        info: DocumentInfo,
+        chunks: list[Chunk],
+        vectors: np.ndarray,
+        source: SourceDocument,
+    ) -> None:
         if len(chunks) != len(vectors):
             raise ValueError("one vector per chunk")
         with self._lock:
-            self._check_room(info.filename, len(chunks))
+            self._check_room(info.filename, len(chunks), info.memory_bytes)
             self.budget.reserve(len(chunks))
+            try:
+                self.byte_budget.reserve(info.memory_bytes)
+            except CapacityError:
+                self.budget.release(len(chunks))
+                raise
             ids = np.arange(self._next_id, self._next_id + len(chunks), dtype=np.int64)
             self._next_id += len(chunks)
             self.index.add(ids, vectors)
             self.chunks.update(zip(ids.tolist(), chunks, strict=True))
             self._doc_ids[info.document_id] = ids
             self.documents[info.document_id] = info
+            self.sources[info.document_id] = source
             self._lexical.clear()
+
+    def source(self, document_id: str) -> tuple[DocumentInfo, SourceDocument]:
+        """A document's info and the file it came from, to show its pages."""
+        with self._lock:
+            info = self.documents.get(document_id)
+            if info is None:
+                raise DocumentNotFoundError(f"No document with id {document_id!r} in this session.")
+            return info, self.sources[document_id]
 
     def remove_document(self, document_id: str) -> DocumentInfo:
         with self._lock:
@@ -147,16 +201,21 @@ class Session:
             self.index.remove(ids)
             for i in ids.tolist():
                 del self.chunks[i]
+            del self.sources[document_id]
             self.budget.release(len(ids))
+            self.byte_budget.release(info.memory_bytes)
             self._lexical.clear()
-            return info
+        release_freed_memory()
+        return info
 
     def close(self) -> None:
         """Drop every document and free the index memory now."""
         with self._lock:
             self.budget.release(len(self.chunks))
+            self.byte_budget.release(self.memory_bytes)
             self.index.release()
             self.chunks.clear()
+            self.sources.clear()
             self.documents.clear()
             self._doc_ids.clear()
             self._lexical.clear()
@@ -173,13 +232,19 @@ class SessionStore:
         max_sessions: int,
         max_chunks_per_session: int,
         max_total_chunks: int,
+        max_bytes_per_session: int,
+        max_total_bytes: int,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._index_factory = index_factory
         self._ttl_s = ttl_s
         self._max_sessions = max_sessions
         self._max_chunks_per_session = max_chunks_per_session
-        self.budget = ChunkBudget(max_total_chunks)
+        self._max_bytes_per_session = max_bytes_per_session
+        self.budget = Budget(max_total_chunks, amount=passages, setting="PGPT_MAX_TOTAL_CHUNKS")
+        self.byte_budget = Budget(
+            max_total_bytes, amount=megabytes, setting="PGPT_MAX_TOTAL_DOCUMENT_MB"
+        )
         self._clock = clock
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -201,6 +266,8 @@ class SessionStore:
                 ttl_s=self._ttl_s,
                 max_chunks=self._max_chunks_per_session,
                 budget=self.budget,
+                max_bytes=self._max_bytes_per_session,
+                byte_budget=self.byte_budget,
                 last_used=now,
             )
             self._sessions[session.id] = session

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -29,12 +29,15 @@ from core.errors import (
     NotFoundError,
     PGPTError,
     QuestionTooLongError,
+    RenderBusyError,
+    RenderTimeoutError,
     UnsupportedFileTypeError,
     UnsupportedMediaTypeError,
 )
 from core.settings import Settings, get_settings
 from ingest.loader import get_parser_pool, shutdown_parser_pool
 from ingest.ocr import PageProgress
+from ingest.page_view import PageImage, view_page
 from rag.answer import DoneEvent, TokenEvent
 from rag.embedding import Embedder
 from rag.generation import Generator, GeneratorStatus
@@ -57,6 +60,8 @@ STATUS_BY_ERROR: list[tuple[type[PGPTError], int]] = [
     (InvalidRequestError, status.HTTP_400_BAD_REQUEST),
     (NotFoundError, status.HTTP_404_NOT_FOUND),
     (CapacityError, status.HTTP_507_INSUFFICIENT_STORAGE),
+    (RenderBusyError, status.HTTP_429_TOO_MANY_REQUESTS),
+    (RenderTimeoutError, status.HTTP_503_SERVICE_UNAVAILABLE),
     (GeneratorUnavailableError, status.HTTP_503_SERVICE_UNAVAILABLE),
     (ConfigError, status.HTTP_500_INTERNAL_SERVER_ERROR),
 ]
@@ -294,6 +299,60 @@ def list_documents(session: SessionDep) -> models.DocumentList:
 def delete_document(document_id: str, session: SessionDep) -> Response:
     session.remove_document(document_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {
+            "image/png": {},
+            "application/json": {"schema": models.PageText.model_json_schema()},
+        },
+        "description": "A PDF page as PNG (X-Page-View header: size and highlight rectangles); "
+        "for other documents, the text around the span as JSON.",
+    },
+    429: {"model": models.ErrorBody},
+    503: {"model": models.ErrorBody},
+}
+
+
+@v1.get("/sessions/{session_id}/documents/{document_id}/pages/{page}", responses=PAGE_RESPONSES)
+async def show_page(
+    document_id: str,
+    page: int,
+    session: SessionDep,
+    services: ServicesDep,
+    start: Annotated[int | None, Query(ge=0, description="Span start, in page offsets.")] = None,
+    end: Annotated[int | None, Query(ge=1, description="Span end (exclusive).")] = None,
+    width: Annotated[int, Query(ge=100, description="Image width in pixels.")] = 800,
+) -> Response:
+    """One page with the span ``start``-``end`` (a citation's page offsets) highlighted."""
+    settings = services.settings
+    if (start is None) != (end is None):
+        raise InvalidRequestError("Give the span as both 'start' and 'end', or neither.")
+    if width > settings.render_max_width_px:
+        raise InvalidRequestError(
+            f"width {width} is too wide: pages render at most {settings.render_max_width_px} "
+            "pixels wide."
+        )
+    _, source = session.source(document_id)
+    if not session.render_lock.acquire(blocking=False):
+        raise RenderBusyError("Another page of this session is being drawn. Try again shortly.")
+    try:
+        view = await asyncio.to_thread(
+            view_page,
+            source,
+            page,
+            span=None if start is None or end is None else (start, end),
+            width=width,
+            timeout_s=settings.render_timeout_s,
+        )
+    finally:
+        session.render_lock.release()
+    headers = {"Cache-Control": "no-store"}
+    if isinstance(view, PageImage):
+        headers["X-Page-View"] = responses.page_image_info(view).model_dump_json()
+        return Response(view.png, media_type="image/png", headers=headers)
+    return JSONResponse(responses.page_text(view).model_dump(mode="json"), headers=headers)
 
 
 @v1.post("/sessions/{session_id}/search")

@@ -7,10 +7,14 @@ from core.api_models import (
     DocumentOut,
     Highlight,
     NumberedPassage,
+    PageImageInfo,
+    PageText,
     Passage,
     QueryResult,
+    TextSpan,
     TimingsOut,
 )
+from ingest.page_view import PageExcerpt, PageImage
 from rag.answer import Answer
 from rag.retrieval import Hit
 from rag.sessions import DocumentInfo
@@ -25,6 +29,28 @@ def document_out(info: DocumentInfo) -> DocumentOut:
         media_type=info.media_type,
         page_unit=info.page_unit,
         ocr_pages=list(info.ocr_pages),
+        size_bytes=info.size_bytes,
+        memory_bytes=info.memory_bytes,
+    )
+
+
+def page_text(excerpt: PageExcerpt) -> PageText:
+    span = excerpt.highlight
+    return PageText(
+        page=excerpt.page,
+        text=excerpt.text,
+        offset=excerpt.offset,
+        page_length=excerpt.page_length,
+        highlight=TextSpan(start=span[0], end=span[1]) if span else None,
+    )
+
+
+def page_image_info(image: PageImage) -> PageImageInfo:
+    return PageImageInfo(
+        page=image.page,
+        width=image.width,
+        height=image.height,
+        highlights=[(b.left, b.top, b.right, b.bottom) for b in image.highlights],
     )
 
 

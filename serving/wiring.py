@@ -39,6 +39,8 @@ def make_store(settings: Settings, embedder: Embedder) -> SessionStore:
         max_sessions=settings.max_sessions,
         max_chunks_per_session=settings.max_chunks_per_session,
         max_total_chunks=settings.max_total_chunks,
+        max_bytes_per_session=settings.max_document_bytes_per_session,
+        max_total_bytes=settings.max_total_document_bytes,
     )
 
 

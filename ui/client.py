@@ -14,6 +14,8 @@ from core.api_models import (
     DocumentOut,
     ErrorBody,
     Health,
+    PageImageInfo,
+    PageText,
     QueryRequest,
     QueryResult,
     SessionCreated,
@@ -27,6 +29,7 @@ from core.api_models import (
 UPLOAD_TIMEOUT = httpx.Timeout(10.0, read=900.0, write=300.0)
 ANSWER_TIMEOUT = httpx.Timeout(10.0, read=600.0)
 QUICK_TIMEOUT = httpx.Timeout(10.0)
+PAGE_TIMEOUT = httpx.Timeout(10.0, read=60.0)  # the server gives up on a page far sooner
 HEALTH_TIMEOUT = httpx.Timeout(3.0)
 
 
@@ -38,6 +41,20 @@ class UploadOutcome:
     document: DocumentOut | None = None
     error: str | None = None
     code: str | None = None
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class PageImage:
+    """A rendered PDF page: the PNG and, from the X-Page-View header, its highlight boxes."""
+
+    png: bytes
+    info: PageImageInfo
+
+    def __repr__(self) -> str:
+        return f"PageImage(page {self.info.page}, {len(self.png)} bytes)"
+
+
+PageView = PageImage | PageText
 
 
 # A streamed answer, as the API's own models: text as it is generated, then the result,
@@ -123,6 +140,29 @@ class ApiClient:
 
     def remove_document(self, session_id: str, document_id: str) -> None:
         self._request("DELETE", f"/v1/sessions/{session_id}/documents/{document_id}")
+
+    def page(
+        self,
+        session_id: str,
+        document_id: str,
+        page: int,
+        *,
+        span: tuple[int, int] | None,
+        width: int,
+    ) -> PageView:
+        """One page with ``span`` (page offsets) highlighted: a PDF page as an image, other
+        documents as the text around the span."""
+        params = {"width": width} | ({"start": span[0], "end": span[1]} if span else {})
+        response = self._request(
+            "GET",
+            f"/v1/sessions/{session_id}/documents/{document_id}/pages/{page}",
+            params=params,
+            timeout=PAGE_TIMEOUT,
+        )
+        if response.headers.get("content-type") == "image/png":
+            info = PageImageInfo.model_validate_json(response.headers["x-page-view"])
+            return PageImage(response.content, info)
+        return PageText.model_validate_json(response.content)
 
     def upload(
         self,

@@ -30,10 +30,14 @@ from ui.client import (
     UploadOutcome,
 )
 from ui.render import (
+    PAGE_VIEW_CSS,
     answer_html,
     card_anchor,
     escape_markdown,
     ocr_progress_label,
+    page_anchor,
+    page_span,
+    pages_html,
     passage_highlights,
     size_label,
     source_card_html,
@@ -77,6 +81,8 @@ UPLOAD_HELP = (
 HEALTH_MAX_AGE_S = 10.0
 STREAM_REFRESH_S = 0.05  # redraw the growing answer at most this often
 PASSWORD_CODES = {"password_required", "wrong_password"}
+# Rendered wider than its half-width column: sharp on high-density screens and when zoomed.
+PAGE_WIDTH_PX = 1000
 
 
 def local_time(moment: datetime) -> str:
@@ -105,6 +111,8 @@ def remove_document(client: ApiClient, ui: UiState, document_id: str, filename: 
         ui.notice = Notice("warning", f"Could not remove {filename}: {exc.message}")
         return
     ui.documents = [d for d in ui.documents if d.document_id != document_id]
+    for turn in ui.turns:
+        turn.forget_pages_of(document_id)
     st.toast(f"Removed {filename}")
 
 
@@ -380,9 +388,10 @@ def model_status(status: Health) -> None:
 def ask(
     client: ApiClient, ui: UiState, turn: Turn, index: int, prefs: tuple[int, int, float]
 ) -> None:
-    """Stream one answer into the page, then show its sources."""
+    """Stream one answer into the page, then show its sources and their pages beside it."""
     top_k, max_tokens, temperature = prefs
-    slot = st.empty()
+    answer_column, pages_column = st.columns(2, gap="medium")
+    slot = answer_column.empty()
     slot.markdown(":gray[*Searching your documents…*]")
     shown_at = 0.0
     try:
@@ -413,21 +422,53 @@ def ask(
     except (ApiError, ApiUnreachableError) as exc:
         turn.error = exc.message
     turn.finished = True
-    render_answer(turn, index, slot)
+    with pages_column:
+        fetch_pages(client, ui, turn)
+        render_pages(turn, index)
+    with answer_column:
+        render_answer(turn, index, slot)
+
+
+def fetch_pages(client: ApiClient, ui: UiState, turn: Turn) -> None:
+    """Each passage's page, with the words that back the answer (or the passage) marked."""
+    if ui.session is None or not turn.passages:
+        return
+    with st.spinner("Drawing the pages of the sources…"):
+        for passage in turn.passages:
+            page, span = page_span(passage)
+            try:
+                turn.pages[passage.n] = client.page(
+                    ui.session.session_id,
+                    passage.document_id,
+                    page,
+                    span=span,
+                    width=PAGE_WIDTH_PX,
+                )
+            except (ApiError, ApiUnreachableError) as exc:
+                turn.pages[passage.n] = f"This page cannot be shown: {exc.message}"
+
+
+def render_pages(turn: Turn, index: int) -> None:
+    if turn.pages:
+        st.html(pages_html(index, turn.passages, turn.pages))
 
 
 def render_turn(turn: Turn, index: int) -> None:
     with st.chat_message("user"):
         st.markdown(escape_markdown(turn.question))
     with st.chat_message("assistant"):
-        render_answer(turn, index, st.empty())
+        answer_column, pages_column = st.columns(2, gap="medium")
+        with answer_column:
+            render_answer(turn, index, st.empty())
+        with pages_column:
+            render_pages(turn, index)
 
 
 def render_answer(turn: Turn, index: int, slot: DeltaGenerator) -> None:
     result = turn.result
     sources = result.sources if result else turn.sources
     if turn.answer:
-        slot.html(answer_html(turn.answer, sources, index))
+        slot.html(answer_html(turn.answer, sources, index, on_pages=turn.pages.keys()))
     else:
         slot.empty()
     if result is not None:
@@ -504,7 +545,12 @@ def cited_sources(turn: Turn, result: QueryResult, index: int) -> None:
 
 def source_card(passage: NumberedPassage, turn: Turn, index: int, *, anchor: bool = True) -> None:
     spans = passage_highlights(passage, turn.question, turn.answer)
-    st.html(source_card_html(passage, spans, card_anchor(index, passage.n) if anchor else None))
+    page_link = page_anchor(index, passage.n) if passage.n in turn.pages else None
+    st.html(
+        source_card_html(
+            passage, spans, card_anchor(index, passage.n) if anchor else None, page_link
+        )
+    )
 
 
 def chat(client: ApiClient, ui: UiState, prefs: tuple[int, int, float]) -> None:
@@ -548,7 +594,13 @@ def chat(client: ApiClient, ui: UiState, prefs: tuple[int, int, float]) -> None:
 
 
 def main() -> None:
-    st.set_page_config(page_title="PrivateGPT++", page_icon="🔒", initial_sidebar_state="expanded")
+    # Wide: an answer and the page it cites sit side by side.
+    st.set_page_config(
+        page_title="PrivateGPT++",
+        page_icon="🔒",
+        layout="wide",
+        initial_sidebar_state="expanded",
+    )
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -559,6 +611,7 @@ def main() -> None:
     notice_lost_session(ui, settings)
     check_expiry(client, ui)
 
+    st.html(PAGE_VIEW_CSS)
     st.title(":material/lock: PrivateGPT++")
     st.caption("Answers from your own documents, with the passages they come from.")
     try:

@@ -9,7 +9,14 @@ import streamlit as st
 
 from core.api_models import DocumentOut, Health, NumberedPassage, QueryResult, SessionCreated
 from core.settings import Settings
-from ui.client import ApiClient, ApiError, ApiUnreachableError, SessionExpiredError, UploadOutcome
+from ui.client import (
+    ApiClient,
+    ApiError,
+    ApiUnreachableError,
+    PageView,
+    SessionExpiredError,
+    UploadOutcome,
+)
 
 # In the page's address while it has a server session. Only a marker: the session id itself
 # would be a secret in browser history. A reloaded page or a restarted UI (whose memory of
@@ -28,6 +35,18 @@ class Turn:
     error: str | None = None
     error_code: str | None = None
     finished: bool = False
+    # Passage number -> its page (or why it could not be shown), fetched once answered.
+    pages: dict[int, PageView | str] = field(default_factory=dict)
+
+    @property
+    def passages(self) -> list[NumberedPassage]:
+        """Every passage the answer was given (or the ones found when it failed)."""
+        return self.result.sources if self.result is not None else self.sources
+
+    def forget_pages_of(self, document_id: str) -> None:
+        """Drop the page views of a document that was removed: no copy stays in the page."""
+        removed = {p.n for p in self.passages if p.document_id == document_id}
+        self.pages = {n: view for n, view in self.pages.items() if n not in removed}
 
 
 @dataclass

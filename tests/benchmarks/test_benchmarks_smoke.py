@@ -54,3 +54,15 @@ def test_covidqa_benchmark_quick(tmp_path: Path) -> None:
         assert f"| `{method}` |" in report
     assert "1 articles indexed together" in report
     assert "`ours` minus `langchain`: hit@5" in report
+
+
+def test_render_benchmark_quick(tmp_path: Path) -> None:
+    output = tmp_path / "render.md"
+    stdout = run_benchmark("benchmarks.render_bench", "--output", str(output))
+    report = output.read_text(encoding="utf-8")
+    assert report.strip() == stdout.strip()
+    assert report.startswith("## Page view: rendering cited pages")
+    assert "| attention paper p. 7 (P100 citation) | 800 |" in report
+    assert "| attention paper p. 7 (P100 citation) | 1400 |" in report
+    assert "### Memory held per MB of uploaded PDF" in report
+    assert "python -m benchmarks.render_bench --quick --output" in report

@@ -55,6 +55,8 @@ def make_store(counting: CountingEmbedder, per_session: int, total: int) -> Sess
         max_sessions=10,
         max_chunks_per_session=per_session,
         max_total_chunks=total,
+        max_bytes_per_session=200 * 1024**2,
+        max_total_bytes=400 * 1024**2,
     )
 
 

@@ -1,14 +1,16 @@
-"""A deleted session gives its memory back; nothing keeps a parsed document alive.
+"""A deleted session or document gives its memory back; nothing keeps a document alive.
 
 The RSS test runs the real API (`pgpt serve`) as a subprocess and reads its resident
 memory with psutil. Bound: after a warm-up cycle (so one-off growth such as model
 caches and the allocator's first arenas is in the baseline), each cycle uploads four
-12 MB PDFs (48 MB) into a session and deletes it; RSS must come back to within
-16 MB of the baseline, twice in a row. A session whose documents stayed in memory
-would leave at least 48 MB per cycle; 16 MB is room for allocator slack (glibc keeps
-some freed memory at the top of thread arenas, which malloc_trim does not return).
-Measured on two busy cores: the cycle adds 11-91 MB while the session lives, and
-leaves between -16 and +4 MB once it is deleted. No timings are asserted.
+12 MB PDFs (48 MB) into a session, renders a page of each (the page view keeps the
+original bytes, so the session must hold at least those 48 MB), then deletes the
+session, or each document; the page route must then answer 404 and RSS must come back
+to within 16 MB of the baseline. A session whose documents stayed in memory would leave
+at least 48 MB per cycle; 16 MB is room for allocator slack (glibc keeps some freed
+memory at the top of thread arenas, which malloc_trim does not return). Measured on two
+busy cores before the page view: the cycle added 11-91 MB while the session lived, and
+left between -16 and +4 MB once it was deleted. No timings are asserted.
 """
 
 from __future__ import annotations
@@ -60,7 +62,10 @@ def api_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
 
 
 @pytest.mark.slow  # a `pgpt serve` subprocess and 4 x 12 MB PDF cycles
-def test_deleting_a_session_gives_its_memory_back(api_server: tuple[Server, str]) -> None:
+@pytest.mark.parametrize("delete", ["session", "documents"])
+def test_deleting_a_session_or_its_documents_gives_the_memory_back(
+    api_server: tuple[Server, str], delete: str
+) -> None:
     server, url = api_server
     process = psutil.Process(server.pid)
 
@@ -85,19 +90,35 @@ def test_deleting_a_session_gives_its_memory_back(api_server: tuple[Server, str]
                 assert response.status_code == 200, response.text
             listed = client.get(f"/v1/sessions/{sid}/documents").json()["documents"]
             assert len(listed) == DOCUMENTS_PER_SESSION
+            assert all(d["size_bytes"] > PADDING_BYTES for d in listed)
             found = client.post(f"/v1/sessions/{sid}/search", json={"query": "harbour fees"})
             assert found.json()["results"]
+            pages = [f"/v1/sessions/{sid}/documents/{d['document_id']}/pages/1" for d in listed]
+            for page in pages:
+                shown = client.get(page, params={"start": 4, "end": 20})
+                assert shown.status_code == 200 and shown.headers["content-type"] == "image/png"
             loaded = rss()
-            assert client.delete(f"/v1/sessions/{sid}").status_code == 204
-            return loaded, rss()
+            if delete == "session":
+                assert client.delete(f"/v1/sessions/{sid}").status_code == 204
+            else:
+                for d in listed:
+                    gone = client.delete(f"/v1/sessions/{sid}/documents/{d['document_id']}")
+                    assert gone.status_code == 204
+            assert [client.get(page).status_code for page in pages] == [404] * len(pages)
+            after = rss()
+            client.delete(f"/v1/sessions/{sid}")
+            return loaded, after
 
         cycle()  # warm-up
         baseline = rss()
         for _ in range(2):
             loaded, after = cycle()
             print(f"RSS MB: baseline {baseline >> 20}, loaded {loaded >> 20}, after {after >> 20}")
+            assert loaded - baseline >= DOCUMENTS_PER_SESSION * PADDING_BYTES, (
+                "the session should hold the uploaded files"
+            )
             assert after - baseline <= RSS_SLACK_BYTES, (
-                f"{(after - baseline) >> 20} MB stayed after the session was deleted"
+                f"{(after - baseline) >> 20} MB stayed after the {delete} was deleted"
             )
     assert server.is_running()
 

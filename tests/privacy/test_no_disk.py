@@ -4,18 +4,19 @@ The real deployment (`pgpt vllm` + `pgpt serve` as subprocesses) runs with HOME,
 TMPDIR, the XDG folders and its working directory in fresh empty folders. Documents
 carrying a unique canary (PDF, text, Markdown, Word, PowerPoint, Excel, CSV, HTML, and,
 through OCR, an image and a scanned PDF whose canary exists only as pixels) are
-uploaded, searched, asked about (plain and streamed), and the session is deleted;
-the servers are stopped. Then every file in those folders, in /tmp, /dev/shm and
-/var/tmp, in the model cache, and every file of the project changed since the servers
-started is searched for the canaries and for a distinctive byte run of the uploaded
-PDF: none may hold any. Neither may the servers' stdout and stderr. This test writes
-the canary nowhere itself: the documents are built in memory and the server output
-is collected in memory.
+uploaded, searched, asked about (plain and streamed), their cited pages shown (PDF pages
+rendered, text pages excerpted), and the session is deleted; the servers are stopped.
+Then every file in those folders, in /tmp, /dev/shm and /var/tmp, in the model cache,
+and every file of the project changed since the servers started is searched for the
+canaries and for a distinctive byte run of the uploaded PDF: none may hold any. Neither
+may the servers' stdout and stderr. This test writes the canary nowhere itself: the
+documents are built in memory and the server output is collected in memory.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import secrets
 from pathlib import Path
 
@@ -105,7 +106,8 @@ def test_nothing_of_a_document_is_written_or_logged(local_stack: LocalStack) -> 
         for name, data, media_type in documents:
             uploaded = client.post(f"{url}/documents", files=[("files", (name, data, media_type))])
             assert uploaded.status_code == 200, uploaded.json()["error"]
-        assert len(client.get(f"{url}/documents").json()["documents"]) == len(documents)
+        listed = client.get(f"{url}/documents").json()["documents"]
+        assert len(listed) == len(documents)
 
         listed = client.get(f"{url}/documents").json()["documents"]
         assert [d["ocr_pages"] for d in listed[:2]] == [[1], [1]]
@@ -121,6 +123,19 @@ def test_nothing_of_a_document_is_written_or_logged(local_stack: LocalStack) -> 
         ) as streamed:
             events = "".join(streamed.iter_text())
         assert streamed.status_code == 200 and "event: done" in events
+
+        # Every document's first page, its first 40 characters (the canary sentence) marked.
+        for document, (_, _, media_type) in zip(listed, documents, strict=True):
+            shown = client.get(
+                f"{url}/documents/{document['document_id']}/pages/1",
+                params={"start": 0, "end": 40, "width": 1200},
+            )
+            assert shown.status_code == 200, shown.text
+            if media_type == "application/pdf":
+                assert shown.headers["content-type"] == "image/png"
+                assert json.loads(shown.headers["x-page-view"])["highlights"]
+            else:
+                assert canary in shown.json()["text"]
 
         assert client.delete(url).status_code == 204
         assert client.get(f"{url}/documents").status_code == 404

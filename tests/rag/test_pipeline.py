@@ -20,7 +20,7 @@ from core.errors import (
 )
 from core.settings import Settings, load_settings
 from ingest.context import HEADER_MAX_TOKENS
-from ingest.models import Chunk
+from ingest.models import Chunk, SourceDocument
 from rag.pipeline import Ingestor, make_chunker
 from rag.retrieval import Retriever, make_retriever
 from rag.sessions import DocumentInfo, Session, SessionStore
@@ -54,23 +54,24 @@ def store(services: Services) -> Iterator[SessionStore]:
     services.store.close_all()
 
 
+Ingested = tuple[DocumentInfo, list[Chunk], np.ndarray, SourceDocument]
+
+
 @pytest.fixture(scope="module")
-def attention_document(
-    services: Services, attention_pdf: bytes
-) -> tuple[DocumentInfo, list[Chunk], np.ndarray]:
-    """The paper ingested once through the real pipeline: its document, chunks and vectors."""
+def attention_document(services: Services, attention_pdf: bytes) -> Ingested:
+    """The paper ingested once through the real pipeline: its document, chunks, vectors and
+    the file kept to show its pages."""
     session = services.store.create()
     info, _ = services.ingestor.ingest(session, attention_pdf, "attention-is-all-you-need.pdf")
     ids = np.array(sorted(session.chunks), dtype=np.int64)
-    document = (info, [session.chunks[i] for i in ids], session.index.vectors(ids))
+    source = session.source(info.document_id)[1]
+    document = (info, [session.chunks[i] for i in ids], session.index.vectors(ids), source)
     services.store.delete(session.id)
     return document
 
 
 @pytest.fixture()
-def attention_session(
-    store: SessionStore, attention_document: tuple[DocumentInfo, list[Chunk], np.ndarray]
-) -> Session:
+def attention_session(store: SessionStore, attention_document: Ingested) -> Session:
     """A fresh session holding the paper, added from the one ingestion (not parsed again)."""
     session = store.create()
     session.add_document(*attention_document)
@@ -78,10 +79,11 @@ def attention_session(
 
 
 def test_the_paper_is_ingested_whole(
-    attention_document: tuple[DocumentInfo, list[Chunk], np.ndarray],
+    attention_document: Ingested,
 ) -> None:
-    info, chunks, vectors = attention_document
+    info, chunks, vectors, source = attention_document
     assert (info.pages, info.chunks, len(vectors)) == (15, len(chunks), len(chunks))
+    assert info.size_bytes == len(source.data) and len(source.pages) == 15
     assert {chunk.page for chunk in chunks} == set(range(1, 16))
 
 

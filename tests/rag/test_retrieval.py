@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from ingest.models import Chunk
+from ingest.models import Chunk, Page, SourceDocument
 from rag.index import FaissCpuIndex
 from rag.retrieval import Retriever
 from rag.sessions import DocumentInfo, Session, SessionStore
@@ -65,12 +65,18 @@ def make_session(texts: Sequence[str]) -> Session:
         max_sessions=1,
         max_chunks_per_session=10,
         max_total_chunks=10,
+        max_bytes_per_session=1024**2,
+        max_total_bytes=1024**2,
     )
     session = store.create()
     if texts:
         chunks = [Chunk("d", "notes.txt", t, 1, 1, 0, len(t)) for t in texts]
-        info = DocumentInfo("d", "notes.txt", "text/plain", 1, len(chunks))
-        session.add_document(info, chunks, ScriptedEmbedder().embed(texts))
+        text = "\n".join(texts)
+        source = SourceDocument(text.encode(), "text/plain", (Page(1, text),))
+        info = DocumentInfo(
+            "d", "notes.txt", "text/plain", 1, len(chunks), len(source.data), source.memory_bytes
+        )
+        session.add_document(info, chunks, ScriptedEmbedder().embed(texts), source)
     return session
 
 

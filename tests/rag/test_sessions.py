@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from core.errors import CapacityError, DocumentNotFoundError, SessionNotFoundError
-from ingest.models import Chunk
+from ingest.models import Chunk, Page, SourceDocument
 from rag.index import FaissCpuIndex
 from rag.sessions import DocumentInfo, SessionStore
 
@@ -22,15 +22,24 @@ def make_store(clock: Clock | None = None, **limits: int) -> SessionStore:
         max_sessions=limits.get("max_sessions", 10),
         max_chunks_per_session=limits.get("max_chunks_per_session", 100),
         max_total_chunks=limits.get("max_total_chunks", 1000),
+        max_bytes_per_session=limits.get("max_bytes_per_session", 10_000),
+        max_total_bytes=limits.get("max_total_bytes", 100_000),
         clock=clock or Clock(),
     )
 
 
-def document(doc_id: str, n: int) -> tuple[DocumentInfo, list[Chunk], np.ndarray]:
-    info = DocumentInfo(doc_id, f"{doc_id}.txt", "text/plain", 1, n)
+def document(
+    doc_id: str, n: int, size: int = 100
+) -> tuple[DocumentInfo, list[Chunk], np.ndarray, SourceDocument]:
+    """``n`` passages of a text file of ``size`` bytes."""
+    text = "x" * size
+    source = SourceDocument(text.encode(), "text/plain", (Page(1, text),))
+    info = DocumentInfo(
+        doc_id, f"{doc_id}.txt", "text/plain", 1, n, size, memory_bytes=source.memory_bytes
+    )
     chunks = [Chunk(doc_id, info.filename, f"text {i}", 1, 1, 0, 6) for i in range(n)]
     vectors = np.eye(4, dtype=np.float32)[np.arange(n) % 4]
-    return info, chunks, vectors
+    return info, chunks, vectors, source
 
 
 def test_session_ids_are_long_random_and_unique() -> None:
@@ -71,6 +80,9 @@ def test_remove_document_drops_its_chunks_and_vectors() -> None:
     session.remove_document("a")
     assert {c.document_id for c in session.chunks.values()} == {"b"}
     assert len(session.index) == 2
+    assert list(session.sources) == ["b"]
+    with pytest.raises(DocumentNotFoundError):
+        session.source("a")
     with pytest.raises(DocumentNotFoundError):
         session.remove_document("a")
 
@@ -90,6 +102,29 @@ def test_per_session_and_global_caps_refuse_without_losing_documents() -> None:
     second.add_document(*document("c", 4))
 
 
+def test_original_files_count_in_the_per_session_and_global_memory_caps() -> None:
+    # A text file of n bytes holds about 2n: its bytes and its text.
+    store = make_store(max_bytes_per_session=9_000, max_total_bytes=12_000)
+    first = store.create()
+    a = document("a", 1, size=2_000)
+    first.add_document(*a)
+    assert store.byte_budget.used == first.memory_bytes == a[0].memory_bytes > 4_000
+    with pytest.raises(CapacityError, match=r"b\.txt.*of at most"):
+        first.add_document(*document("b", 1, size=2_500))
+    second = store.create()
+    with pytest.raises(CapacityError, match="PGPT_MAX_TOTAL_DOCUMENT_MB"):
+        second.add_document(*document("c", 1, size=4_000))
+    assert list(first.documents) == ["a"] and store.budget.used == 1
+    first.remove_document("a")
+    assert store.byte_budget.used == 0
+    second.add_document(*document("c", 1, size=4_000))
+
+
+def test_a_source_document_never_shows_its_content() -> None:
+    source = SourceDocument(b"secret bytes", "text/plain", (Page(1, "secret text"),), "pw")
+    assert "secret" not in repr(source) and "pw" not in repr(source)
+
+
 def test_session_count_cap() -> None:
     store = make_store(max_sessions=2)
     store.create()
@@ -103,7 +138,7 @@ def test_delete_frees_everything() -> None:
     session = store.create()
     session.add_document(*document("a", 3))
     store.delete(session.id)
-    assert len(store) == 0 and store.budget.used == 0
-    assert not session.chunks and len(session.index) == 0
+    assert len(store) == 0 and store.budget.used == 0 and store.byte_budget.used == 0
+    assert not session.chunks and len(session.index) == 0 and not session.sources
     with pytest.raises(SessionNotFoundError):
         store.delete(session.id)

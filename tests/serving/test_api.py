@@ -235,6 +235,7 @@ def test_unknown_session_is_404_on_every_route(client: TestClient) -> None:
         client.post(f"/v1/sessions/{sid}/search", json={"query": "q"}),
         client.post(f"/v1/sessions/{sid}/query", json={"question": "q"}),
         client.post(f"/v1/sessions/{sid}/documents", files=[("files", ("a.txt", b"x"))]),
+        client.get(f"/v1/sessions/{sid}/documents/abc/pages/1"),
     ]
     assert [c.status_code for c in calls] == [404] * len(calls)
     assert all(c.json()["error"]["code"] == "session_not_found" for c in calls)
@@ -296,6 +297,7 @@ def test_openapi_lists_exactly_the_documented_routes(client: TestClient) -> None
         "/v1/sessions/{session_id}",
         "/v1/sessions/{session_id}/documents",
         "/v1/sessions/{session_id}/documents/{document_id}",
+        "/v1/sessions/{session_id}/documents/{document_id}/pages/{page}",
         "/v1/sessions/{session_id}/search",
         "/v1/sessions/{session_id}/query",
     }

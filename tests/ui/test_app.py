@@ -22,6 +22,7 @@ from tests.serving.fakes import ScriptedGenerator
 from tests.support import GPU_QUESTION, free_port
 from tests.ui.conftest import ApiServer, serving, ui_settings
 from ui import PAGE_PATH
+from ui.client import PageImage
 from ui.state import UiState
 
 APP = str(PROJECT_ROOT / "app.py")
@@ -142,12 +143,13 @@ def test_answer_streams_with_cited_source_cards(
 
     user, assistant = app.chat_message
     assert user.name == "user" and GPU_QUESTION in texts(user.markdown)
-    answer, *cards = [h.value for h in assistant.html]
+    answer, *cards, pages = [h.value for h in assistant.html]
     assert "8 P100 GPUs" in answer
-    assert 'href="#pgpt-source-0-1"' in answer  # the [1] marker links to its card
+    assert 'href="#pgpt-page-0-1"' in answer  # the [1] marker opens its page
     assert "attention-is-all-you-need.pdf" in answer  # ... and names it on hover
     cited = cards[0]
     assert 'id="pgpt-source-0-1"' in cited
+    assert 'href="#pgpt-page-0-1"' in cited  # the card opens it too
     assert "attention-is-all-you-need.pdf" in cited
     assert "page 7" in cited or "page 8" in cited
     marked = cited.split("<mark", 1)[1].split("</mark>", 1)[0]
@@ -161,6 +163,14 @@ def test_answer_streams_with_cited_source_cards(
     turn = state(app).turns[0]
     assert turn.finished and turn.result is not None
     assert len(turn.result.sources) == 3
+
+    # Beside the answer, each passage's page: the cited one a PNG with an anchor (the link
+    # target) over the highlighted words.
+    assert set(turn.pages) == {1, 2, 3}
+    page = turn.pages[1]
+    assert isinstance(page, PageImage) and page.info.page in (7, 8) and page.info.highlights
+    view = pages.split('data-pgpt="page-view" data-n="1"', 1)[1].split('data-pgpt="page-view"')[0]
+    assert 'src="data:image/png;base64,' in view and 'id="pgpt-page-0-1"' in view
 
     # The history survives reruns, and the next question adds to it.
     app.run()

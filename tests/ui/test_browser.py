@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +54,19 @@ def browser_api(vllm_server: Any, embedder: Any) -> Iterator[ApiServer]:
 @pytest.fixture(scope="module")
 def ui_url(browser_api: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`streamlit run app.py` on a free loopback port, talking to the API above."""
+    with streamlit_ui(browser_api.url, tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
+
+
+@contextmanager
+def streamlit_ui(api_url: str, log_dir: Path) -> Iterator[str]:
+    """The Streamlit page as `pgpt up` runs it, on a free port; yields its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
+    log_path = log_dir / "streamlit.log"
     env = {
         **os.environ,
-        "PGPT_API_URL": browser_api.url,
+        "PGPT_API_URL": api_url,
         "PGPT_ANSWER_MAX_TOKENS": "96",  # short answers: the model runs on a shared CPU
     }
     env.pop("PGPT_API_KEY", None)
@@ -104,6 +112,12 @@ def wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_path: Pat
 @pytest.fixture()
 def page(ui_url: str, tmp_path: Path) -> Iterator[Page]:
     """A fresh Chromium profile and a fresh page (so a fresh UI session) per test."""
+    with chromium_page(ui_url, tmp_path) as opened:
+        yield opened
+
+
+@contextmanager
+def chromium_page(ui_url: str, tmp_path: Path) -> Iterator[Page]:
     with sync_playwright() as playwright:
         context: BrowserContext = playwright.chromium.launch_persistent_context(
             user_data_dir=tmp_path / "chromium-profile",

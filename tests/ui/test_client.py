@@ -146,7 +146,9 @@ def test_health_session_and_documents_are_api_models() -> None:
         sessions=0,
     )
     created = SessionCreated(session_id="s1", expires_at=datetime(2026, 1, 1, tzinfo=UTC))
-    document = DocumentOut(document_id="d1", filename="a.pdf", pages=2, chunks=3)
+    document = DocumentOut(
+        document_id="d1", filename="a.pdf", pages=2, chunks=3, size_bytes=900, memory_bytes=1000
+    )
     routes = {
         ("GET", "/healthz"): health.model_dump(mode="json"),
         ("POST", "/v1/sessions"): created.model_dump(mode="json"),
@@ -163,7 +165,9 @@ def test_health_session_and_documents_are_api_models() -> None:
 
 
 def test_upload_reports_the_document_or_the_file_error() -> None:
-    document = DocumentOut(document_id="d1", filename="a.pdf", pages=2, chunks=3)
+    document = DocumentOut(
+        document_id="d1", filename="a.pdf", pages=2, chunks=3, size_bytes=900, memory_bytes=1000
+    )
     bodies = {
         "a.pdf": (200, {"documents": [document.model_dump()], "errors": []}),
         "x.pdf": (

@@ -5,13 +5,25 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from core.api_models import DocumentOut, Highlight, NumberedPassage
+from core.api_models import (
+    DocumentOut,
+    Highlight,
+    NumberedPassage,
+    PageImageInfo,
+    PageText,
+    TextSpan,
+)
+from ui.client import PageImage
 from ui.render import (
     MARK_STYLE,
+    PAGE_VIEW_CSS,
     answer_html,
     escape_markdown,
     highlight_terms,
     marked_html,
+    page_span,
+    page_view_html,
+    pages_html,
     pages_label,
     passage_highlights,
     reflow,
@@ -122,9 +134,88 @@ def test_citation_places_name_pages_slides_sheets_headings_and_ocr() -> None:
 
 
 def test_document_sizes_say_how_many_pages_ocr_read() -> None:
+    held = {"size_bytes": 3 * 1024**2, "memory_bytes": 3 * 1024**2}
     scan = DocumentOut(
-        document_id="d", filename="s.pdf", pages=12, chunks=30, ocr_pages=[*range(1, 13)]
+        document_id="d", filename="s.pdf", pages=12, chunks=30, ocr_pages=[*range(1, 13)], **held
     )
-    assert size_label(scan) == "12 pages · 30 passages · 12 pages read by OCR"
-    deck = DocumentOut(document_id="d", filename="d.pptx", pages=3, chunks=3, page_unit="slide")
-    assert size_label(deck) == "3 slides · 3 passages"
+    assert size_label(scan) == "12 pages · 30 passages · 12 pages read by OCR · 3.0 MB in memory"
+    deck = DocumentOut(
+        document_id="d", filename="d.pptx", pages=3, chunks=3, page_unit="slide", **held
+    )
+    assert size_label(deck) == "3 slides · 3 passages · 3.0 MB in memory"
+
+
+# --- page views -------------------------------------------------------------------------
+
+
+def png_view(
+    page: int = 7, highlights: list[tuple[float, float, float, float]] | None = None
+) -> PageImage:
+    info = PageImageInfo(page=page, width=1000, height=1294, highlights=highlights or [])
+    return PageImage(b"\x89PNG fake", info)
+
+
+def test_badges_and_cards_open_the_page_view_when_there_is_one() -> None:
+    sources = [passage("Eight P100 GPUs.", n=1), passage("Other.", n=2)]
+    rendered = answer_html("On 8 GPUs [1][2].", sources, 3, on_pages={1})
+    assert 'href="#pgpt-page-3-1"' in rendered and 'href="#pgpt-source-3-2"' in rendered
+    card = source_card_html(sources[0], [], "pgpt-source-3-1", page_link="pgpt-page-3-1")
+    assert card.startswith('<a class="pgpt-card" href="#pgpt-page-3-1"')
+    assert "show on the page" in card and 'id="pgpt-source-3-1"' in card
+    assert "<a " not in source_card_html(sources[0], [], "pgpt-source-3-1")
+
+
+def test_the_page_view_anchor_sits_over_the_first_highlight_rectangle() -> None:
+    view = png_view(highlights=[(100.0, 647.0, 500.0, 660.0), (100.0, 661.0, 300.0, 674.0)])
+    rendered = page_view_html(2, passage("x"), view)
+    first = rendered.split('class="pgpt-mark"')[1]
+    assert first.startswith(' id="pgpt-page-2-1"')
+    assert "left: 10.000%; top: 50.000%; width: 40.000%" in first
+    assert rendered.count('id="pgpt-page-2-1"') == 1
+    assert 'src="data:image/png;base64,iVBORyBmYWtl"' in rendered
+    assert 'tabindex="0" role="region" aria-label="attention.pdf, page 7"' in rendered
+    assert 'alt="attention.pdf, page 7, the cited words highlighted"' in rendered
+
+
+def test_a_text_page_view_marks_the_span_and_says_where_it_was_cut() -> None:
+    text = PageText(
+        page=1,
+        text="before <b> The codename is HERON. after",
+        offset=40,
+        page_length=500,
+        highlight=TextSpan(start=11, end=33),
+    )
+    rendered = page_view_html(0, passage("x", page=1, page_end=1), text)
+    assert '<mark id="pgpt-page-0-1"' in rendered
+    assert ">The codename is HERON.</mark>" in rendered
+    assert "&lt;b&gt;" in rendered and "<b> The" not in rendered
+    assert "…before" in rendered and "after…" in rendered
+
+
+def test_an_unavailable_page_says_why() -> None:
+    rendered = page_view_html(0, passage("x"), "This page cannot be shown: <busy>")
+    assert 'id="pgpt-page-0-1"' in rendered and "&lt;busy&gt;" in rendered
+
+
+def test_the_page_shown_is_the_highlights_page_or_the_passages_first() -> None:
+    exact = Highlight(start=5, end=25, page=8, page_start=3, page_end=23)
+    assert page_span(passage("x" * 40, highlight=exact)) == (8, (3, 23))
+    running_on = Highlight(start=5, end=25, page=7, page_start=990, page_end=None)
+    assert page_span(passage("x" * 40, highlight=running_on)) == (7, (990, 1010))
+    assert page_span(passage("x" * 40, char_start=120)) == (7, (120, 160))
+
+
+def test_pages_html_holds_a_view_per_fetched_passage_and_a_hint() -> None:
+    sources = [passage("a", n=1), passage("b", n=2)]
+    rendered = pages_html(0, sources, {2: png_view()})
+    assert rendered.count('data-pgpt="page-view"') == 1 and 'data-n="2"' in rendered
+    assert "Select a source card or a numbered badge" in rendered
+    assert "pgpt-page:has(:target)" in PAGE_VIEW_CSS
+
+
+def test_the_document_list_shows_the_memory_a_document_holds() -> None:
+    doc = DocumentOut(
+        document_id="d", filename="a.pdf", pages=15, chunks=78, size_bytes=2_215_000,
+        memory_bytes=2_340_000,
+    )  # fmt: skip
+    assert size_label(doc) == "15 pages · 78 passages · 2.2 MB in memory"
