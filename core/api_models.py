@@ -75,6 +75,14 @@ class QueryRequest(BaseModel):
     stream: bool = False
     max_tokens: int | None = Field(None, ge=16, le=4096, description="Answer length cap.")
     temperature: float | None = Field(None, ge=0, le=2)
+    use_conversation: bool = Field(
+        True,
+        description=(
+            "Read the question as a follow-up of this session's conversation (rewritten into "
+            "a standalone question for the search, earlier turns in the prompt) and add the "
+            "answer to it. False: a question on its own, the conversation untouched."
+        ),
+    )
 
 
 class Highlight(BaseModel):
@@ -107,6 +115,9 @@ class TimingsOut(BaseModel):
 
 class QueryResult(BaseModel):
     answer: str
+    standalone_question: str = Field(
+        "", description="What was searched: the question rewritten to read without the conversation."
+    )
     citations: list[NumberedPassage]
     sources: list[NumberedPassage]
     invalid_citations: list[int]

@@ -15,12 +15,15 @@ import numpy as np
 from core.errors import CapacityError, DocumentNotFoundError, SessionNotFoundError
 from core.memory import release_freed_memory
 from ingest.models import Chunk
+from rag.conversation import Conversation
 from rag.index import VectorIndex
 from rag.lexical import LexicalIndex
 
 log = logging.getLogger(__name__)
 
 SESSION_ID_BYTES = 32  # 256 random bits: unguessable
+CONVERSATION_MAX_TURNS = 20  # the Settings defaults, for stores built without settings
+CONVERSATION_MAX_CHARS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,11 @@ class Session:
     budget: ChunkBudget
     last_used: float = field(default_factory=time.time)
     documents: dict[str, DocumentInfo] = field(default_factory=dict)
+    conversation: Conversation = field(
+        default_factory=lambda: Conversation(
+            max_turns=CONVERSATION_MAX_TURNS, max_chars=CONVERSATION_MAX_CHARS
+        )
+    )
     chunks: dict[int, Chunk] = field(default_factory=dict)  # vector id -> chunk
     _doc_ids: dict[str, np.ndarray] = field(default_factory=dict)  # document -> vector ids
     _next_id: int = 0
@@ -144,7 +152,7 @@ class Session:
             return info
 
     def close(self) -> None:
-        """Drop every document and free the index memory now."""
+        """Drop every document and the conversation, and free the index memory now."""
         with self._lock:
             self.budget.release(len(self.chunks))
             self.index.release()
@@ -152,6 +160,7 @@ class Session:
             self.documents.clear()
             self._doc_ids.clear()
             self._lexical = None
+            self.conversation.clear()
 
 
 class SessionStore:
@@ -165,6 +174,8 @@ class SessionStore:
         max_sessions: int,
         max_chunks_per_session: int,
         max_total_chunks: int,
+        conversation_max_turns: int = CONVERSATION_MAX_TURNS,
+        conversation_max_chars: int = CONVERSATION_MAX_CHARS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._index_factory = index_factory
@@ -172,6 +183,8 @@ class SessionStore:
         self._max_sessions = max_sessions
         self._max_chunks_per_session = max_chunks_per_session
         self.budget = ChunkBudget(max_total_chunks)
+        self._conversation_max_turns = conversation_max_turns
+        self._conversation_max_chars = conversation_max_chars
         self._clock = clock
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -193,6 +206,10 @@ class SessionStore:
                 ttl_s=self._ttl_s,
                 max_chunks=self._max_chunks_per_session,
                 budget=self.budget,
+                conversation=Conversation(
+                    max_turns=self._conversation_max_turns,
+                    max_chars=self._conversation_max_chars,
+                ),
                 last_used=now,
             )
             self._sessions[session.id] = session

@@ -33,7 +33,8 @@ from core.errors import (
 )
 from core.settings import Settings, get_settings
 from ingest.loader import get_parser_pool, shutdown_parser_pool
-from rag.answer import DoneEvent, TokenEvent
+from rag.answer import AnswerEvent, DoneEvent, TokenEvent
+from rag.conversation import latest
 from rag.embedding import Embedder
 from rag.generation import Generator, GeneratorStatus
 from rag.retrieval import Hit
@@ -131,6 +132,13 @@ def create_session(services: ServicesDep, response: Response) -> models.SessionC
 @v1.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_session(session_id: str, services: ServicesDep) -> Response:
     services.store.delete(session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@v1.delete("/sessions/{session_id}/conversation", status_code=status.HTTP_204_NO_CONTENT)
+def delete_conversation(session: SessionDep) -> Response:
+    """Start the conversation over; the documents stay."""
+    session.conversation.clear()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -233,8 +241,10 @@ async def search(
 )
 async def query(body: models.QueryRequest, session: SessionDep, services: ServicesDep) -> Response:
     settings = services.settings
+    history = session.conversation.turns() if body.use_conversation else []
+    standalone = await services.rewriter.rewrite(body.question, history)
     hits, retrieval_ms = await services.engine.retrieve(
-        session, body.question, top_k=body.top_k, score_threshold=settings.score_threshold
+        session, standalone, top_k=body.top_k, score_threshold=settings.score_threshold
     )
     events = services.engine.stream(
         body.question,
@@ -242,7 +252,10 @@ async def query(body: models.QueryRequest, session: SessionDep, services: Servic
         max_tokens=body.max_tokens or settings.answer_max_tokens,
         temperature=settings.temperature if body.temperature is None else body.temperature,
         retrieval_ms=retrieval_ms,
+        history=latest(history, settings.conversation_prompt_turns),
     )
+    if body.use_conversation:
+        events = recorded(events, session, body.question, standalone)
     try:
         # Pull the first event before answering, so an unreachable generator is a clean 503.
         first = await anext(events)
@@ -253,9 +266,10 @@ async def query(body: models.QueryRequest, session: SessionDep, services: Servic
         async for event in events:
             done = event
         assert isinstance(done, DoneEvent)
-        return JSONResponse(responses.query_result(done.answer).model_dump(mode="json"))
+        result = responses.query_result(done.answer, standalone)
+        return JSONResponse(result.model_dump(mode="json"))
     return StreamingResponse(
-        sse_events(first, events),
+        sse_events(first, events, standalone),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -272,8 +286,18 @@ def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+async def recorded(
+    events: AsyncIterator[AnswerEvent], session: Session, question: str, standalone: str
+) -> AsyncIterator[AnswerEvent]:
+    """The events, with the finished answer added to the session's conversation."""
+    async for event in events:
+        if isinstance(event, DoneEvent):
+            session.conversation.add(responses.turn(question, standalone, event.answer))
+        yield event
+
+
 async def sse_events(
-    first: TokenEvent | DoneEvent, rest: AsyncIterator[TokenEvent | DoneEvent]
+    first: TokenEvent | DoneEvent, rest: AsyncIterator[TokenEvent | DoneEvent], standalone: str
 ) -> AsyncIterator[str]:
     """``token`` events with text, then one ``done`` event with the full result (or ``error``)."""
 
@@ -287,7 +311,8 @@ async def sse_events(
             if isinstance(event, TokenEvent):
                 yield sse("token", models.TokenChunk(text=event.text).model_dump())
             else:
-                yield sse("done", responses.query_result(event.answer).model_dump(mode="json"))
+                result = responses.query_result(event.answer, standalone)
+                yield sse("done", result.model_dump(mode="json"))
     except PGPTError as exc:
         yield sse("error", {"error": {"code": exc.code, "message": exc.message}})
 

@@ -19,6 +19,8 @@ from serving.api import create_app
 from tests.serving.fakes import ScriptedGenerator
 from tests.support import GPU_ANSWER_PAGES, GPU_QUESTION
 
+FOLLOW_UP = "How long did its training take?"
+
 
 @pytest.fixture(scope="module")
 def generator() -> ScriptedGenerator:
@@ -179,6 +181,33 @@ def test_query_streams_tokens_then_a_final_event(client: TestClient, loaded_sess
     assert events[-1][1]["citations"][0]["n"] == 1
 
 
+def test_follow_up_is_rewritten_with_the_conversation_and_recorded(
+    client: TestClient, attention_pdf: bytes, generator: ScriptedGenerator
+) -> None:
+    sid = client.post("/v1/sessions").json()["session_id"]
+    files = [("files", ("attention.pdf", attention_pdf, "application/pdf"))]
+    assert client.post(f"/v1/sessions/{sid}/documents", files=files).status_code == 200
+    url = f"/v1/sessions/{sid}/query"
+    first = client.post(url, json={"question": GPU_QUESTION}).json()
+    assert first["standalone_question"] == GPU_QUESTION
+    second = client.post(url, json={"question": FOLLOW_UP}).json()
+    # The scripted model answers instead of rewriting, so the keyword carry-over is used.
+    assert second["standalone_question"] == f"{FOLLOW_UP} (P100 GPUs, train, big model)"
+    assert {7, 8} & {s["page"] for s in second["sources"]}
+    # The answer prompt carried the first turn, citation markers removed.
+    assert {"role": "user", "content": GPU_QUESTION} in generator.last_messages
+    assert {
+        "role": "assistant",
+        "content": "The big model was trained on 8 P100 GPUs.",
+    } in generator.last_messages
+    alone = client.post(url, json={"question": FOLLOW_UP, "use_conversation": False}).json()
+    assert alone["standalone_question"] == FOLLOW_UP
+    assert client.delete(f"/v1/sessions/{sid}/conversation").status_code == 204
+    fresh = client.post(url, json={"question": FOLLOW_UP}).json()
+    assert fresh["standalone_question"] == FOLLOW_UP
+    assert client.get(f"/v1/sessions/{sid}/documents").json()["documents"]  # documents stay
+
+
 def test_generator_down_gives_503_with_passages(
     client: TestClient, loaded_session: str, generator: ScriptedGenerator
 ) -> None:
@@ -203,6 +232,7 @@ def test_unknown_session_is_404_on_every_route(client: TestClient) -> None:
         client.delete(f"/v1/sessions/{sid}/documents/abc"),
         client.post(f"/v1/sessions/{sid}/search", json={"query": "q"}),
         client.post(f"/v1/sessions/{sid}/query", json={"question": "q"}),
+        client.delete(f"/v1/sessions/{sid}/conversation"),
         client.post(f"/v1/sessions/{sid}/documents", files=[("files", ("a.txt", b"x"))]),
     ]
     assert [c.status_code for c in calls] == [404] * len(calls)
@@ -267,6 +297,7 @@ def test_openapi_lists_exactly_the_documented_routes(client: TestClient) -> None
         "/v1/sessions/{session_id}/documents/{document_id}",
         "/v1/sessions/{session_id}/search",
         "/v1/sessions/{session_id}/query",
+        "/v1/sessions/{session_id}/conversation",
     }
     assert client.get("/docs").status_code == 200
 
