@@ -38,7 +38,6 @@ from benchmarks.common import (
 from benchmarks.covidqa_bench import bootstrap_difference
 from benchmarks.followup_pairs import FollowUpPair, build_pairs
 from benchmarks.generation_bench import free_port
-from serving.wiring import make_store
 from core.settings import Settings, load_settings
 from rag.conversation import Turn
 from rag.embedding import Embedder, configure_threads, make_embedder
@@ -48,6 +47,7 @@ from rag.retrieval import Retriever, make_retriever
 from rag.sessions import Session
 from serving.launcher import EmbeddedVLLM, prepare_model
 from serving.vllm_client import VLLMGenerator
+from serving.wiring import make_store
 
 K = 5
 PAIRS = 50

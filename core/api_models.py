@@ -76,7 +76,7 @@ class QueryRequest(BaseModel):
     max_tokens: int | None = Field(None, ge=16, le=4096, description="Answer length cap.")
     temperature: float | None = Field(None, ge=0, le=2)
     use_conversation: bool = Field(
-        True,
+        default=True,
         description=(
             "Read the question as a follow-up of this session's conversation (rewritten into "
             "a standalone question for the search, earlier turns in the prompt) and add the "
@@ -116,7 +116,8 @@ class TimingsOut(BaseModel):
 class QueryResult(BaseModel):
     answer: str
     standalone_question: str = Field(
-        "", description="What was searched: the question rewritten to read without the conversation."
+        default="",
+        description="What was searched: the question rewritten to read without the conversation.",
     )
     citations: list[NumberedPassage]
     sources: list[NumberedPassage]
