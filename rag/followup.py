@@ -215,3 +215,12 @@ def make_rewriter(settings: Settings, generator: Generator) -> QuestionRewriter:
     if mode == "llm":
         return LlmRewriter(generator)
     return AutoRewriter(generator)
+
+
+def replayed(exchanges: Sequence[tuple[str, str]]) -> list[Turn]:
+    """Turns for (question, answer) pairs a client sent back (OpenAI ``messages``): each
+    question's standalone form rebuilt by the keyword carry-over, cheaply, in order."""
+    turns: list[Turn] = []
+    for question, answer in exchanges:
+        turns.append(Turn(question, carry_over(question, turns), answer))
+    return turns

@@ -33,13 +33,13 @@ from core.errors import (
 )
 from core.settings import Settings, get_settings
 from ingest.loader import get_parser_pool, shutdown_parser_pool
-from rag.answer import AnswerEvent, DoneEvent, TokenEvent
-from rag.conversation import latest
+from rag.answer import Answer, AnswerEvent, DoneEvent, TokenEvent
+from rag.conversation import Turn, latest
 from rag.embedding import Embedder
 from rag.generation import Generator, GeneratorStatus
 from rag.retrieval import Hit
 from rag.sessions import Session, SessionStore
-from serving import responses
+from serving import openai_compat, responses
 from serving.uploads import read_upload_form
 from serving.wiring import Services, build_services
 
@@ -68,8 +68,22 @@ def status_for(error: PGPTError) -> int:
     return status.HTTP_500_INTERNAL_SERVER_ERROR
 
 
+# OpenAI's error ``type`` for each status, so OpenAI clients classify our errors.
+ERROR_TYPES = {
+    status.HTTP_401_UNAUTHORIZED: "authentication_error",
+    status.HTTP_404_NOT_FOUND: "not_found_error",
+    status.HTTP_503_SERVICE_UNAVAILABLE: "service_unavailable_error",
+    status.HTTP_507_INSUFFICIENT_STORAGE: "insufficient_capacity_error",
+}
+
+
+def error_type(code: int) -> str:
+    return ERROR_TYPES.get(code, "server_error" if code >= 500 else "invalid_request_error")
+
+
 def error_response(code: int, error_code: str, message: str, **extra: Any) -> JSONResponse:
-    body = {"error": {"code": error_code, "message": message}, **extra}
+    detail = models.ErrorDetail(code=error_code, message=message, type=error_type(code))
+    body = {"error": detail.model_dump(), **extra}
     headers = {"WWW-Authenticate": "Bearer"} if code == status.HTTP_401_UNAUTHORIZED else None
     return JSONResponse(body, status_code=code, headers=headers)
 
@@ -240,36 +254,126 @@ async def search(
     },
 )
 async def query(body: models.QueryRequest, session: SessionDep, services: ServicesDep) -> Response:
-    settings = services.settings
     history = session.conversation.turns() if body.use_conversation else []
-    standalone = await services.rewriter.rewrite(body.question, history)
+    started = await start_answer(
+        services,
+        session,
+        body.question,
+        history,
+        top_k=body.top_k,
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+    )
+    if isinstance(started, JSONResponse):
+        return started
+    standalone, events = started
+    if body.use_conversation:
+        events = recorded(events, session, body.question, standalone)
+    if not body.stream:
+        answer = await last_answer(events)
+        result = responses.query_result(answer, standalone)
+        return JSONResponse(result.model_dump(mode="json"))
+    return event_stream(sse_events(events, standalone))
+
+
+@v1.post(
+    "/sessions/{session_id}/chat/completions",
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "chat.completion, or chat.completion.chunk events when stream",
+        },
+        503: {"model": models.UnavailableBody},
+    },
+)
+async def chat_completions(
+    body: models.ChatCompletionRequest, session: SessionDep, services: ServicesDep
+) -> Response:
+    """OpenAI-compatible: point an OpenAI client's ``base_url`` at ``/v1/sessions/<id>``.
+
+    The conversation comes from ``messages`` (the session's own conversation is not used
+    or changed); citations, sources and claims are in the extra top-level field ``pgpt``.
+    """
+    question, history = openai_compat.conversation(body.messages)
+    started = await start_answer(
+        services,
+        session,
+        question,
+        history,
+        top_k=services.settings.top_k,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        temperature=body.temperature,
+    )
+    if isinstance(started, JSONResponse):
+        return started
+    standalone, events = started
+    completion = openai_compat.CompletionIds.new()
+    if not body.stream:
+        answer = await last_answer(events)
+        done = openai_compat.completion(completion, answer, standalone)
+        return JSONResponse(done.model_dump(mode="json"))
+    model = (await services.generator.info()).model  # known by now: the answer has begun
+    return event_stream(openai_compat.chunk_events(events, completion, model, standalone))
+
+
+@v1.get("/sessions/{session_id}/models")
+def list_models(session: SessionDep) -> models.ModelList:
+    """The one model an OpenAI client can pick here: answers from this session's documents."""
+    card = models.ModelCard(id=models.CHAT_MODEL_ID, created=int(session.created_at))
+    return models.ModelList(data=[card])
+
+
+async def start_answer(
+    services: Services,
+    session: Session,
+    question: str,
+    history: list[Turn],
+    *,
+    top_k: int,
+    max_tokens: int | None,
+    temperature: float | None,
+) -> tuple[str, AsyncIterator[AnswerEvent]] | JSONResponse:
+    """Rewrite a follow-up, retrieve, and begin the answer: the standalone question and the
+    answer's events, or a 503 (with the passages) when the generator cannot be reached."""
+    settings = services.settings
+    standalone = await services.rewriter.rewrite(question, history)
     hits, retrieval_ms = await services.engine.retrieve(
-        session, standalone, top_k=body.top_k, score_threshold=settings.score_threshold
+        session, standalone, top_k=top_k, score_threshold=settings.score_threshold
     )
     events = services.engine.stream(
-        body.question,
+        question,
         hits,
-        max_tokens=body.max_tokens or settings.answer_max_tokens,
-        temperature=settings.temperature if body.temperature is None else body.temperature,
+        max_tokens=max_tokens or settings.answer_max_tokens,
+        temperature=settings.temperature if temperature is None else temperature,
         retrieval_ms=retrieval_ms,
         history=latest(history, settings.conversation_prompt_turns),
     )
-    if body.use_conversation:
-        events = recorded(events, session, body.question, standalone)
     try:
         # Pull the first event before answering, so an unreachable generator is a clean 503.
         first = await anext(events)
     except GeneratorUnavailableError as exc:
         return unavailable_response(exc, hits)
-    if not body.stream:
-        done = first
-        async for event in events:
-            done = event
-        assert isinstance(done, DoneEvent)
-        result = responses.query_result(done.answer, standalone)
-        return JSONResponse(result.model_dump(mode="json"))
+    return standalone, chained(first, events)
+
+
+async def chained(
+    first: AnswerEvent, rest: AsyncIterator[AnswerEvent]
+) -> AsyncIterator[AnswerEvent]:
+    yield first
+    async for event in rest:
+        yield event
+
+
+async def last_answer(events: AsyncIterator[AnswerEvent]) -> Answer:
+    async for event in events:
+        if isinstance(event, DoneEvent):
+            return event.answer
+    raise AssertionError("an answer stream always ends with a DoneEvent")
+
+
+def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(
-        sse_events(first, events, standalone),
+        events,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -296,18 +400,10 @@ async def recorded(
         yield event
 
 
-async def sse_events(
-    first: TokenEvent | DoneEvent, rest: AsyncIterator[TokenEvent | DoneEvent], standalone: str
-) -> AsyncIterator[str]:
+async def sse_events(events: AsyncIterator[AnswerEvent], standalone: str) -> AsyncIterator[str]:
     """``token`` events with text, then one ``done`` event with the full result (or ``error``)."""
-
-    async def all_events() -> AsyncIterator[TokenEvent | DoneEvent]:
-        yield first
-        async for event in rest:
-            yield event
-
     try:
-        async for event in all_events():
+        async for event in events:
             if isinstance(event, TokenEvent):
                 yield sse("token", models.TokenChunk(text=event.text).model_dump())
             else:
