@@ -63,6 +63,7 @@ bench: data setup
 	$(VENV)/bin/python -m benchmarks.covidqa_bench --output docs/benchmarks/retrieval.md
 	$(VENV)/bin/python -m benchmarks.generation_bench --output docs/benchmarks/generation.md
 	$(VENV)/bin/python -m benchmarks.load_bench --output docs/benchmarks/load.md
+	$(VENV)/bin/python -m benchmarks.followup_bench --output docs/benchmarks/followup.md
 	$(VENV)/bin/python -m benchmarks.assemble_docs
 
 clean:
