@@ -7,6 +7,7 @@ import contextlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from serving.wiring import Services, build_services
 log = logging.getLogger(__name__)
 
 EVICTION_INTERVAL_S = 30.0
+SERVED_SINCE = int(time.time())  # the `created` of the one model /models lists
 
 STATUS_BY_ERROR: list[tuple[type[PGPTError], int]] = [
     (FileTooLargeError, status.HTTP_413_CONTENT_TOO_LARGE),
@@ -319,7 +321,7 @@ async def chat_completions(
 @v1.get("/sessions/{session_id}/models")
 def list_models(session: SessionDep) -> models.ModelList:
     """The one model an OpenAI client can pick here: answers from this session's documents."""
-    card = models.ModelCard(id=models.CHAT_MODEL_ID, created=int(session.created_at))
+    card = models.ModelCard(id=models.CHAT_MODEL_ID, created=SERVED_SINCE)
     return models.ModelList(data=[card])
 
 

@@ -17,9 +17,8 @@ from fastapi.testclient import TestClient
 from core.settings import load_settings
 from serving.api import create_app
 from tests.serving.fakes import ScriptedGenerator
+from tests.support import FOLLOW_UP_QUESTION as FOLLOW_UP
 from tests.support import GPU_ANSWER_PAGES, GPU_QUESTION
-
-FOLLOW_UP = "How long did its training take?"
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,9 @@ import pytest
 from core.settings import load_settings
 from serving.api import create_app
 from tests.plugins.vllm_server import VLLMServerHandle
-from tests.serving.test_api import FOLLOW_UP, GPU_QUESTION
-from tests.ui.conftest import ApiServer
+from tests.support import FOLLOW_UP_QUESTION as FOLLOW_UP
+from tests.support import GPU_ANSWER_PAGES, GPU_QUESTION
+from tests.ui.conftest import ApiServer, serving
 
 API_KEY = "conversation-test-key"
 TIME_QUESTION = "How long did training the big model take?"
@@ -32,7 +33,7 @@ def api(embedder: Any, vllm_server: VLLMServerHandle) -> Iterator[ApiServer]:
         api_key=API_KEY,
     )
     generator = vllm_server.make_generator(timeout_s=120, retries=1)
-    with ApiServer(create_app(settings, embedder=embedder, generator=generator)) as server:
+    with serving(create_app(settings, embedder=embedder, generator=generator)) as server:
         yield server
 
 
@@ -72,7 +73,7 @@ def test_follow_up_retrieves_the_training_time_of_the_big_model(
     second = http.post(url, json={"question": FOLLOW_UP})
     assert second.status_code == 200, second.text
     body = second.json()
-    assert {7, 8} & pages(body["sources"])
+    assert GPU_ANSWER_PAGES & pages(body["sources"])
     standalone = body["standalone_question"].lower()
     assert "how long" in standalone and "training" in standalone  # training time
     assert "big model" in standalone
@@ -87,7 +88,7 @@ def test_openai_client_gets_a_completion_with_citations(chat: openai.OpenAI) -> 
     assert completion.choices[0].message.content
     extra = (completion.model_extra or {})["pgpt"]
     assert extra["answer"] == completion.choices[0].message.content
-    assert extra["citations"] and {7, 8} & pages(extra["citations"])
+    assert extra["citations"] and GPU_ANSWER_PAGES & pages(extra["citations"])
     assert all(c in extra["sources"] for c in extra["citations"])
     assert extra["claims"]
 
@@ -110,7 +111,7 @@ def test_openai_client_streams_a_follow_up_from_messages(chat: openai.OpenAI) ->
     assert chunks[-1].choices[0].finish_reason == "stop"
     extra = (chunks[-1].model_extra or {})["pgpt"]
     assert "big model" in extra["standalone_question"]  # the history came from `messages`
-    assert {7, 8} & pages(extra["sources"])
+    assert GPU_ANSWER_PAGES & pages(extra["sources"])
 
 
 def test_openai_client_lists_the_model_and_reads_an_unknown_session_as_404(

@@ -19,6 +19,7 @@ from streamlit.testing.v1 import AppTest
 from serving.api import create_app
 from tests.conftest import PROJECT_ROOT
 from tests.serving.fakes import ScriptedGenerator
+from tests.support import FOLLOW_UP_QUESTION as FOLLOW_UP
 from tests.support import GPU_QUESTION, free_port
 from tests.ui.conftest import ApiServer, serving, ui_settings
 from ui import PAGE_PATH
@@ -26,7 +27,6 @@ from ui.render import pages_label
 from ui.state import UiState
 
 APP = str(PROJECT_ROOT / "app.py")
-FOLLOW_UP = "How long did its training take?"
 NOTES = ("notes.md", b"# Field notes\n\nThe crazy ones see things differently.\n", "text/markdown")
 UPLOAD_TIMEOUT = 300  # the real embedder on two shared CPU cores
 
