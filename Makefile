@@ -67,6 +67,7 @@ bench: data setup
 	$(VENV)/bin/python -m benchmarks.load_bench --output docs/benchmarks/load.md
 	$(VENV)/bin/python -m benchmarks.ocr_bench --output docs/benchmarks/ocr.md
 	$(VENV)/bin/python -m benchmarks.render_bench --output docs/benchmarks/render.md
+	$(VENV)/bin/python -m benchmarks.followup_bench --output docs/benchmarks/followup.md
 	$(VENV)/bin/python -m benchmarks.assemble_docs
 
 clean:

@@ -9,12 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ErrorDetail(BaseModel):
+    """Shaped like OpenAI's error object, so OpenAI clients show ``message``."""
+
     code: str
     message: str
+    type: str = "invalid_request_error"
+    param: str | None = None
 
 
 class ErrorBody(BaseModel):
@@ -98,6 +102,14 @@ class QueryRequest(BaseModel):
     stream: bool = False
     max_tokens: int | None = Field(None, ge=16, le=4096, description="Answer length cap.")
     temperature: float | None = Field(None, ge=0, le=2)
+    use_conversation: bool = Field(
+        default=True,
+        description=(
+            "Read the question as a follow-up of this session's conversation (rewritten into "
+            "a standalone question for the search, earlier turns in the prompt) and add the "
+            "answer to it. False: a question on its own, the conversation untouched."
+        ),
+    )
 
 
 class Highlight(BaseModel):
@@ -130,6 +142,10 @@ class TimingsOut(BaseModel):
 
 class QueryResult(BaseModel):
     answer: str
+    standalone_question: str = Field(
+        default="",
+        description="What was searched: the question rewritten to read without the conversation.",
+    )
     citations: list[NumberedPassage]
     sources: list[NumberedPassage]
     invalid_citations: list[int]
@@ -194,3 +210,100 @@ class Health(BaseModel):
     generator: GeneratorHealth
     embedder: EmbedderHealth
     sessions: int
+
+
+# --- the OpenAI-compatible chat endpoint (/v1/sessions/{id}/chat/completions) ------------
+
+CHAT_MODEL_ID = "privategptpp"  # what /models lists: answers grounded in the session's documents
+
+
+class TextPart(BaseModel):
+    """One part of a message's content in the list form OpenAI clients may send."""
+
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[TextPart] | None = None
+
+    @property
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(part.text or "" for part in self.content if part.type == "text")
+        return self.content or ""
+
+
+class ChatCompletionRequest(BaseModel):
+    """An OpenAI chat request; fields clients send that we do not use (n, top_p, user,
+    stream_options ...) are ignored. History comes from ``messages``, not the session."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = CHAT_MODEL_ID
+    messages: list[ChatMessage] = Field(min_length=1, max_length=200)
+    stream: bool = False
+    max_tokens: int | None = Field(default=None, ge=16, le=4096)
+    max_completion_tokens: int | None = Field(default=None, ge=16, le=4096)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: Literal["stop"] = "stop"
+
+
+class ChatCompletion(BaseModel):
+    """A standard ``chat.completion``; ``pgpt`` is the extra field standard clients ignore."""
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    pgpt: QueryResult = Field(
+        description="The grounded result: standalone question, citations, sources, claims."
+    )
+
+
+class ChunkDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: ChunkDelta
+    finish_reason: Literal["stop"] | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One ``data:`` event of a streamed completion; the last one carries ``pgpt``."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    pgpt: QueryResult | None = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "privategptpp"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

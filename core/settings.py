@@ -206,6 +206,33 @@ class Settings(BaseSettings):
         10, gt=0, description="Wall-clock limit for rendering one page; longer renders stop."
     )
 
+    # --- conversations ---------------------------------------------------
+    conversation_max_turns: int = Field(
+        20, ge=1, description="Turns a session's conversation keeps; the oldest go first."
+    )
+    conversation_max_chars: int = Field(
+        20_000,
+        ge=100,
+        description="Characters (questions + answers) a conversation keeps; the oldest go first.",
+    )
+    conversation_prompt_turns: int = Field(
+        2,
+        ge=0,
+        description=(
+            "Most recent turns put in the answer prompt, as far as the token budget allows "
+            "after the passages (the oldest are dropped first)."
+        ),
+    )
+    followup_rewrite: Literal["auto", "llm", "keywords", "off"] = Field(
+        "auto",
+        description=(
+            "How a follow-up becomes a standalone question before retrieval: 'llm' asks the "
+            "model with a fixed prompt, 'keywords' carries over the previous question's content "
+            "words, 'auto' uses 'keywords' for the tiny embedded model (it rewrites badly, "
+            "docs/benchmarks.md) and 'llm' for any other, 'off' searches the question as asked."
+        ),
+    )
+
     # --- generation ------------------------------------------------------
     vllm_url: str | None = Field(
         None,

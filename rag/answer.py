@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from rag.citations import Citation, parse_citations
+from rag.conversation import Turn
 from rag.generation import Generator
-from rag.prompts import NOT_FOUND_ANSWER, build_messages, fit_passages
+from rag.prompts import NOT_FOUND_ANSWER, build_messages, fit_history, fit_passages
 from rag.retrieval import Hit, Retriever
 from rag.sessions import Session
 from rag.verification import (
@@ -87,8 +88,11 @@ class AnswerEngine:
         max_tokens: int,
         temperature: float,
         retrieval_ms: float = 0.0,
+        history: Sequence[Turn] = (),
     ) -> AsyncIterator[AnswerEvent]:
         """Yield answer tokens, then one DoneEvent with citations, sources and timings.
+
+        ``history``: earlier turns for the prompt, as many of the latest as fit.
 
         Raises GeneratorUnavailableError before the first token when the LLM is down.
         """
@@ -98,7 +102,15 @@ class AnswerEngine:
         sources = await fit_passages(
             question, hits, count_tokens=self.generator.count_tokens, budget_tokens=budget
         )
-        messages = build_messages(question, sources)
+        if history:
+            history = await fit_history(
+                question,
+                sources,
+                history,
+                count_tokens=self.generator.count_tokens,
+                budget_tokens=budget,
+            )
+        messages = build_messages(question, sources, history)
         pieces: list[str] = []
         ttft_ms: float | None = None
         async for piece in self.generator.stream(

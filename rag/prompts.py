@@ -1,17 +1,22 @@
-"""Grounded prompts: fixed instructions, then numbered passages, then the question.
+"""Grounded prompts: fixed instructions, the last turns of the conversation, then numbered
+passages and the question.
 
 That order keeps the longest shared prefix first, so vLLM's prefix cache reuses it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Sequence
 
 from core.errors import QuestionTooLongError
+from rag.citations import CITATION_PATTERN
+from rag.conversation import Turn
 from rag.generation import Message
 from rag.retrieval import Hit
 
 NOT_FOUND_ANSWER = "I could not find this in your documents."
+SPACE_BEFORE_PUNCTUATION = re.compile(r"\s+([.,;:!?])")
 
 SYSTEM_PROMPT = f"""You answer questions using only the numbered passages from the user's documents.
 Rules:
@@ -41,13 +46,29 @@ def format_passage(n: int, hit: Hit) -> str:
     return f"[{n}] ({where})\n{chunk.text.strip()}"
 
 
-def build_messages(question: str, passages: Sequence[Hit]) -> list[Message]:
+def without_markers(text: str) -> str:
+    """Text without its [n] markers (an earlier answer's numbers point to other passages)."""
+    return SPACE_BEFORE_PUNCTUATION.sub(r"\1", " ".join(CITATION_PATTERN.sub("", text).split()))
+
+
+def history_messages(history: Sequence[Turn]) -> list[Message]:
+    messages: list[Message] = []
+    for turn in history:
+        messages.append({"role": "user", "content": turn.question.strip()})
+        messages.append({"role": "assistant", "content": without_markers(turn.answer)})
+    return messages
+
+
+def build_messages(
+    question: str, passages: Sequence[Hit], history: Sequence[Turn] = ()
+) -> list[Message]:
     body = "\n\n".join(format_passage(n, hit) for n, hit in enumerate(passages, start=1))
     user = f"Passages:\n\n{body}\n\nQuestion: {question.strip()}"
     return [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": EXAMPLE_QUESTION},
         {"role": "assistant", "content": EXAMPLE_ANSWER},
+        *history_messages(history),
         {"role": "user", "content": user},
     ]
 
@@ -73,3 +94,24 @@ async def fit_passages(
                 "for prompt and passages). Shorten it."
             )
         kept.pop()
+
+
+async def fit_history(
+    question: str,
+    passages: Sequence[Hit],
+    history: Sequence[Turn],
+    *,
+    count_tokens: Callable[[list[Message]], Awaitable[int]],
+    budget_tokens: int,
+) -> list[Turn]:
+    """The most recent turns that still fit beside ``passages``, oldest first.
+
+    Runs after ``fit_passages``: passages keep priority, and the oldest turn goes first.
+    """
+    kept: list[Turn] = []
+    for turn in reversed(history):
+        candidate = [turn, *kept]
+        if await count_tokens(build_messages(question, passages, candidate)) > budget_tokens:
+            break
+        kept = candidate
+    return kept

@@ -15,12 +15,15 @@ import numpy as np
 from core.errors import CapacityError, DocumentNotFoundError, SessionNotFoundError
 from core.memory import release_freed_memory
 from ingest.models import Chunk, SourceDocument
+from rag.conversation import Conversation
 from rag.index import VectorIndex
 from rag.lexical import DEFAULT_ANALYZER, LexicalIndex
 
 log = logging.getLogger(__name__)
 
 SESSION_ID_BYTES = 32  # 256 random bits: unguessable
+CONVERSATION_MAX_TURNS = 20  # the Settings defaults, for stores built without settings
+CONVERSATION_MAX_CHARS = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,11 @@ class Session:
     byte_budget: Budget  # document memory of all sessions
     last_used: float = field(default_factory=time.time)
     documents: dict[str, DocumentInfo] = field(default_factory=dict)
+    conversation: Conversation = field(
+        default_factory=lambda: Conversation(
+            max_turns=CONVERSATION_MAX_TURNS, max_chars=CONVERSATION_MAX_CHARS
+        )
+    )
     chunks: dict[int, Chunk] = field(default_factory=dict)  # vector id -> chunk
     sources: dict[str, SourceDocument] = field(default_factory=dict)  # document -> its file
     # PDFium renders one page at a time anyway; this keeps one session from queueing many.
@@ -209,7 +217,7 @@ class Session:
         return info
 
     def close(self) -> None:
-        """Drop every document and free the index memory now."""
+        """Drop every document and the conversation, and free the index memory now."""
         with self._lock:
             self.budget.release(len(self.chunks))
             self.byte_budget.release(self.memory_bytes)
@@ -219,6 +227,7 @@ class Session:
             self.documents.clear()
             self._doc_ids.clear()
             self._lexical.clear()
+            self.conversation.clear()
 
 
 class SessionStore:
@@ -234,6 +243,8 @@ class SessionStore:
         max_total_chunks: int,
         max_bytes_per_session: int,
         max_total_bytes: int,
+        conversation_max_turns: int = CONVERSATION_MAX_TURNS,
+        conversation_max_chars: int = CONVERSATION_MAX_CHARS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._index_factory = index_factory
@@ -245,6 +256,8 @@ class SessionStore:
         self.byte_budget = Budget(
             max_total_bytes, amount=megabytes, setting="PGPT_MAX_TOTAL_DOCUMENT_MB"
         )
+        self._conversation_max_turns = conversation_max_turns
+        self._conversation_max_chars = conversation_max_chars
         self._clock = clock
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
@@ -268,6 +281,10 @@ class SessionStore:
                 budget=self.budget,
                 max_bytes=self._max_bytes_per_session,
                 byte_budget=self.byte_budget,
+                conversation=Conversation(
+                    max_turns=self._conversation_max_turns,
+                    max_chars=self._conversation_max_chars,
+                ),
                 last_used=now,
             )
             self._sessions[session.id] = session

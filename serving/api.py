@@ -8,8 +8,10 @@ import functools
 import hmac
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -38,18 +40,20 @@ from core.settings import Settings, get_settings
 from ingest.loader import get_parser_pool, shutdown_parser_pool
 from ingest.ocr import PageProgress
 from ingest.page_view import PageImage, view_page
-from rag.answer import DoneEvent, TokenEvent
+from rag.answer import Answer, AnswerEvent, DoneEvent, TokenEvent
+from rag.conversation import Turn, latest
 from rag.embedding import Embedder
 from rag.generation import Generator, GeneratorStatus
 from rag.retrieval import Hit
 from rag.sessions import Session, SessionStore
-from serving import responses
+from serving import openai_compat, responses
 from serving.uploads import read_upload_form
 from serving.wiring import Services, build_services
 
 log = logging.getLogger(__name__)
 
 EVICTION_INTERVAL_S = 30.0
+SERVED_SINCE = int(time.time())  # the `created` of the one model /models lists
 
 STATUS_BY_ERROR: list[tuple[type[PGPTError], int]] = [
     (FileTooLargeError, status.HTTP_413_CONTENT_TOO_LARGE),
@@ -74,8 +78,22 @@ def status_for(error: PGPTError) -> int:
     return status.HTTP_500_INTERNAL_SERVER_ERROR
 
 
+# OpenAI's error ``type`` for each status, so OpenAI clients classify our errors.
+ERROR_TYPES = {
+    status.HTTP_401_UNAUTHORIZED: "authentication_error",
+    status.HTTP_404_NOT_FOUND: "not_found_error",
+    status.HTTP_503_SERVICE_UNAVAILABLE: "service_unavailable_error",
+    status.HTTP_507_INSUFFICIENT_STORAGE: "insufficient_capacity_error",
+}
+
+
+def error_type(code: int) -> str:
+    return ERROR_TYPES.get(code, "server_error" if code >= 500 else "invalid_request_error")
+
+
 def error_response(code: int, error_code: str, message: str, **extra: Any) -> JSONResponse:
-    body = {"error": {"code": error_code, "message": message}, **extra}
+    detail = models.ErrorDetail(code=error_code, message=message, type=error_type(code))
+    body = {"error": detail.model_dump(), **extra}
     headers = {"WWW-Authenticate": "Bearer"} if code == status.HTTP_401_UNAUTHORIZED else None
     return JSONResponse(body, status_code=code, headers=headers)
 
@@ -138,6 +156,13 @@ def create_session(services: ServicesDep, response: Response) -> models.SessionC
 @v1.delete("/sessions/{session_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_session(session_id: str, services: ServicesDep) -> Response:
     services.store.delete(session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@v1.delete("/sessions/{session_id}/conversation", status_code=status.HTTP_204_NO_CONTENT)
+def delete_conversation(session: SessionDep) -> Response:
+    """Start the conversation over; the documents stay."""
+    session.conversation.clear()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -373,33 +398,141 @@ async def search(
     },
 )
 async def query(body: models.QueryRequest, session: SessionDep, services: ServicesDep) -> Response:
+    history = session.conversation.turns() if body.use_conversation else []
+    started = await start_answer(
+        services,
+        session,
+        body.question,
+        history,
+        top_k=body.top_k,
+        max_tokens=body.max_tokens,
+        temperature=body.temperature,
+    )
+    if isinstance(started, JSONResponse):
+        return started
+    standalone, events, hits = started.standalone, started.events, started.hits
+    if body.use_conversation:
+        events = recorded(events, session, body.question, standalone)
+    if not body.stream:
+        try:
+            answer = await last_answer(events)
+        except GeneratorUnavailableError as exc:  # the model died mid-answer
+            return unavailable_response(exc, hits)
+        result = responses.query_result(answer, standalone)
+        return JSONResponse(result.model_dump(mode="json"))
+    return event_stream(sse_events(events, standalone, hits))
+
+
+@v1.post(
+    "/sessions/{session_id}/chat/completions",
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "chat.completion, or chat.completion.chunk events when stream",
+        },
+        503: {"model": models.UnavailableBody},
+    },
+)
+async def chat_completions(
+    body: models.ChatCompletionRequest, session: SessionDep, services: ServicesDep
+) -> Response:
+    """OpenAI-compatible: point an OpenAI client's ``base_url`` at ``/v1/sessions/<id>``.
+
+    The conversation comes from ``messages`` (the session's own conversation is not used
+    or changed); citations, sources and claims are in the extra top-level field ``pgpt``.
+    """
+    question, history = openai_compat.conversation(body.messages)
+    started = await start_answer(
+        services,
+        session,
+        question,
+        history,
+        top_k=services.settings.top_k,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        temperature=body.temperature,
+    )
+    if isinstance(started, JSONResponse):
+        return started
+    standalone, events = started.standalone, started.events
+    completion = openai_compat.CompletionIds.new()
+    if not body.stream:
+        try:
+            answer = await last_answer(events)
+        except GeneratorUnavailableError as exc:  # the model died mid-answer
+            return unavailable_response(exc, started.hits)
+        done = openai_compat.completion(completion, answer, standalone)
+        return JSONResponse(done.model_dump(mode="json"))
+    model = (await services.generator.info()).model  # known by now: the answer has begun
+    return event_stream(openai_compat.chunk_events(events, completion, model, standalone))
+
+
+@v1.get("/sessions/{session_id}/models")
+def list_models(session: SessionDep) -> models.ModelList:
+    """The one model an OpenAI client can pick here: answers from this session's documents."""
+    card = models.ModelCard(id=models.CHAT_MODEL_ID, created=SERVED_SINCE)
+    return models.ModelList(data=[card])
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """An answer under way: the question as searched, its events, the passages it uses."""
+
+    standalone: str
+    events: AsyncIterator[AnswerEvent]
+    hits: list[Hit]
+
+
+async def start_answer(
+    services: Services,
+    session: Session,
+    question: str,
+    history: list[Turn],
+    *,
+    top_k: int,
+    max_tokens: int | None,
+    temperature: float | None,
+) -> Started | JSONResponse:
+    """Rewrite a follow-up, retrieve, and begin the answer, or a 503 (with the passages)
+    when the generator cannot be reached."""
     settings = services.settings
+    standalone = await services.rewriter.rewrite(question, history)
     hits, retrieval_ms = await services.engine.retrieve(
-        session, body.question, top_k=body.top_k, score_threshold=settings.score_threshold
+        session, standalone, top_k=top_k, score_threshold=settings.score_threshold
     )
     events = services.engine.stream(
-        body.question,
+        question,
         hits,
-        max_tokens=body.max_tokens or settings.answer_max_tokens,
-        temperature=settings.temperature if body.temperature is None else body.temperature,
+        max_tokens=max_tokens or settings.answer_max_tokens,
+        temperature=settings.temperature if temperature is None else temperature,
         retrieval_ms=retrieval_ms,
+        history=latest(history, settings.conversation_prompt_turns),
     )
     try:
         # Pull the first event before answering, so an unreachable generator is a clean 503.
         first = await anext(events)
     except GeneratorUnavailableError as exc:
         return unavailable_response(exc, hits)
-    if not body.stream:
-        done = first
-        try:
-            async for event in events:
-                done = event
-        except GeneratorUnavailableError as exc:  # the model died mid-answer
-            return unavailable_response(exc, hits)
-        assert isinstance(done, DoneEvent)
-        return JSONResponse(responses.query_result(done.answer).model_dump(mode="json"))
+    return Started(standalone, chained(first, events), hits)
+
+
+async def chained(
+    first: AnswerEvent, rest: AsyncIterator[AnswerEvent]
+) -> AsyncIterator[AnswerEvent]:
+    yield first
+    async for event in rest:
+        yield event
+
+
+async def last_answer(events: AsyncIterator[AnswerEvent]) -> Answer:
+    async for event in events:
+        if isinstance(event, DoneEvent):
+            return event.answer
+    raise AssertionError("an answer stream always ends with a DoneEvent")
+
+
+def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(
-        sse_events(first, events, hits),
+        events,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -407,7 +540,9 @@ async def query(body: models.QueryRequest, session: SessionDep, services: Servic
 
 def unavailable_body(exc: PGPTError, hits: list[Hit]) -> models.UnavailableBody:
     return models.UnavailableBody(
-        error=models.ErrorDetail(code=exc.code, message=exc.message),
+        error=models.ErrorDetail(
+            code=exc.code, message=exc.message, type=error_type(status_for(exc))
+        ),
         sources=[responses.numbered_passage(n, h) for n, h in enumerate(hits, 1)],
     )
 
@@ -423,23 +558,28 @@ def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+async def recorded(
+    events: AsyncIterator[AnswerEvent], session: Session, question: str, standalone: str
+) -> AsyncIterator[AnswerEvent]:
+    """The events, with the finished answer added to the session's conversation."""
+    async for event in events:
+        if isinstance(event, DoneEvent):
+            session.conversation.add(responses.turn(question, standalone, event.answer))
+        yield event
+
+
 async def sse_events(
-    first: TokenEvent | DoneEvent, rest: AsyncIterator[TokenEvent | DoneEvent], hits: list[Hit]
+    events: AsyncIterator[AnswerEvent], standalone: str, hits: list[Hit]
 ) -> AsyncIterator[str]:
     """``token`` events with text, then one ``done`` event with the full result, or one
     ``error`` event with the retrieved passages: the tokens so far are not an answer."""
-
-    async def all_events() -> AsyncIterator[TokenEvent | DoneEvent]:
-        yield first
-        async for event in rest:
-            yield event
-
     try:
-        async for event in all_events():
+        async for event in events:
             if isinstance(event, TokenEvent):
                 yield sse("token", models.TokenChunk(text=event.text).model_dump())
             else:
-                yield sse("done", responses.query_result(event.answer).model_dump(mode="json"))
+                result = responses.query_result(event.answer, standalone)
+                yield sse("done", result.model_dump(mode="json"))
     except PGPTError as exc:
         yield sse("error", unavailable_body(exc, hits).model_dump(mode="json"))
 

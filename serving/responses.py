@@ -16,6 +16,7 @@ from core.api_models import (
 )
 from ingest.page_view import PageExcerpt, PageImage
 from rag.answer import Answer
+from rag.conversation import CitedPage, Turn
 from rag.retrieval import Hit
 from rag.sessions import DocumentInfo
 
@@ -88,11 +89,12 @@ def numbered_passage(n: int, hit: Hit, span: tuple[int, int] | None = None) -> N
     return NumberedPassage(n=n, highlight=exact, **passage(hit).model_dump())
 
 
-def query_result(answer: Answer) -> QueryResult:
+def query_result(answer: Answer, standalone_question: str) -> QueryResult:
     t = answer.timings
     spans = {n: (h.start, h.end) for n, h in answer.highlights.items()}
     return QueryResult(
         answer=answer.text,
+        standalone_question=standalone_question,
         citations=[numbered_passage(c.n, c.hit, spans.get(c.n)) for c in answer.citations],
         sources=[numbered_passage(n, h, spans.get(n)) for n, h in enumerate(answer.sources, 1)],
         invalid_citations=answer.invalid_citations,
@@ -108,3 +110,12 @@ def query_result(answer: Answer) -> QueryResult:
         ),
         model=answer.model,
     )
+
+
+def turn(question: str, standalone_question: str, answer: Answer) -> Turn:
+    """The turn a session's conversation keeps: the answer as shown, its cited pages."""
+    cited = dict.fromkeys(
+        CitedPage(c.hit.chunk.filename, c.hit.chunk.page, c.hit.chunk.page_end)
+        for c in answer.citations
+    )
+    return Turn(question, standalone_question, answer.text, tuple(cited))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from core.settings import Settings
 from rag.answer import AnswerEngine
 from rag.embedding import Embedder, make_embedder
+from rag.followup import QuestionRewriter, make_rewriter
 from rag.generation import Generator
 from rag.index import make_index
 from rag.pipeline import Ingestor
@@ -25,6 +26,7 @@ class Services:
     store: SessionStore
     ingestor: Ingestor
     engine: AnswerEngine
+    rewriter: QuestionRewriter
 
     @property
     def generator(self) -> Generator:
@@ -41,6 +43,8 @@ def make_store(settings: Settings, embedder: Embedder) -> SessionStore:
         max_total_chunks=settings.max_total_chunks,
         max_bytes_per_session=settings.max_document_bytes_per_session,
         max_total_bytes=settings.max_total_document_bytes,
+        conversation_max_turns=settings.conversation_max_turns,
+        conversation_max_chars=settings.conversation_max_chars,
     )
 
 
@@ -50,12 +54,12 @@ def build_services(
     """The real objects; pass ``embedder`` or ``generator`` to reuse or replace one."""
     embedder = embedder or make_embedder(settings)
     verifier = CitationVerifier(embedder) if settings.verify_citations else None
+    generator = generator or make_generator(settings)
     return Services(
         settings=settings,
         embedder=embedder,
         store=make_store(settings, embedder),
         ingestor=Ingestor(settings, embedder),
-        engine=AnswerEngine(
-            make_retriever(settings, embedder), generator or make_generator(settings), verifier
-        ),
+        engine=AnswerEngine(make_retriever(settings, embedder), generator, verifier),
+        rewriter=make_rewriter(settings, generator),
     )

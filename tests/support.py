@@ -10,6 +10,8 @@ LOOPBACK = "127.0.0.1"
 # and the pages that answer it (section 5.2, "Hardware and Schedule", runs over both).
 GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
 GPU_ANSWER_PAGES = {7, 8}
+# Its follow-up: only the conversation says what "its" is (the answer is on page 7).
+FOLLOW_UP_QUESTION = "How long did its training take?"
 
 
 def free_port() -> int:

@@ -134,6 +134,10 @@ class ApiClient:
     def delete_session(self, session_id: str) -> None:
         self._request("DELETE", f"/v1/sessions/{session_id}")
 
+    def clear_conversation(self, session_id: str) -> None:
+        """Start the server's conversation over (follow-ups stop referring back)."""
+        self._request("DELETE", f"/v1/sessions/{session_id}/conversation")
+
     def documents(self, session_id: str) -> list[DocumentOut]:
         response = self._request("GET", f"/v1/sessions/{session_id}/documents")
         return DocumentList.model_validate_json(response.content).documents

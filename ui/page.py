@@ -29,6 +29,7 @@ from ui.client import (
     SessionExpiredError,
     UploadOutcome,
 )
+from ui.export import conversation_markdown
 from ui.render import (
     PAGE_VIEW_CSS,
     answer_html,
@@ -134,6 +135,21 @@ def forget_everything(client: ApiClient, ui: UiState) -> None:
             "Done: your documents were deleted from the server's memory and this chat was cleared.",
         )
     )
+
+
+def new_conversation(client: ApiClient, ui: UiState) -> None:
+    """Clear the chat and the server's conversation; the documents stay."""
+    if ui.session is not None:
+        try:
+            client.clear_conversation(ui.session.session_id)
+            touch(ui)
+        except SessionExpiredError:
+            session_lost(ui)
+        except (ApiError, ApiUnreachableError) as exc:
+            ui.notice = Notice("warning", f"Could not start a new conversation: {exc.message}")
+            return
+    ui.turns = []
+    ui.notice = None
 
 
 def dismiss_upload_report(ui: UiState) -> None:
@@ -473,6 +489,9 @@ def render_answer(turn: Turn, index: int, slot: DeltaGenerator) -> None:
         slot.empty()
     if result is not None:
         seconds = result.timings.total_ms / 1000
+        searched = result.standalone_question
+        if searched and searched != turn.question:
+            st.caption(f":material/search: Searched as: {escape_markdown(searched)}")
         st.caption(f"{result.model} · {seconds:.1f} s")
         if result.grounded:
             support_check(result)
@@ -577,6 +596,8 @@ def chat(client: ApiClient, ui: UiState, prefs: tuple[int, int, float]) -> None:
                 "comes from, shown right below it.",
                 icon=":material/upload_file:",
             )
+    if ui.turns:
+        conversation_actions(client, ui)
     for index, turn in enumerate(ui.turns):
         render_turn(turn, index)
     if question:
@@ -588,6 +609,28 @@ def chat(client: ApiClient, ui: UiState, prefs: tuple[int, int, float]) -> None:
             st.markdown(escape_markdown(turn.question))
         with st.chat_message("assistant"):
             ask(client, ui, turn, index, prefs)
+
+
+def conversation_actions(client: ApiClient, ui: UiState) -> None:
+    new_column, download_column = st.columns(2)
+    new_column.button(
+        "New conversation",
+        icon=":material/add_comment:",
+        on_click=new_conversation,
+        args=(client, ui),
+        width="stretch",
+        help="Clear this chat; follow-up questions stop referring to it. Documents stay.",
+    )
+    download_column.download_button(
+        "Download conversation",
+        data=conversation_markdown(ui.turns, [d.filename for d in ui.documents], datetime.now(UTC)),
+        file_name="conversation.md",
+        mime="text/markdown",
+        icon=":material/download:",
+        on_click="ignore",
+        width="stretch",
+        help="Every question and answer, with the file and page of each citation (Markdown).",
+    )
 
 
 # --- page -------------------------------------------------------------------------------

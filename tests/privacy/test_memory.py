@@ -1,4 +1,5 @@
-"""A deleted session or document gives its memory back; nothing keeps a document alive.
+"""A deleted session or document gives its memory back; nothing keeps a parsed document
+or a conversation alive.
 
 The RSS test runs the real API (`pgpt serve`) as a subprocess and reads its resident
 memory with psutil. Bound: after a warm-up cycle (so one-off growth such as model
@@ -22,12 +23,18 @@ import time
 import warnings
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 import httpx
 import psutil
 import pytest
+from fastapi.testclient import TestClient
 
+from core.settings import load_settings
 from ingest.loader import load_document
+from rag.conversation import Turn
+from serving.api import create_app
+from tests.plugins.vllm_server import VLLMServerHandle
 from tests.privacy.documents import text_pdf
 from tests.privacy.servers import Sandbox, Server, start_api
 from tests.support import LOOPBACK, free_port
@@ -147,6 +154,43 @@ def test_the_parser_pool_keeps_no_reference_to_a_document() -> None:
             if isinstance(value, bytes | bytearray | memoryview) and len(value) >= size
         ]
     assert held == []
+
+
+def live_turn_questions() -> list[str]:
+    """The question of every Turn object alive in this process (holding none of them)."""
+    gc.collect()
+    return sorted(o.question for o in gc.get_objects() if isinstance(o, Turn))
+
+
+def test_conversation_turns_are_capped_and_freed_with_the_conversation_or_session(
+    embedder: Any, vllm_server: VLLMServerHandle, attention_pdf: bytes
+) -> None:
+    """Real answers from the embedded vLLM; every Turn object alive in the process counted."""
+    settings = load_settings(
+        vllm_url=vllm_server.url, answer_max_tokens=32, temperature=0.0, conversation_max_turns=2
+    )
+    generator = vllm_server.make_generator(timeout_s=120, retries=1)
+    questions = ["How many P100 GPUs were used?", "What is the BLEU score?", "Who wrote it?"]
+    with TestClient(create_app(settings, embedder=embedder, generator=generator)) as client:
+        sid = client.post("/v1/sessions").json()["session_id"]
+        files = [("files", ("attention.pdf", attention_pdf, "application/pdf"))]
+        assert client.post(f"/v1/sessions/{sid}/documents", files=files).status_code == 200
+
+        def ask(question: str) -> None:
+            response = client.post(f"/v1/sessions/{sid}/query", json={"question": question})
+            assert response.status_code == 200, response.text
+
+        for question in questions:
+            ask(question)
+        # Past the cap of two turns the oldest went.
+        assert live_turn_questions() == sorted(questions[1:])
+        assert client.delete(f"/v1/sessions/{sid}/conversation").status_code == 204
+        assert live_turn_questions() == []
+        assert client.get(f"/v1/sessions/{sid}/documents").json()["documents"]  # kept
+        ask(questions[0])
+        assert live_turn_questions() == [questions[0]]
+        assert client.delete(f"/v1/sessions/{sid}").status_code == 204
+        assert live_turn_questions() == []
 
 
 def walk(frame: FrameType | None) -> list[FrameType]:

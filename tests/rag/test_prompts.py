@@ -2,8 +2,9 @@ import pytest
 
 from core.errors import QuestionTooLongError
 from ingest.models import Chunk
+from rag.conversation import Turn
 from rag.generation import Message
-from rag.prompts import SYSTEM_PROMPT, build_messages, fit_passages
+from rag.prompts import SYSTEM_PROMPT, build_messages, fit_history, fit_passages
 from rag.retrieval import Hit
 
 
@@ -36,3 +37,37 @@ async def test_lowest_ranked_passages_are_dropped_whole() -> None:
 async def test_question_that_cannot_fit_is_refused() -> None:
     with pytest.raises(QuestionTooLongError):
         await fit_passages("q " * 100, hits(2), count_tokens=count_words, budget_tokens=10)
+
+
+def turns(n: int) -> list[Turn]:
+    return [Turn(f"question {i}", f"question {i}", f"answer {i} [1]") for i in range(n)]
+
+
+def test_history_sits_between_the_example_and_the_passages() -> None:
+    messages = build_messages("q", hits(1), turns(2))
+    assert [m["role"] for m in messages] == [
+        "system",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+        "assistant",
+        "user",
+    ]
+    assert messages[3:5] == [
+        {"role": "user", "content": "question 0"},
+        {"role": "assistant", "content": "answer 0"},  # its [n] belonged to other passages
+    ]
+
+
+async def test_history_fills_what_the_passages_leave_oldest_dropped_first() -> None:
+    passages = hits(3)
+    bare = await count_words(build_messages("q", passages))
+    # Room for two of three turns (4 words each) beside all the passages.
+    kept = await fit_history(
+        "q", passages, turns(3), count_tokens=count_words, budget_tokens=bare + 8
+    )
+    assert [t.question for t in kept] == ["question 1", "question 2"]
+    none = await fit_history("q", passages, turns(3), count_tokens=count_words, budget_tokens=bare)
+    assert none == []

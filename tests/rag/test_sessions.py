@@ -3,6 +3,7 @@ import pytest
 
 from core.errors import CapacityError, DocumentNotFoundError, SessionNotFoundError
 from ingest.models import Chunk, Page, SourceDocument
+from rag.conversation import Turn
 from rag.index import FaissCpuIndex
 from rag.sessions import DocumentInfo, SessionStore
 
@@ -142,3 +143,25 @@ def test_delete_frees_everything() -> None:
     assert not session.chunks and len(session.index) == 0 and not session.sources
     with pytest.raises(SessionNotFoundError):
         store.delete(session.id)
+
+
+def test_delete_frees_the_conversation_with_the_documents() -> None:
+    store = make_store()
+    session = store.create()
+    session.conversation.add(Turn("Why?", "Why?", "Because [1]."))
+    store.delete(session.id)
+    assert len(session.conversation) == 0 and session.conversation.chars == 0
+
+
+def test_store_applies_the_conversation_caps() -> None:
+    store = SessionStore(
+        index_factory=lambda: FaissCpuIndex(4),
+        ttl_s=60,
+        max_sessions=10,
+        max_chunks_per_session=100,
+        max_total_chunks=1000,
+        conversation_max_turns=2,
+        conversation_max_chars=500,
+    )
+    conversation = store.create().conversation
+    assert (conversation.max_turns, conversation.max_chars) == (2, 500)

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from core.settings import load_settings
 from serving.api import create_app
 from tests.serving.fakes import ScriptedGenerator
+from tests.support import FOLLOW_UP_QUESTION as FOLLOW_UP
 from tests.support import GPU_ANSWER_PAGES, GPU_QUESTION
 
 
@@ -180,6 +181,93 @@ def test_query_streams_tokens_then_a_final_event(client: TestClient, loaded_sess
     assert events[-1][1]["citations"][0]["n"] == 1
 
 
+def test_follow_up_is_rewritten_with_the_conversation_and_recorded(
+    client: TestClient, attention_pdf: bytes, generator: ScriptedGenerator
+) -> None:
+    sid = client.post("/v1/sessions").json()["session_id"]
+    files = [("files", ("attention.pdf", attention_pdf, "application/pdf"))]
+    assert client.post(f"/v1/sessions/{sid}/documents", files=files).status_code == 200
+    url = f"/v1/sessions/{sid}/query"
+    first = client.post(url, json={"question": GPU_QUESTION}).json()
+    assert first["standalone_question"] == GPU_QUESTION
+    second = client.post(url, json={"question": FOLLOW_UP}).json()
+    # The scripted model answers instead of rewriting, so the keyword carry-over is used.
+    assert second["standalone_question"] == f"{FOLLOW_UP} (P100 GPUs, train, big model)"
+    assert {7, 8} & {s["page"] for s in second["sources"]}
+    # The answer prompt carried the first turn, citation markers removed.
+    assert {"role": "user", "content": GPU_QUESTION} in generator.last_messages
+    assert {
+        "role": "assistant",
+        "content": "The big model was trained on 8 P100 GPUs.",
+    } in generator.last_messages
+    alone = client.post(url, json={"question": FOLLOW_UP, "use_conversation": False}).json()
+    assert alone["standalone_question"] == FOLLOW_UP
+    assert client.delete(f"/v1/sessions/{sid}/conversation").status_code == 204
+    fresh = client.post(url, json={"question": FOLLOW_UP}).json()
+    assert fresh["standalone_question"] == FOLLOW_UP
+    assert client.get(f"/v1/sessions/{sid}/documents").json()["documents"]  # documents stay
+
+
+def test_chat_completion_is_openai_shaped_with_the_result_alongside(
+    client: TestClient, loaded_session: str
+) -> None:
+    body = {"model": "privategptpp", "messages": [{"role": "user", "content": GPU_QUESTION}]}
+    response = client.post(f"/v1/sessions/{loaded_session}/chat/completions", json=body)
+    assert response.status_code == 200, response.text
+    completion = response.json()
+    assert completion["object"] == "chat.completion"
+    assert completion["id"].startswith("chatcmpl-")
+    assert completion["choices"] == [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": completion["pgpt"]["answer"]},
+            "finish_reason": "stop",
+        }
+    ]
+    assert completion["pgpt"]["citations"][0]["n"] == 1
+
+
+def test_chat_history_comes_from_messages_not_the_session(
+    client: TestClient, loaded_session: str
+) -> None:
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": GPU_QUESTION}]},
+        {"role": "assistant", "content": "Eight [1]."},
+        {"role": "user", "content": FOLLOW_UP},
+    ]
+    with client.stream(
+        "POST",
+        f"/v1/sessions/{loaded_session}/chat/completions",
+        json={"messages": messages, "stream": True, "stream_options": {"include_usage": True}},
+    ) as response:
+        assert response.status_code == 200
+        lines = [line for line in response.iter_lines() if line]
+    assert lines[-1] == "data: [DONE]"
+    chunks = [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    assert all("pgpt" not in c for c in chunks[:-1])
+    last = chunks[-1]
+    assert last["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop"}
+    assert last["pgpt"]["standalone_question"] == f"{FOLLOW_UP} (P100 GPUs, train, big model)"
+
+
+def test_chat_needs_a_user_question_last(client: TestClient, loaded_session: str) -> None:
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    response = client.post(
+        f"/v1/sessions/{loaded_session}/chat/completions", json={"messages": messages}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "last message must be the user's question" in response.json()["error"]["message"]
+
+
+def test_models_lists_the_one_grounded_model(client: TestClient, loaded_session: str) -> None:
+    body = client.get(f"/v1/sessions/{loaded_session}/models").json()
+    assert body["object"] == "list"
+    assert [(m["id"], m["object"]) for m in body["data"]] == [("privategptpp", "model")]
+
+
 def test_generator_down_gives_503_with_passages(
     client: TestClient, loaded_session: str, generator: ScriptedGenerator
 ) -> None:
@@ -234,11 +322,18 @@ def test_unknown_session_is_404_on_every_route(client: TestClient) -> None:
         client.delete(f"/v1/sessions/{sid}/documents/abc"),
         client.post(f"/v1/sessions/{sid}/search", json={"query": "q"}),
         client.post(f"/v1/sessions/{sid}/query", json={"question": "q"}),
+        client.delete(f"/v1/sessions/{sid}/conversation"),
+        client.get(f"/v1/sessions/{sid}/models"),
+        client.post(
+            f"/v1/sessions/{sid}/chat/completions",
+            json={"messages": [{"role": "user", "content": "q"}]},
+        ),
         client.post(f"/v1/sessions/{sid}/documents", files=[("files", ("a.txt", b"x"))]),
         client.get(f"/v1/sessions/{sid}/documents/abc/pages/1"),
     ]
     assert [c.status_code for c in calls] == [404] * len(calls)
     assert all(c.json()["error"]["code"] == "session_not_found" for c in calls)
+    assert all(c.json()["error"]["type"] == "not_found_error" for c in calls)
 
 
 def test_oversized_upload_is_413(client: TestClient, session_id: str) -> None:
@@ -300,6 +395,9 @@ def test_openapi_lists_exactly_the_documented_routes(client: TestClient) -> None
         "/v1/sessions/{session_id}/documents/{document_id}/pages/{page}",
         "/v1/sessions/{session_id}/search",
         "/v1/sessions/{session_id}/query",
+        "/v1/sessions/{session_id}/conversation",
+        "/v1/sessions/{session_id}/chat/completions",
+        "/v1/sessions/{session_id}/models",
     }
     assert client.get("/docs").status_code == 200
 

@@ -13,16 +13,19 @@ from typing import Any
 
 import httpx
 import pytest
+from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from rag.generation import GeneratorStatus
 from serving.api import create_app
 from tests.conftest import PROJECT_ROOT
 from tests.serving.fakes import ScriptedGenerator
+from tests.support import FOLLOW_UP_QUESTION as FOLLOW_UP
 from tests.support import GPU_QUESTION, free_port
 from tests.ui.conftest import ApiServer, serving, ui_settings
 from ui import PAGE_PATH
 from ui.client import PageImage
+from ui.render import pages_label
 from ui.state import UiState
 
 APP = str(PROJECT_ROOT / "app.py")
@@ -249,6 +252,54 @@ def test_remove_a_document(
     session = state(app).session
     assert session is not None
     assert server_documents(api_server, session.session_id) == ["crazyones.pdf"]
+
+
+def test_the_conversation_downloads_as_markdown_and_starts_over(
+    app: AppTest, attention_pdf: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    downloads: list[tuple[bytes | str, str | None]] = []
+    add = MediaFileManager.add
+
+    def recording_add(
+        manager: MediaFileManager,
+        data: bytes | str,
+        mimetype: str,
+        coordinates: str,
+        file_name: str | None = None,
+        is_for_static_download: bool = False,
+    ) -> str:
+        if is_for_static_download:  # exactly the bytes the browser would download
+            downloads.append((data, file_name))
+        return add(manager, data, mimetype, coordinates, file_name, is_for_static_download)
+
+    monkeypatch.setattr(MediaFileManager, "add", recording_add)
+    upload(app, ("attention-is-all-you-need.pdf", attention_pdf, "application/pdf"))
+    app.slider(key="top_k").set_value(3)
+    ask(app, GPU_QUESTION)
+    ask(app, FOLLOW_UP)
+    searched = f"{FOLLOW_UP} (P100 GPUs, train, big model)"
+    assert f"Searched as: {searched}" in texts(app.chat_message[3].caption).replace("\\", "")
+
+    app.run()
+    data, file_name = downloads[-1]
+    markdown = data.decode() if isinstance(data, bytes) else data
+    assert file_name == "conversation.md"
+    turns = state(app).turns
+    assert len(turns) == 2
+    for turn in turns:
+        assert turn.result is not None and turn.result.citations
+        assert turn.question in markdown and turn.result.answer in markdown
+        for cited in turn.result.citations:
+            assert f"- [{cited.n}] {cited.filename}, {pages_label(cited)}: “" in markdown
+    assert f"*Searched as: {searched}*" in markdown
+
+    button(app, "New conversation").click()
+    app.run()
+    assert state(app).turns == [] and not app.chat_message
+    assert listed(app) == ["attention-is-all-you-need.pdf"]  # the documents stay
+    ask(app, FOLLOW_UP)
+    result = state(app).turns[0].result
+    assert result is not None and result.standalone_question == FOLLOW_UP  # nothing to refer to
 
 
 def test_forget_my_documents_deletes_the_server_session_and_clears_the_page(
