@@ -242,6 +242,7 @@ async def query(body: models.QueryRequest, session: SessionDep, services: Servic
         max_tokens=body.max_tokens or settings.answer_max_tokens,
         temperature=settings.temperature if body.temperature is None else body.temperature,
         retrieval_ms=retrieval_ms,
+        mode=body.answer_mode or settings.answer_mode,
     )
     try:
         # Pull the first event before answering, so an unreachable generator is a clean 503.

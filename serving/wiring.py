@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from core.settings import Settings
 from rag.answer import AnswerEngine
 from rag.embedding import Embedder, make_embedder
+from rag.extract import QuoteExtractor
 from rag.generation import Generator
 from rag.index import make_index
 from rag.pipeline import Ingestor
@@ -54,6 +55,10 @@ def build_services(
         store=make_store(settings, embedder),
         ingestor=Ingestor(settings, embedder),
         engine=AnswerEngine(
-            make_retriever(settings, embedder), generator or make_generator(settings), verifier
+            make_retriever(settings, embedder),
+            generator or make_generator(settings),
+            verifier,
+            QuoteExtractor(embedder),
+            min_score=settings.answer_min_score,
         ),
     )

@@ -135,3 +135,33 @@ def test_split_claims_moves_trailing_markers_into_their_sentence() -> None:
         ("Second fact [2][3].", [2, 3]),
         ("Third, a bullet [1]", [1]),
     ]
+
+
+GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
+
+
+def labels_for(verifier: CitationVerifier, answer: str, question: str) -> list[Support]:
+    return [claim.support for claim in verifier.verify(answer, SOURCES, question)]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The models were trained on one machine with 7 NVIDIA P100 GPUs [1].",  # wrong number
+        "How many P100 GPUs were used to train the big model? [1]",  # echoed question
+        "Question: How many P100 GPUs were used to train the big model [1].",  # echoed prompt
+        "The teacher's book [1].",  # content-free fragment
+        "The NVIDIA machine [1].",  # content-free fragment of the passage
+        "The big model reaches a BLEU score of 41.0 on English-to-French translation [2].",
+        "The output is computed as a weighted sum of the values [3].",  # true, off-topic
+    ],
+)
+def test_wrong_echoed_empty_or_off_topic_sentences_are_never_supported(
+    verifier: CitationVerifier, answer: str
+) -> None:
+    assert Support.SUPPORTED not in labels_for(verifier, answer, GPU_QUESTION)
+
+
+def test_the_right_answer_to_the_question_is_supported(verifier: CitationVerifier) -> None:
+    answer = "The models were trained on one machine with 8 NVIDIA P100 GPUs [1]."
+    assert labels_for(verifier, answer, GPU_QUESTION) == [Support.SUPPORTED]
