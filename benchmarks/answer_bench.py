@@ -44,19 +44,16 @@ from benchmarks.common import (
     progress,
     write_report,
 )
-from benchmarks.ours import make_store
 from core.settings import AnswerMode, Settings, load_settings
-from rag.answer import AnswerEngine, AnswerKind, DoneEvent
+from rag.answer import AnswerKind, DoneEvent
 from rag.citations import CITATION_PATTERN
 from rag.embedding import Embedder, configure_threads, make_embedder
-from rag.extract import QuoteExtractor
 from rag.generation import Generator, GeneratorInfo, GeneratorStatus, Message
 from rag.pipeline import Ingestor
-from rag.retrieval import make_retriever
 from rag.sessions import Session, SessionStore
-from rag.verification import CitationVerifier
 from serving.launcher import EmbeddedVLLM, prepare_model
 from serving.vllm_client import VLLMGenerator
+from serving.wiring import build_services
 
 SEED = 20260412
 QUESTIONS = 300
@@ -127,9 +124,11 @@ def contains_gold(answer: str, gold: Sequence[str]) -> bool:
 class ArticleSessions:
     """One session per article, ingested the first time a question needs it."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, articles: Sequence[Article]) -> None:
-        self._store: SessionStore = make_store(settings, embedder)
-        self._ingestor = Ingestor(settings, embedder)
+    def __init__(
+        self, store: SessionStore, ingestor: Ingestor, articles: Sequence[Article]
+    ) -> None:
+        self._store = store
+        self._ingestor = ingestor
         self._articles = articles
         self._sessions: dict[int, Session] = {}
 
@@ -153,14 +152,9 @@ async def ask_all(
     generator = CountingGenerator(
         VLLMGenerator(url, timeout_s=settings.generator_timeout_s, retries=1)
     )
-    engine = AnswerEngine(
-        make_retriever(settings, embedder),
-        generator,
-        CitationVerifier(embedder),
-        QuoteExtractor(embedder),
-        min_score=settings.answer_min_score,
-    )
-    sessions = ArticleSessions(settings, embedder, articles)
+    services = build_services(settings, embedder=embedder, generator=generator)
+    engine = services.engine
+    sessions = ArticleSessions(services.store, services.ingestor, articles)
     rows: list[Row] = []
     clock = Stopwatch()
     try:

@@ -107,14 +107,14 @@ def test_extract_answers_the_p100_question_without_calling_the_llm(
 
 def test_auto_shows_only_the_supported_sentence(embedder: Any, session: Session) -> None:
     scripted = ScriptedGenerator(
-        "The models were trained on one machine with 8 NVIDIA P100 GPUs [1]. "
+        "8 NVIDIA P100 GPUs were used to train the big models [1]. "
         "The big model was trained on 64 TPUs [1]. "
-        "Question: How many P100 GPUs were used to train the big model? "
+        "Question: How many P100 GPUs? "
         "The teacher's book [2]."
     )
     answer = asyncio.run(ask(engine(embedder, scripted), session, GPU_QUESTION, AnswerMode.AUTO))
     assert answer.kind is AnswerKind.GENERATED
-    assert answer.text == "The models were trained on one machine with 8 NVIDIA P100 GPUs [1]."
+    assert answer.text == "8 NVIDIA P100 GPUs were used to train the big models [1]."
     assert answer.removed == 3
     assert [c.support is Support.SUPPORTED for c in answer.claims] == [True, False, False, False]
 
