@@ -10,7 +10,16 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 SECTIONS = DOCS / "benchmarks"
 # Reading order; any other section file follows alphabetically.
-ORDER = ["ingest", "retrieval", "chunk-size-sweep", "generation", "load", "a100"]
+ORDER = [
+    "ingest",
+    "retrieval",
+    "chunk-size-sweep",
+    "generation",
+    "verifier",
+    "answers",
+    "load",
+    "a100",
+]
 
 HEADER = """# Benchmarks
 
