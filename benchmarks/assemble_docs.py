@@ -19,6 +19,8 @@ ORDER = [
     "covidqa-changes",
     "chunk-size-sweep",
     "generation",
+    "verifier",
+    "answers",
     "load",
     "a100",
 ]

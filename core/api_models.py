@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.settings import AnswerMode
+
 
 class ErrorDetail(BaseModel):
     """Shaped like OpenAI's error object, so OpenAI clients show ``message``."""
@@ -110,6 +112,13 @@ class QueryRequest(BaseModel):
             "answer to it. False: a question on its own, the conversation untouched."
         ),
     )
+    answer_mode: AnswerMode | None = Field(
+        None,
+        description=(
+            "auto (generate, show only supported sentences, else quotes), generate (the "
+            "model's answer as written) or extract (quotes, no LLM); default PGPT_ANSWER_MODE."
+        ),
+    )
 
 
 class Highlight(BaseModel):
@@ -132,6 +141,9 @@ class ClaimOut(BaseModel):
     citations: list[int]
     support: str = Field(description="supported, weak or unsupported")
     score: float
+    shown: bool = Field(
+        True, description="Part of the shown answer (False: removed as not supported)."
+    )
 
 
 class TimingsOut(BaseModel):
@@ -151,6 +163,12 @@ class QueryResult(BaseModel):
     invalid_citations: list[int]
     claims: list[ClaimOut]
     grounded: bool
+    answer_mode: AnswerMode = Field(AnswerMode.GENERATE, description="The mode asked for.")
+    answer_kind: str = Field(
+        "generated", description="generated (by the model), quoted (from the passages), not_found."
+    )
+    removed_claims: int = Field(0, description="The model's sentences removed as unsupported.")
+    not_found_reason: str | None = Field(None, description="Why nothing relevant was found.")
     timings: TimingsOut
     model: str
 

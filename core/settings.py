@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -13,6 +14,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import ConfigError
 
 Device = Literal["auto", "cpu", "cuda"]
+
+
+class AnswerMode(StrEnum):
+    """How an answer is made: see docs and rag/answer.py."""
+
+    AUTO = "auto"  # generate, verify, show only supported sentences, else quote
+    GENERATE = "generate"  # the LLM's answer as written (not-found when nothing is supported)
+    EXTRACT = "extract"  # quotes from the passages, no LLM
 
 
 def default_cache_dir() -> Path:
@@ -279,6 +288,25 @@ class Settings(BaseSettings):
         2, ge=0, description="Retries on connection errors before giving up."
     )
     answer_max_tokens: int = Field(384, ge=16, description="Longest answer, in tokens.")
+    answer_mode: AnswerMode = Field(
+        AnswerMode.AUTO,
+        description=(
+            "'auto': generate, verify and show only supported sentences, falling back to quotes "
+            "from the passages; 'generate': the model's answer as written; 'extract': quotes "
+            "only, no LLM."
+        ),
+    )
+    # Unrelated questions over the attention paper score 0.08-0.21, its real questions
+    # 0.44-0.48 (tests/rag/test_answer_modes.py); COVID-QA: docs/benchmarks/answers.md.
+    answer_min_score: float = Field(
+        0.25,
+        ge=-1,
+        le=1,
+        description=(
+            "When no retrieved passage has at least this cosine similarity to the question, "
+            "the answer is 'I could not find this in your documents.'"
+        ),
+    )
     temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
 
     # --- API and UI -----------------------------------------------------

@@ -6,10 +6,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
+from core.settings import AnswerMode
 from rag.citations import Citation, parse_citations
 from rag.conversation import Turn
+from rag.extract import QuoteExtractor, quoted_answer
 from rag.generation import Generator
+from rag.hygiene import STOP_SEQUENCES, answer_token_cap, repetition_start
 from rag.prompts import NOT_FOUND_ANSWER, build_messages, fit_history, fit_passages
 from rag.retrieval import Hit, Retriever
 from rag.sessions import Session
@@ -29,6 +33,12 @@ class Timings:
     total_ms: float
 
 
+class AnswerKind(StrEnum):
+    GENERATED = "generated"  # written by the model
+    QUOTED = "quoted"  # sentences quoted verbatim from the passages
+    NOT_FOUND = "not_found"  # the not-found reply
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     text: str
@@ -40,6 +50,10 @@ class Answer:
     claims: list[Claim]  # the model's sentences, each labelled by how well its sources back it
     highlights: dict[int, Highlight]  # passage number -> the span that best supports a claim
     grounded: bool  # False: no sentence was supported, so `text` is the not-found answer
+    mode: AnswerMode = AnswerMode.GENERATE  # the mode asked for
+    kind: AnswerKind = AnswerKind.GENERATED  # what `text` is
+    removed: int = 0  # the model's sentences left out of `text` as not supported (auto)
+    not_found_reason: str | None = None  # why retrieval found nothing relevant
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +75,15 @@ class AnswerEngine:
         retriever: Retriever,
         generator: Generator,
         verifier: CitationVerifier | None = None,
+        extractor: QuoteExtractor | None = None,
+        *,
+        min_score: float | None = None,
     ) -> None:
         self.retriever = retriever
         self.generator = generator
         self.verifier = verifier
+        self.extractor = extractor
+        self.min_score = min_score
 
     async def retrieve(
         self, session: Session, question: str, *, top_k: int, score_threshold: float | None
@@ -80,6 +99,18 @@ class AnswerEngine:
         )
         return hits, (time.perf_counter() - started) * 1000
 
+    def not_found_reason(self, hits: Sequence[Hit]) -> str | None:
+        """Why the hits cannot answer anything, or None when some passage is relevant."""
+        if not hits:
+            return "No passage was retrieved: the documents hold no text to search."
+        best = max(hit.score for hit in hits)
+        if self.min_score is not None and best < self.min_score:
+            return (
+                f"The best passage has a similarity of {best:.2f} to the question, below the "
+                f"threshold of {self.min_score:.2f} (PGPT_ANSWER_MIN_SCORE)."
+            )
+        return None
+
     async def stream(
         self,
         question: str,
@@ -89,15 +120,26 @@ class AnswerEngine:
         temperature: float,
         retrieval_ms: float = 0.0,
         history: Sequence[Turn] = (),
+        mode: AnswerMode = AnswerMode.GENERATE,
     ) -> AsyncIterator[AnswerEvent]:
         """Yield answer tokens, then one DoneEvent with citations, sources and timings.
 
         ``history``: earlier turns for the prompt, as many of the latest as fit.
-
-        Raises GeneratorUnavailableError before the first token when the LLM is down.
+        ``extract`` never calls the LLM. ``auto`` and ``generate`` raise
+        GeneratorUnavailableError before the first token when the LLM is down.
         """
         started = time.perf_counter()
+        reason = self.not_found_reason(hits) if mode is not AnswerMode.GENERATE else None
+        if reason is not None:
+            yield DoneEvent(self._not_found(hits, mode, reason, retrieval_ms, started))
+            return
+        if mode is AnswerMode.EXTRACT:
+            yield DoneEvent(await self._quoted(question, hits, mode, retrieval_ms, started))
+            return
         info = await self.generator.info()
+        hygiene = mode is AnswerMode.AUTO
+        if hygiene:
+            max_tokens = answer_token_cap(question, max_tokens)
         budget = info.context_length - max_tokens
         sources = await fit_passages(
             question, hits, count_tokens=self.generator.count_tokens, budget_tokens=budget
@@ -113,41 +155,127 @@ class AnswerEngine:
         messages = build_messages(question, sources, history)
         pieces: list[str] = []
         ttft_ms: float | None = None
-        async for piece in self.generator.stream(
-            messages, max_tokens=max_tokens, temperature=temperature
-        ):
+        tokens = self.generator.stream(
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=STOP_SEQUENCES if hygiene else (),
+        )
+        async for piece in tokens:
             if ttft_ms is None:
                 ttft_ms = (time.perf_counter() - started) * 1000
             pieces.append(piece)
             yield TokenEvent(piece)
-        text = "".join(pieces).strip()
+            if hygiene and repetition_start("".join(pieces)) is not None:
+                break  # leaving the loop closes the stream, which ends the request
+        text = "".join(pieces)
+        cut = repetition_start(text) if hygiene else None
+        text = (text if cut is None else text[:cut]).strip()
         claims = (
-            await asyncio.to_thread(self.verifier.verify, text, sources) if self.verifier else []
+            await asyncio.to_thread(self.verifier.verify, text, sources, question)
+            if self.verifier
+            else []
         )
-        text = with_attributed_markers(text, claims)
+        if mode is AnswerMode.AUTO:
+            supported = [c for c in claims if c.support is Support.SUPPORTED]
+            if self.verifier is not None and not supported:  # includes "could not find"
+                yield DoneEvent(
+                    await self._quoted(
+                        question, hits, mode, retrieval_ms, started, claims, info.model, ttft_ms
+                    )
+                )
+                return
+            shown = " ".join(c.text for c in supported) if self.verifier else text
+            text = with_attributed_markers(shown, supported)
+            removed = len(claims) - len(supported)
+        else:
+            text = with_attributed_markers(text, claims)
+            removed = 0
         citations, invalid = parse_citations(text, sources)
         grounded = not claims or any(c.support is Support.SUPPORTED for c in claims)
         if not grounded:
             # Nothing the model said is backed by the passages: say so, keep the passages.
             text, citations, invalid = NOT_FOUND_ANSWER, [], []
-        timings = Timings(
-            retrieval_ms=retrieval_ms,
-            ttft_ms=ttft_ms,
-            total_ms=retrieval_ms + (time.perf_counter() - started) * 1000,
-        )
         yield DoneEvent(
             Answer(
                 text=text,
                 citations=citations,
                 sources=sources,
                 invalid_citations=invalid,
-                timings=timings,
+                timings=_timings(retrieval_ms, ttft_ms, started),
                 model=info.model,
                 claims=claims,
                 highlights=best_highlights(claims),
                 grounded=grounded,
+                mode=mode,
+                kind=AnswerKind.GENERATED if grounded else AnswerKind.NOT_FOUND,
+                removed=removed,
             )
         )
+
+    async def _quoted(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        mode: AnswerMode,
+        retrieval_ms: float,
+        started: float,
+        generated: Sequence[Claim] = (),
+        model: str = "",
+        ttft_ms: float | None = None,
+    ) -> Answer:
+        """Quotes from the passages; ``generated`` are the model's claims it replaces."""
+        if self.extractor is None:
+            raise RuntimeError("quote mode needs an AnswerEngine built with a QuoteExtractor")
+        sources = list(hits)
+        quotes = await asyncio.to_thread(self.extractor.quotes, question, sources)
+        if not quotes:
+            reason = "No sentence of the retrieved passages can be quoted as an answer."
+            return self._not_found(hits, mode, reason, retrieval_ms, started)
+        text = quoted_answer(quotes)
+        claims = [quote.as_claim() for quote in quotes]
+        citations, invalid = parse_citations(text, sources)
+        return Answer(
+            text=text,
+            citations=citations,
+            sources=sources,
+            invalid_citations=invalid,
+            timings=_timings(retrieval_ms, ttft_ms, started),
+            model=model,
+            claims=claims + list(generated),
+            highlights=best_highlights(claims),
+            grounded=True,
+            mode=mode,
+            kind=AnswerKind.QUOTED,
+            removed=len(generated),
+        )
+
+    @staticmethod
+    def _not_found(
+        hits: Sequence[Hit], mode: AnswerMode, reason: str, retrieval_ms: float, started: float
+    ) -> Answer:
+        return Answer(
+            text=NOT_FOUND_ANSWER,
+            citations=[],
+            sources=list(hits),
+            invalid_citations=[],
+            timings=_timings(retrieval_ms, None, started),
+            model="",
+            claims=[],
+            highlights={},
+            grounded=False,
+            mode=mode,
+            kind=AnswerKind.NOT_FOUND,
+            not_found_reason=reason,
+        )
+
+
+def _timings(retrieval_ms: float, ttft_ms: float | None, started: float) -> Timings:
+    return Timings(
+        retrieval_ms=retrieval_ms,
+        ttft_ms=ttft_ms,
+        total_ms=retrieval_ms + (time.perf_counter() - started) * 1000,
+    )
 
 
 def best_highlights(claims: Sequence[Claim]) -> dict[int, Highlight]:

@@ -42,9 +42,14 @@ class Generator(Protocol):
         ...
 
     def stream(
-        self, messages: Sequence[Message], *, max_tokens: int, temperature: float
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] = (),
     ) -> AsyncIterator[str]:
-        """Yield the answer's text as it is generated."""
+        """Yield the answer's text as it is generated, ending before any ``stop`` string."""
         ...
 
     async def aclose(self) -> None: ...

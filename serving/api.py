@@ -36,7 +36,7 @@ from core.errors import (
     UnsupportedFileTypeError,
     UnsupportedMediaTypeError,
 )
-from core.settings import Settings, get_settings
+from core.settings import AnswerMode, Settings, get_settings
 from ingest.loader import get_parser_pool, shutdown_parser_pool
 from ingest.ocr import PageProgress
 from ingest.page_view import PageImage, view_page
@@ -407,6 +407,7 @@ async def query(body: models.QueryRequest, session: SessionDep, services: Servic
         top_k=body.top_k,
         max_tokens=body.max_tokens,
         temperature=body.temperature,
+        mode=body.answer_mode,
     )
     if isinstance(started, JSONResponse):
         return started
@@ -491,6 +492,7 @@ async def start_answer(
     top_k: int,
     max_tokens: int | None,
     temperature: float | None,
+    mode: AnswerMode | None = None,
 ) -> Started | JSONResponse:
     """Rewrite a follow-up, retrieve, and begin the answer, or a 503 (with the passages)
     when the generator cannot be reached."""
@@ -506,6 +508,7 @@ async def start_answer(
         temperature=settings.temperature if temperature is None else temperature,
         retrieval_ms=retrieval_ms,
         history=latest(history, settings.conversation_prompt_turns),
+        mode=mode or settings.answer_mode,
     )
     try:
         # Pull the first event before answering, so an unreachable generator is a clean 503.

@@ -135,7 +135,7 @@ def search_command(
 @password_option
 def ask_command(files: tuple[Path, ...], question: str, top_k: int, password: str | None) -> None:
     """Answer the question from FILES, with citations (needs a running vLLM server)."""
-    from rag.answer import TokenEvent
+    from rag.answer import AnswerKind, TokenEvent
 
     services, session = _ingest_files(files, password)
 
@@ -150,10 +150,19 @@ def ask_command(files: tuple[Path, ...], question: str, top_k: int, password: st
                 max_tokens=services.settings.answer_max_tokens,
                 temperature=services.settings.temperature,
                 retrieval_ms=retrieval_ms,
+                mode=services.settings.answer_mode,
             ):
                 if isinstance(event, TokenEvent):
                     click.echo(event.text, nl=False)
                 else:
+                    shown = event.answer
+                    if shown.kind is not AnswerKind.GENERATED or shown.removed:
+                        label = "Quoted from your documents" if shown.kind == "quoted" else "Shown"
+                        click.echo(f"\n\n{label}: {shown.text}")
+                        if shown.removed:
+                            click.echo(f"({shown.removed} unsupported sentence(s) removed)")
+                        if shown.not_found_reason:
+                            click.echo(shown.not_found_reason)
                     click.echo("\n\nSources:")
                     _print_passages(event.answer.sources)
         except GeneratorUnavailableError as exc:

@@ -14,11 +14,13 @@ from core.api_models import (
     TextSpan,
     TimingsOut,
 )
+from core.settings import AnswerMode
 from ingest.page_view import PageExcerpt, PageImage
-from rag.answer import Answer
+from rag.answer import Answer, AnswerKind
 from rag.conversation import CitedPage, Turn
 from rag.retrieval import Hit
 from rag.sessions import DocumentInfo
+from rag.verification import Support
 
 
 def document_out(info: DocumentInfo) -> DocumentOut:
@@ -99,10 +101,21 @@ def query_result(answer: Answer, standalone_question: str) -> QueryResult:
         sources=[numbered_passage(n, h, spans.get(n)) for n, h in enumerate(answer.sources, 1)],
         invalid_citations=answer.invalid_citations,
         claims=[
-            ClaimOut(text=c.text, citations=c.citations, support=c.support, score=c.score)
+            ClaimOut(
+                text=c.text,
+                citations=c.citations,
+                support=c.support,
+                score=c.score,
+                shown=answer.kind is not AnswerKind.NOT_FOUND
+                and (answer.mode is AnswerMode.GENERATE or c.support is Support.SUPPORTED),
+            )
             for c in answer.claims
         ],
         grounded=answer.grounded,
+        answer_mode=answer.mode,
+        answer_kind=answer.kind.value,
+        removed_claims=answer.removed,
+        not_found_reason=answer.not_found_reason,
         timings=TimingsOut(
             retrieval_ms=round(t.retrieval_ms, 1),
             ttft_ms=None if t.ttft_ms is None else round(t.ttft_ms, 1),

@@ -156,17 +156,24 @@ class VLLMGenerator:
             ) from None
 
     async def stream(
-        self, messages: Sequence[Message], *, max_tokens: int, temperature: float
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] = (),
     ) -> AsyncIterator[str]:
         """Yield answer text as it arrives. Retries only before the first token."""
         info = await self.info()
-        request = {
+        request: dict[str, Any] = {
             "model": info.model,
             "messages": list(messages),
             "max_tokens": max_tokens,
             "temperature": temperature,
             "stream": True,
         }
+        if stop:
+            request["stop"] = list(stop)
         deadline = time.monotonic() + self.timeout_s
         attempt = 0
         while True:

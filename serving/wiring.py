@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from core.settings import Settings
 from rag.answer import AnswerEngine
 from rag.embedding import Embedder, make_embedder
+from rag.extract import QuoteExtractor
 from rag.followup import QuestionRewriter, make_rewriter
 from rag.generation import Generator
 from rag.index import make_index
@@ -60,6 +61,12 @@ def build_services(
         embedder=embedder,
         store=make_store(settings, embedder),
         ingestor=Ingestor(settings, embedder),
-        engine=AnswerEngine(make_retriever(settings, embedder), generator, verifier),
+        engine=AnswerEngine(
+            make_retriever(settings, embedder),
+            generator,
+            verifier,
+            QuoteExtractor(embedder),
+            min_score=settings.answer_min_score,
+        ),
         rewriter=make_rewriter(settings, generator),
     )

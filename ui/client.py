@@ -24,6 +24,7 @@ from core.api_models import (
     UploadProgress,
     UploadResult,
 )
+from core.settings import AnswerMode
 
 # Parsing and embedding a long PDF on a CPU can take minutes; answers stream for as long.
 UPLOAD_TIMEOUT = httpx.Timeout(10.0, read=900.0, write=300.0)
@@ -239,6 +240,7 @@ class ApiClient:
         top_k: int,
         max_tokens: int,
         temperature: float,
+        answer_mode: AnswerMode | None = None,
     ) -> Iterator[AnswerEvent]:
         """Stream the answer: TokenChunks, then the QueryResult (or UnavailableBody).
 
@@ -250,9 +252,10 @@ class ApiClient:
             stream=True,
             max_tokens=max_tokens,
             temperature=temperature,
+            answer_mode=answer_mode,
         )
         path = f"/v1/sessions/{session_id}/query"
-        payload = request.model_dump()
+        payload = request.model_dump(mode="json", exclude_none=True)
         try:
             with self._http.stream("POST", path, json=payload, timeout=ANSWER_TIMEOUT) as response:
                 if response.status_code == 503:

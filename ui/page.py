@@ -21,7 +21,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from core.api_models import Health, NumberedPassage, QueryResult, TokenChunk, UploadProgress
 from core.errors import ConfigError
-from core.settings import Settings, load_settings
+from core.settings import AnswerMode, Settings, load_settings
 from ui.client import (
     ApiClient,
     ApiError,
@@ -329,9 +329,25 @@ def privacy_note(ui: UiState, settings: Settings) -> None:
 
 # --- sidebar: answer settings and model ------------------------------------------------
 
+AnswerPrefs = tuple[int, int, float, AnswerMode]  # passages, max tokens, temperature, mode
+ANSWER_MODES = {
+    AnswerMode.AUTO: "Checked (model, only backed sentences, else quotes)",
+    AnswerMode.EXTRACT: "Quotes only (no model)",
+    AnswerMode.GENERATE: "Model's answer as written",
+}
 
-def answer_settings(settings: Settings) -> tuple[int, int, float]:
+
+def answer_settings(settings: Settings) -> AnswerPrefs:
     st.header("Answers", divider="gray")
+    mode = st.radio(
+        "Answer mode",
+        options=list(ANSWER_MODES),
+        index=list(ANSWER_MODES).index(settings.answer_mode),
+        format_func=ANSWER_MODES.__getitem__,
+        key="answer_mode",
+        help="Checked answers show only sentences backed by your documents; quotes are the "
+        "documents' own sentences and need no model.",
+    )
     top_k = st.slider(
         "Passages per question",
         min_value=1,
@@ -357,7 +373,7 @@ def answer_settings(settings: Settings) -> tuple[int, int, float]:
         key="temperature",
         help="0 gives the most literal answers; higher values vary the wording.",
     )
-    return top_k, max_tokens, temperature
+    return top_k, max_tokens, temperature, mode
 
 
 def health(client: ApiClient, ui: UiState) -> Health:
@@ -401,11 +417,9 @@ def model_status(status: Health) -> None:
 # --- chat -------------------------------------------------------------------------------
 
 
-def ask(
-    client: ApiClient, ui: UiState, turn: Turn, index: int, prefs: tuple[int, int, float]
-) -> None:
+def ask(client: ApiClient, ui: UiState, turn: Turn, index: int, prefs: AnswerPrefs) -> None:
     """Stream one answer into the page, then show its sources and their pages beside it."""
-    top_k, max_tokens, temperature = prefs
+    top_k, max_tokens, temperature, mode = prefs
     answer_column, pages_column = st.columns(2, gap="medium")
     slot = answer_column.empty()
     slot.markdown(":gray[*Searching your documents…*]")
@@ -417,6 +431,7 @@ def ask(
             top_k=top_k,
             max_tokens=max_tokens,
             temperature=temperature,
+            answer_mode=mode,
         ):
             if isinstance(event, TokenChunk):
                 turn.answer += event.text
@@ -492,9 +507,22 @@ def render_answer(turn: Turn, index: int, slot: DeltaGenerator) -> None:
         searched = result.standalone_question
         if searched and searched != turn.question:
             st.caption(f":material/search: Searched as: {escape_markdown(searched)}")
-        st.caption(f"{result.model} · {seconds:.1f} s")
+        quoted = result.answer_kind == "quoted"
+        st.caption(f"{'quoted from your documents' if quoted else result.model} · {seconds:.1f} s")
+        if quoted:
+            st.caption(
+                ":material/format_quote: **Quoted from your documents**: these are the "
+                "documents' own sentences, not a written answer."
+            )
         if result.grounded:
             support_check(result)
+            removed_note(result)
+        elif result.not_found_reason:
+            st.info(
+                "Nothing in your documents matches this question. "
+                f"{escape_markdown(result.not_found_reason)}",
+                icon=":material/search_off:",
+            )
         else:
             st.info(
                 "The model's draft answer was not backed by your documents, so it is not shown. "
@@ -520,9 +548,20 @@ def render_answer(turn: Turn, index: int, slot: DeltaGenerator) -> None:
         st.caption("Stopped before the answer was complete.")
 
 
+def removed_note(result: QueryResult) -> None:
+    """A compact note on the model's sentences left out as not supported, expandable."""
+    removed = [c for c in result.claims if not c.shown]
+    if not removed:
+        return
+    with st.expander(f":material/filter_alt: {len(removed)} sentence(s) removed as not backed"):
+        for claim in removed:
+            label = "Weakly backed" if claim.support == "weak" else "Not backed"
+            st.markdown(f"- {label}: “{escape_markdown(claim.text)}”")
+
+
 def support_check(result: QueryResult) -> None:
     """How well each sentence of the answer is backed by the passages it cites."""
-    claims = result.claims
+    claims = [c for c in result.claims if c.shown]
     doubtful = [c for c in claims if c.support != "supported"]
     if not claims:
         return
@@ -572,7 +611,7 @@ def source_card(passage: NumberedPassage, turn: Turn, index: int, *, anchor: boo
     )
 
 
-def chat(client: ApiClient, ui: UiState, prefs: tuple[int, int, float]) -> None:
+def chat(client: ApiClient, ui: UiState, prefs: AnswerPrefs) -> None:
     # Read first (the box is pinned to the bottom anyway), so the hints know a question came.
     question = st.chat_input(
         "Ask a question about your documents" if ui.documents else "Add a document to ask about it",

@@ -49,12 +49,12 @@ def labels(verifier: CitationVerifier, answer: str) -> list[Support]:
     "answer",
     [
         "The models were trained on one machine with 8 NVIDIA P100 GPUs [1].",
-        "The big models were trained for 300,000 steps, which took 3.5 days [1].",
-        "The big model reaches a BLEU score of 41.0 on English-to-French translation [2].",
-        "Attention maps a query and key-value pairs to an output, a weighted sum of values [3].",
+        "The big models were trained for 300,000 steps (3.5 days) [1].",
+        "The big model achieves a BLEU score of 41.0 on English-to-French translation [2].",
+        "The output of attention is computed as a weighted sum of the values [3].",
     ],
 )
-def test_sentences_that_restate_their_passage_are_supported(
+def test_sentences_that_restate_their_passage_in_its_words_are_supported(
     verifier: CitationVerifier, answer: str
 ) -> None:
     assert labels(verifier, answer) == [Support.SUPPORTED]
@@ -135,3 +135,41 @@ def test_split_claims_moves_trailing_markers_into_their_sentence() -> None:
         ("Second fact [2][3].", [2, 3]),
         ("Third, a bullet [1]", [1]),
     ]
+
+
+GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
+
+
+def labels_for(verifier: CitationVerifier, answer: str, question: str) -> list[Support]:
+    return [claim.support for claim in verifier.verify(answer, SOURCES, question)]
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "The models were trained on one machine with 7 NVIDIA P100 GPUs [1].",  # wrong number
+        "How many P100 GPUs were used to train the big model? [1]",  # echoed question
+        "Question: How many P100 GPUs were used to train the big model [1].",  # echoed prompt
+        "The teacher's book [1].",  # content-free fragment
+        "The NVIDIA machine [1].",  # content-free fragment of the passage
+        "The big model reaches a BLEU score of 41.0 on English-to-French translation [2].",
+        "The output is computed as a weighted sum of the values [3].",  # true, off-topic
+    ],
+)
+def test_wrong_echoed_empty_or_off_topic_sentences_are_never_supported(
+    verifier: CitationVerifier, answer: str
+) -> None:
+    assert Support.SUPPORTED not in labels_for(verifier, answer, GPU_QUESTION)
+
+
+def test_the_right_answer_to_the_question_is_supported(verifier: CitationVerifier) -> None:
+    answer = "8 NVIDIA P100 GPUs were used to train the big models [1]."
+    assert labels_for(verifier, answer, GPU_QUESTION) == [Support.SUPPORTED]
+
+
+def test_a_paraphrase_with_words_its_passage_lacks_is_not_supported(
+    verifier: CitationVerifier,
+) -> None:
+    # Calibrated on COVID-QA: an added word is how swapped names and terms get through.
+    answer = "The big model reaches a BLEU score of 41.0 on English-to-French translation [2]."
+    assert labels(verifier, answer) == [Support.WEAK]

@@ -33,7 +33,12 @@ class ScriptedGenerator:
         return sum(len(m["content"]) // 4 for m in messages)
 
     async def stream(
-        self, messages: Sequence[Message], *, max_tokens: int, temperature: float
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] = (),
     ) -> AsyncIterator[str]:
         self._check()
         self.last_messages = messages

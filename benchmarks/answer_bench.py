@@ -1,0 +1,339 @@
+"""End-to-end answers on COVID-QA with the embedded vLLM CPU server: generate, extract, auto.
+
+300 questions drawn with a fixed seed; each is asked over its own article (one session
+per article, ingested through the real loader, chunker and embedder), the passages are
+retrieved once and the same passages are answered in every mode. Per mode:
+
+- containment: share of shown answers whose text (citation markers removed) contains
+  the gold answer text (case- and whitespace-insensitive);
+- false-support rate: among answers shown as supported (not the not-found reply), the
+  share that do not contain the gold answer;
+- latency: median time from passages to the finished, verified answer;
+- model tokens: streamed pieces per answer, and the share that echoed "Question:".
+
+On a shared CPU 300 questions x 3 modes may not fit a time budget: ``--budget-min``
+stops asking new questions after that many minutes and the report states n.
+
+    .venv/bin/python -m benchmarks.answer_bench --output docs/benchmarks/answers.md
+    .venv/bin/python -m benchmarks.answer_bench --limit 20 --budget-min 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import re
+import sys
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.common import (
+    Article,
+    Question,
+    Stopwatch,
+    command_line,
+    describe_machine,
+    load_covidqa,
+    markdown_table,
+    median,
+    normalize,
+    progress,
+    write_report,
+)
+from core.settings import AnswerMode, Settings, load_settings
+from rag.answer import AnswerKind, DoneEvent
+from rag.citations import CITATION_PATTERN
+from rag.embedding import Embedder, configure_threads, make_embedder
+from rag.generation import Generator, GeneratorInfo, GeneratorStatus, Message
+from rag.pipeline import Ingestor
+from rag.sessions import Session, SessionStore
+from serving.launcher import EmbeddedVLLM, prepare_model
+from serving.vllm_client import VLLMGenerator
+from serving.wiring import build_services
+
+SEED = 20260412
+QUESTIONS = 300
+TOP_K = 5
+MODES = (AnswerMode.GENERATE, AnswerMode.EXTRACT, AnswerMode.AUTO)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    mode: AnswerMode
+    kind: AnswerKind
+    contains_gold: bool
+    latency_ms: float
+    model_pieces: int  # streamed pieces (about tokens) the model wrote; 0 without the model
+    echoed: bool  # the model wrote "Question:" (a prompt echo)
+    removed: int
+
+
+class CountingGenerator:
+    """Passes through to a real generator and records what the model wrote last."""
+
+    def __init__(self, inner: Generator) -> None:
+        self.inner = inner
+        self.pieces = 0
+        self.text = ""
+
+    async def status(self) -> GeneratorStatus:
+        return await self.inner.status()
+
+    async def info(self) -> GeneratorInfo:
+        return await self.inner.info()
+
+    async def count_tokens(self, messages: Sequence[Message]) -> int:
+        return await self.inner.count_tokens(messages)
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] = (),
+    ) -> AsyncIterator[str]:
+        async for piece in self.inner.stream(
+            messages, max_tokens=max_tokens, temperature=temperature, stop=stop
+        ):
+            self.pieces += 1
+            self.text += piece
+            yield piece
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    def reset(self) -> None:
+        self.pieces, self.text = 0, ""
+
+
+def choose_questions(questions: Sequence[Question], count: int) -> list[Question]:
+    return random.Random(SEED).sample(list(questions), min(count, len(questions)))
+
+
+def contains_gold(answer: str, gold: Sequence[str]) -> bool:
+    shown = normalize(CITATION_PATTERN.sub("", answer))
+    shown = re.sub(r"\s+([.,;:])", r"\1", shown)
+    return any(g in shown for g in gold)
+
+
+class ArticleSessions:
+    """One session per article, ingested the first time a question needs it."""
+
+    def __init__(
+        self, store: SessionStore, ingestor: Ingestor, articles: Sequence[Article]
+    ) -> None:
+        self._store = store
+        self._ingestor = ingestor
+        self._articles = articles
+        self._sessions: dict[int, Session] = {}
+
+    def session(self, article: int) -> Session:
+        if article not in self._sessions:
+            session = self._store.create()
+            document = self._articles[article]
+            self._ingestor.ingest(session, document.text.encode("utf-8"), document.filename)
+            self._sessions[article] = session
+        return self._sessions[article]
+
+
+async def ask_all(
+    settings: Settings,
+    url: str,
+    embedder: Embedder,
+    articles: Sequence[Article],
+    chosen: Sequence[Question],
+    budget_s: float,
+) -> list[Row]:
+    generator = CountingGenerator(
+        VLLMGenerator(url, timeout_s=settings.generator_timeout_s, retries=1)
+    )
+    services = build_services(settings, embedder=embedder, generator=generator)
+    engine = services.engine
+    sessions = ArticleSessions(services.store, services.ingestor, articles)
+    rows: list[Row] = []
+    clock = Stopwatch()
+    try:
+        for number, question in enumerate(chosen, 1):
+            if clock.elapsed() > budget_s:
+                progress(f"time budget reached after {number - 1} questions")
+                break
+            session = sessions.session(question.article)
+            hits, _ = await engine.retrieve(
+                session, question.text, top_k=TOP_K, score_threshold=settings.score_threshold
+            )
+            for mode in MODES:
+                generator.reset()
+                done: DoneEvent | None = None
+                async for event in engine.stream(
+                    question.text,
+                    hits,
+                    max_tokens=settings.answer_max_tokens,
+                    temperature=0.0,
+                    mode=mode,
+                ):
+                    if isinstance(event, DoneEvent):
+                        done = event
+                assert done is not None
+                answer = done.answer
+                rows.append(
+                    Row(
+                        mode=mode,
+                        kind=answer.kind,
+                        contains_gold=contains_gold(answer.text, question.answers),
+                        latency_ms=answer.timings.total_ms,
+                        model_pieces=generator.pieces,
+                        echoed="question:" in generator.text.lower(),
+                        removed=answer.removed,
+                    )
+                )
+            if number % 5 == 0:
+                progress(f"  {number}/{len(chosen)} questions, {clock.elapsed():.0f} s")
+    finally:
+        await generator.aclose()
+    return rows
+
+
+def summarize(rows: Sequence[Row]) -> list[list[object]]:
+    by_mode: dict[AnswerMode, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_mode[row.mode].append(row)
+    table = []
+    for mode in MODES:
+        members = by_mode[mode]
+        if not members:
+            continue
+        shown = [r for r in members if r.kind is not AnswerKind.NOT_FOUND]
+        false_support = sum(1 for r in shown if not r.contains_gold)
+        generated = [r for r in members if r.model_pieces]
+        table.append(
+            [
+                f"`{mode}`",
+                len(members),
+                f"{sum(r.contains_gold for r in members) / len(members):.3f}",
+                f"{len(shown) / len(members):.3f}",
+                f"{false_support / len(shown):.3f}" if shown else "n/a",
+                f"{sum(r.kind is AnswerKind.QUOTED for r in members) / len(members):.3f}",
+                f"{median([r.latency_ms for r in members]) / 1000:.2f}",
+                f"{median([float(r.model_pieces) for r in generated]):.0f}" if generated else "0",
+                f"{sum(r.echoed for r in generated) / len(generated):.3f}" if generated else "n/a",
+                sum(r.removed for r in members),
+            ]
+        )
+    return table
+
+
+def gold_length_percentiles(chosen: Sequence[Question], embedder: Embedder) -> str:
+    lengths = sorted(embedder.count_tokens(q.answers[0]) for q in chosen)
+    pick = [lengths[int(p * (len(lengths) - 1))] for p in (0.5, 0.9, 0.95)]
+    return f"median {pick[0]}, 90th percentile {pick[1]}, 95th percentile {pick[2]}"
+
+
+def report(
+    rows: Sequence[Row],
+    asked: int,
+    argv: Sequence[str],
+    machine: str,
+    seconds: float,
+    gold_lengths: str,
+) -> str:
+    headers = [
+        "mode",
+        "n",
+        "contains gold",
+        "shown (not not-found)",
+        "false-support rate",
+        "quoted",
+        "median latency s",
+        "median model tokens",
+        "echoed 'Question:'",
+        "sentences removed",
+    ]
+    base = ["benchmarks.answer_bench", "--output", "docs/benchmarks/answers.md"]
+    return f"""## Answers end to end on COVID-QA: generate, extract, auto
+
+Command: `{command_line("benchmarks.answer_bench", argv)}` ({seconds / 60:.0f} min).
+**n = {asked} of {QUESTIONS} questions** (seed {SEED}) were asked in every mode before the
+time budget ran out on the shared CPU; all {QUESTIONS}: `{command_line(base[0], base[1:])}`.
+
+Each question is asked over its own article (one session per article, real loader,
+chunker, embedder and hybrid retrieval, top {TOP_K}); the same passages are answered in
+each mode by the embedded vLLM CPU server (SmolLM2-135M-Instruct, temperature 0).
+*contains gold*: the shown answer contains the gold answer text. *false-support rate*:
+among answers shown as supported (anything but the not-found reply), the share that do
+not contain the gold answer. `generate` is today's behaviour (no stop sequences, no cap,
+the whole answer shown when one sentence is supported); `auto` adds the stop sequences,
+repetition guard and the {128}-token cap for factual questions, shows only supported
+sentences and quotes when none is; `extract` never calls the model.
+Gold answer lengths of these questions, in model-tokenizer-like embedding tokens:
+{gold_lengths}.
+
+{markdown_table(headers, summarize(rows))}
+
+Containment is strict (the whole gold text, often a full sentence in COVID-QA), so a
+correct paraphrase counts as not containing it: the false-support rate is an upper bound.
+
+Machine: {machine}
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, help="write the markdown report here")
+    parser.add_argument("--limit", type=int, default=QUESTIONS, help="questions to ask")
+    parser.add_argument("--budget-min", type=float, default=1e9, help="stop asking after this")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (embedding)")
+    parser.add_argument("--vllm-url", help="use a running vLLM server instead of starting one")
+    args = parser.parse_args(argv)
+    argv = list(argv) if argv is not None else sys.argv[1:]
+    configure_threads(args.threads)
+    machine = describe_machine(args.threads)
+    settings = load_settings(threads=args.threads)
+    embedder = make_embedder(settings)
+    articles, questions = load_covidqa()
+    chosen = choose_questions(questions, QUESTIONS)[: args.limit]
+    timer = Stopwatch()
+
+    async def run(url: str) -> list[Row]:
+        return await ask_all(settings, url, embedder, articles, chosen, args.budget_min * 60)
+
+    if args.vllm_url:
+        rows = asyncio.run(run(args.vllm_url))
+    else:
+        with open(os.devnull, "w") as quiet:
+            server = EmbeddedVLLM(
+                settings, port=_free_port(), model_path=prepare_model(settings), output=quiet
+            )
+            progress("starting the embedded vLLM server")
+            server.start()
+            try:
+                rows = asyncio.run(run(server.url))
+            finally:
+                server.stop()
+    asked = len(rows) // len(MODES)
+    text = report(
+        rows,
+        asked,
+        argv,
+        machine.describe(),
+        timer.elapsed(),
+        gold_length_percentiles(chosen, embedder),
+    )
+    write_report(text, args.output)
+    return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

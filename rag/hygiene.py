@@ -1,0 +1,53 @@
+"""Guards against what small models do wrong: echo the prompt, loop, ramble.
+
+The stop sequences end an answer where a small model starts writing the next prompt
+turn; the repetition guard ends it when it starts saying the same thing again; the
+length cap keeps a factual question's answer short.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Where SmolLM2-135M starts a new turn of the prompt it was shown.
+STOP_SEQUENCES = ("Question:", "Passages:", "\n\n\n")
+# Tokens for a factual question's answer: COVID-QA gold answers are at most ~90 model
+# tokens at the 95th percentile (docs/benchmarks/answers.md), plus citation markers.
+FACTUAL_ANSWER_TOKENS = 128
+REPEATED_NGRAM_WORDS = 6
+
+_FACTUAL = re.compile(
+    r"^\s*(what|which|who|whom|whose|when|where|how (many|much|long|old|often)|is|are|was|were|"
+    r"does|do|did|can)\b",
+    re.IGNORECASE,
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"\w+")
+
+
+def answer_token_cap(question: str, max_tokens: int) -> int:
+    """A short cap for factual questions; the configured maximum otherwise."""
+    if _FACTUAL.match(question):
+        return min(max_tokens, FACTUAL_ANSWER_TOKENS)
+    return max_tokens
+
+
+def repetition_start(text: str) -> int | None:
+    """Where the text starts repeating itself (a sentence or a 6-word run seen before), or None."""
+    seen_sentences: set[str] = set()
+    position = 0
+    for sentence in _SENTENCE_END.split(text):
+        at = text.find(sentence, position)
+        key = " ".join(_WORD.findall(sentence.lower()))
+        if key.count(" ") >= 3 and key in seen_sentences:
+            return at
+        seen_sentences.add(key)
+        position = at + len(sentence)
+    words = list(_WORD.finditer(text))
+    seen_runs: set[tuple[str, ...]] = set()
+    for i in range(len(words) - REPEATED_NGRAM_WORDS + 1):
+        run = tuple(w.group().lower() for w in words[i : i + REPEATED_NGRAM_WORDS])
+        if run in seen_runs:
+            return words[i].start()
+        seen_runs.add(run)
+    return None

@@ -1,0 +1,168 @@
+"""auto, extract and generate over the real attention paper: real parser, embedder, FAISS.
+
+The LLM is a scripted generator here (the answer is the input under test), one that fails
+when called (to prove quote mode never calls it), or the real embedded vLLM (marker vllm).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import pytest
+
+from core.settings import AnswerMode, Settings
+from rag.answer import Answer, AnswerEngine, AnswerKind, DoneEvent
+from rag.extract import QuoteExtractor
+from rag.generation import Generator, GeneratorInfo, GeneratorStatus, Message
+from rag.index import make_index
+from rag.pipeline import Ingestor
+from rag.prompts import NOT_FOUND_ANSWER
+from rag.retrieval import Retriever
+from rag.sessions import Session, SessionStore
+from rag.verification import CitationVerifier, Support
+from tests.plugins.vllm_server import VLLMServerHandle
+from tests.serving.fakes import ScriptedGenerator
+
+GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
+UNRELATED_QUESTION = "What is the capital of Peru?"
+MIN_SCORE = 0.25
+
+
+class CallForbiddenGenerator:
+    """A generator that fails the test if anything calls it."""
+
+    async def status(self) -> GeneratorStatus:
+        raise AssertionError("quote mode called the LLM (status)")
+
+    async def info(self) -> GeneratorInfo:
+        raise AssertionError("quote mode called the LLM (info)")
+
+    async def count_tokens(self, messages: Sequence[Message]) -> int:
+        raise AssertionError("quote mode called the LLM (count_tokens)")
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        temperature: float,
+        stop: Sequence[str] = (),
+    ) -> AsyncIterator[str]:
+        raise AssertionError("quote mode called the LLM (stream)")
+
+    async def aclose(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def session(settings: Settings, embedder: Any, attention_pdf: bytes) -> Session:
+    store = SessionStore(
+        index_factory=lambda: make_index(embedder.dimension, "cpu"),
+        ttl_s=600,
+        max_sessions=2,
+        max_chunks_per_session=10_000,
+        max_total_chunks=10_000,
+    )
+    session = store.create()
+    Ingestor(settings, embedder).ingest(session, attention_pdf, "attention.pdf")
+    return session
+
+
+def engine(embedder: Any, generator: Generator) -> AnswerEngine:
+    return AnswerEngine(
+        Retriever(embedder, dedup_threshold=0.95, hybrid=True),
+        generator,
+        CitationVerifier(embedder),
+        QuoteExtractor(embedder),
+        min_score=MIN_SCORE,
+    )
+
+
+async def ask(engine: AnswerEngine, session: Session, question: str, mode: AnswerMode) -> Answer:
+    hits, _ = await engine.retrieve(session, question, top_k=5, score_threshold=None)
+    async for event in engine.stream(question, hits, max_tokens=96, temperature=0.0, mode=mode):
+        if isinstance(event, DoneEvent):
+            return event.answer
+    raise AssertionError("no answer")
+
+
+def cited_pages(answer: Answer) -> set[int]:
+    return {page for c in answer.citations for page in (c.hit.chunk.page, c.hit.chunk.page_end)}
+
+
+def test_extract_answers_the_p100_question_without_calling_the_llm(
+    embedder: Any, session: Session
+) -> None:
+    answer = asyncio.run(
+        ask(engine(embedder, CallForbiddenGenerator()), session, GPU_QUESTION, AnswerMode.EXTRACT)
+    )
+    assert answer.kind is AnswerKind.QUOTED
+    assert "8" in answer.text and cited_pages(answer) & {7, 8}
+    # The highlight is the exact quoted sentence in its passage.
+    (n, highlight), *_ = answer.highlights.items()
+    assert answer.sources[n - 1].chunk.text[highlight.start : highlight.end] in answer.text
+
+
+def test_auto_shows_only_the_supported_sentence(embedder: Any, session: Session) -> None:
+    scripted = ScriptedGenerator(
+        "8 NVIDIA P100 GPUs were used to train the big models [1]. "
+        "The big model was trained on 64 TPUs [1]. "
+        "Question: How many P100 GPUs? "
+        "The teacher's book [2]."
+    )
+    answer = asyncio.run(ask(engine(embedder, scripted), session, GPU_QUESTION, AnswerMode.AUTO))
+    assert answer.kind is AnswerKind.GENERATED
+    assert answer.text == "8 NVIDIA P100 GPUs were used to train the big models [1]."
+    assert answer.removed == 3
+    assert [c.support is Support.SUPPORTED for c in answer.claims] == [True, False, False, False]
+
+
+def test_auto_falls_back_to_quotes_when_nothing_is_supported(
+    embedder: Any, session: Session
+) -> None:
+    scripted = ScriptedGenerator("The big model was trained on 7 P100 GPUs [1].")
+    answer = asyncio.run(ask(engine(embedder, scripted), session, GPU_QUESTION, AnswerMode.AUTO))
+    assert answer.kind is AnswerKind.QUOTED
+    assert "8 NVIDIA P100 GPUs" in answer.text and answer.removed == 1
+    assert answer.claims[-1].text == "The big model was trained on 7 P100 GPUs [1]."
+
+
+def test_generate_keeps_the_whole_answer(embedder: Any, session: Session) -> None:
+    text = (
+        "The models were trained on one machine with 8 NVIDIA P100 GPUs [1]. It took 64 TPUs [1]."
+    )
+    answer = asyncio.run(
+        ask(engine(embedder, ScriptedGenerator(text)), session, GPU_QUESTION, AnswerMode.GENERATE)
+    )
+    assert answer.kind is AnswerKind.GENERATED and answer.text == text
+
+
+@pytest.mark.parametrize("mode", [AnswerMode.AUTO, AnswerMode.EXTRACT])
+def test_unrelated_question_is_not_found_and_says_why(
+    embedder: Any, session: Session, mode: AnswerMode
+) -> None:
+    answer = asyncio.run(
+        ask(engine(embedder, CallForbiddenGenerator()), session, UNRELATED_QUESTION, mode)
+    )
+    assert answer.text == NOT_FOUND_ANSWER and answer.kind is AnswerKind.NOT_FOUND
+    assert answer.not_found_reason is not None
+    assert f"below the threshold of {MIN_SCORE:.2f}" in answer.not_found_reason
+
+
+def test_related_question_is_never_not_found_in_auto(embedder: Any, session: Session) -> None:
+    scripted = ScriptedGenerator(NOT_FOUND_ANSWER)
+    answer = asyncio.run(ask(engine(embedder, scripted), session, GPU_QUESTION, AnswerMode.AUTO))
+    assert answer.kind is AnswerKind.QUOTED and "8" in answer.text
+
+
+@pytest.mark.vllm
+def test_p100_question_in_auto_with_the_real_model(
+    embedder: Any, session: Session, vllm_server: VLLMServerHandle
+) -> None:
+    generator = vllm_server.make_generator(timeout_s=300, retries=1)
+    answer = asyncio.run(ask(engine(embedder, generator), session, GPU_QUESTION, AnswerMode.AUTO))
+    asyncio.run(generator.aclose())
+    assert answer.kind in (AnswerKind.GENERATED, AnswerKind.QUOTED)
+    assert "8" in answer.text and cited_pages(answer) & {7, 8}, answer.text
