@@ -18,6 +18,7 @@ from serving.launcher import EmbeddedVLLM, die_with_parent, stop_process_tree
 from ui import PAGE_PATH
 
 STOP_TIMEOUT_S = 20.0
+VLLM_READY_MESSAGE = "vLLM is ready"
 
 
 class Child:
@@ -52,14 +53,17 @@ def wait_for(url: str, child: Child, timeout_s: float) -> None:
     raise click.ClickException(f"The {child.name} did not answer at {url} in {timeout_s:.0f} s.")
 
 
-def run_stack(settings: Settings) -> None:
-    """Start everything, print the URL, and stop it all on Ctrl-C, SIGTERM or a child's death."""
+def run_stack(settings: Settings, *, verbose: bool = False) -> None:
+    """Start everything, print the URL, and stop it all on Ctrl-C, SIGTERM or a child's death.
+
+    vLLM prints only warnings and errors unless ``verbose``; one line says when it is ready.
+    """
 
     def on_sigterm(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    vllm = None if settings.vllm_url else EmbeddedVLLM(settings)
+    vllm = None if settings.vllm_url else EmbeddedVLLM(settings, verbose=verbose)
     vllm_url = settings.vllm_url or (vllm.url if vllm else "")
     api_url = f"http://{settings.api_host}:{settings.api_port}"
     env = {**os.environ, "PGPT_VLLM_URL": vllm_url, "PGPT_API_URL": api_url}
@@ -82,16 +86,24 @@ def run_stack(settings: Settings) -> None:
                     "--server.headless", "true",
                     "--browser.gatherUsageStats", "false",
                     "--client.toolbarMode", "minimal",
+                    # A watcher would re-run the page on source edits and, watching every
+                    # folder below the app (a .venv too), exhaust the inotify watches.
+                    "--server.fileWatcherType", "none",
                 ],
                 env,
             )
         )  # fmt: skip
         if vllm is not None:
             click.echo(f"Starting the embedded vLLM CPU server on {vllm.url} ...", err=True)
+            started = time.monotonic()
             try:
                 vllm.start()
             except GeneratorUnavailableError as exc:
                 raise click.ClickException(exc.message) from None
+            click.echo(
+                f"{VLLM_READY_MESSAGE} on {vllm.url} ({time.monotonic() - started:.0f} s).",
+                err=True,
+            )
         wait_for(f"{api_url}/healthz", children[0], timeout_s=120)
         ui_url = f"http://{settings.api_host}:{settings.ui_port}"
         wait_for(f"{ui_url}/_stcore/health", children[1], timeout_s=60)
