@@ -132,7 +132,10 @@ FROM runtime AS cpu
 COPY --from=build-cpu /opt/venv /opt/venv
 COPY --from=build-cpu /app /app
 COPY --from=build-cpu /opt/privategptpp /opt/privategptpp
-ENV PGPT_CACHE_DIR=/opt/privategptpp/cache
+# The converted model is read from the image; vLLM's own small caches go to the tmpfs, so
+# `pgpt up` runs with a read-only root like the compose services.
+ENV PGPT_CACHE_DIR=/opt/privategptpp/cache \
+    VLLM_CACHE_ROOT=/tmp/vllm-cache
 USER app
 # The embedded vLLM CPU server takes minutes to start on a small machine.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=10m --retries=5 \

@@ -236,7 +236,9 @@ class EmbeddedVLLM:
             {
                 "VLLM_CPU_KVCACHE_SPACE": str(self.settings.vllm_kv_cache_gb),
                 "VLLM_CPU_OMP_THREADS_BIND": self.settings.vllm_cpu_threads_bind,
-                "VLLM_CACHE_ROOT": str(self.settings.cache_dir / "vllm"),
+                # A read-only image points it at its tmpfs (the Dockerfile sets it).
+                "VLLM_CACHE_ROOT": os.environ.get("VLLM_CACHE_ROOT")
+                or str(self.settings.cache_dir / "vllm"),
                 "VLLM_NO_USAGE_STATS": "1",
                 "DO_NOT_TRACK": "1",
                 "HF_HUB_OFFLINE": "1",

@@ -270,3 +270,14 @@ def test_quiet_vllm_logs_warnings_only_and_keeps_uvicorn_quiet(settings: Any) ->
     verbose = EmbeddedVLLM(settings)
     assert verbose.environment()["VLLM_LOGGING_LEVEL"] == "INFO"
     assert verbose.command(Path("/m"))[-2:] == ["--uvicorn-log-level", "info"]
+
+
+def test_vllm_cache_root_from_the_environment_wins(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read-only image points vLLM's caches at its tmpfs (Dockerfile: VLLM_CACHE_ROOT)."""
+    assert EmbeddedVLLM(settings).environment()["VLLM_CACHE_ROOT"] == str(
+        settings.cache_dir / "vllm"
+    )
+    monkeypatch.setenv("VLLM_CACHE_ROOT", "/tmp/vllm-cache")
+    assert EmbeddedVLLM(settings).environment()["VLLM_CACHE_ROOT"] == "/tmp/vllm-cache"
