@@ -260,6 +260,9 @@ def check_pgpt_up(docker: str, tag: str) -> None:
         f"{LOOPBACK}:{port}:8000",
         "--env",
         f"PGPT_BIND={LOOPBACK}",
+        # The image's health check allows 10 minutes; a busy shared machine may need them.
+        "--env",
+        f"PGPT_VLLM_STARTUP_TIMEOUT_S={UP_READY_TIMEOUT_S:.0f}",
         tag,
     ]
     log("running pgpt up (the image's command): docker run " + " ".join(argv))
