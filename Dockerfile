@@ -15,7 +15,7 @@
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 # Must equal the torch pin in pyproject.toml (tests/deploy/test_dockerfile.py checks it).
 ARG TORCH_VERSION=2.13.0
-# PyTorch's own indexes, one per build (…/cpu, …/cu130); PyPI for everything else.
+# PyTorch's own indexes, one per build (…/cpu, …/cu128); PyPI for everything else.
 ARG TORCH_INDEX_BASE=https://download.pytorch.org/whl
 # torch and faiss must link the same CUDA (FAISS's own rule). PyPI's GPU faiss (`faiss-gpu`
 # 1.15, the package the design names) is built for CUDA 12 and no CUDA 13 build of it is on
