@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.image_test import api_service, hardening_flags, main
+from deploy.image_test import api_service, hardening_flags, main, written_paths
 
 
 def test_api_hardening_becomes_the_same_docker_run_flags() -> None:
@@ -26,3 +26,10 @@ def test_skips_with_a_clear_message_without_a_daemon(capsys: pytest.CaptureFixtu
     assert main(["--docker", "/nonexistent/docker"]) == 0
     out = capsys.readouterr().out
     assert "SKIPPED: no Docker daemon" in out and "/nonexistent/docker" in out
+
+
+def test_docker_init_mount_point_is_not_a_write() -> None:
+    """`--init` adds Docker's init binary as a mount point; anything else is a real write."""
+    diff = "C /usr\nC /usr/sbin\nA /usr/sbin/docker-init\n"
+    assert written_paths(diff) == []
+    assert written_paths(diff + "A /tmp2/upload.pdf\nC /app\n") == ["A /tmp2/upload.pdf", "C /app"]
