@@ -271,6 +271,9 @@ def check_pgpt_up(docker: str, tag: str) -> None:
     # pgpt up as the image runs it by default, with the same hardening (read-only root).
     argv = [
         *hardening_flags(service),
+        # vLLM's processes share tensors through /dev/shm (160 MiB here; Docker gives 64 MiB).
+        "--shm-size",
+        "1g",
         "--publish",
         f"{LOOPBACK}:{port}:8000",
         "--env",
