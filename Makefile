@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: data setup setup-browser run test lint unit bench clean
+.PHONY: data setup setup-browser run test lint unit bench image-test clean
 
 # The documents tests and benchmarks read, by checksum: ../shared/data when it is there, else
 # downloaded into ~/.cache/privategptpp/data. Standard library only, so it runs (and fails
@@ -69,6 +69,12 @@ bench: data setup
 	$(VENV)/bin/python -m benchmarks.render_bench --output docs/benchmarks/render.md
 	$(VENV)/bin/python -m benchmarks.followup_bench --output docs/benchmarks/followup.md
 	$(VENV)/bin/python -m benchmarks.assemble_docs
+
+# Builds the cpu image and runs it as compose runs the api (read-only, hardened), then `pgpt up`
+# inside it; skips with a message where no Docker daemon answers. Options (docs/deploy.md):
+# make image-test IMAGE_TEST_ARGS="--docker /usr/bin/docker --base-image privategptpp-base:bookworm"
+image-test: setup
+	$(VENV)/bin/python -m deploy.image_test $(IMAGE_TEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

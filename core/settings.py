@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -246,7 +246,8 @@ class Settings(BaseSettings):
     vllm_url: str | None = Field(
         None,
         description=(
-            "OpenAI-compatible vLLM base URL (e.g. http://vllm:8000). Unset: embedded vLLM CPU."
+            "vLLM server URL, with or without the OpenAI-style /v1 (http://vllm:8000 and "
+            "http://vllm:8000/v1 mean the same). Unset: embedded vLLM CPU."
         ),
     )
     vllm_api_key: SecretStr | None = Field(None, description="Bearer key for the vLLM server.")
@@ -317,6 +318,18 @@ class Settings(BaseSettings):
     )
     api_url: str = Field("http://127.0.0.1:8000", description="Where the UI finds the REST API.")
     ui_port: int = Field(8501, ge=1, le=65535, description="Streamlit UI port.")
+
+    @field_validator("vllm_url")
+    @classmethod
+    def _server_root(cls, url: str | None) -> str | None:
+        """The server's root: the client adds /v1/... itself (and calls /tokenize, /health)."""
+        if url is None or not url.strip():
+            return None
+        root = url.strip().rstrip("/").removesuffix("/v1").rstrip("/")
+        scheme, sep, rest = root.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest:
+            raise ValueError(f"must be an http:// or https:// URL (http://vllm:8000), not {url!r}")
+        return root
 
     @model_validator(mode="after")
     def _check_consistency(self) -> Settings:

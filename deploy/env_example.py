@@ -89,6 +89,11 @@ COMPOSE_VARIABLES: tuple[ComposeVariable, ...] = (
         "4g",
         "RAM limit of the ui container; swap is off for it too.",
     ),
+    ComposeVariable(
+        "PGPT_VLLM_MEMORY_LIMIT",
+        "32g",
+        "RAM limit of the vllm container (it holds every prompt); swap is off for it too.",
+    ),
 )
 
 HEADER = """\
@@ -96,7 +101,9 @@ HEADER = """\
 # from core/settings.py: edit that file, not this one.
 #
 # Copy to .env and uncomment what you change. Settings are read from the environment or from
-# .env in the working directory (the api and ui containers also get .env via docker compose).
+# .env in the working directory. Under docker compose no container gets this file as a whole:
+# each service sees only the variables its `environment:` lists (the api: its settings,
+# PGPT_API_KEY and PGPT_VLLM_API_KEY; the ui: PGPT_API_KEY; vllm: HF_TOKEN and the vLLM key).
 # Values shown are the defaults.
 """
 

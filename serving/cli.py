@@ -203,12 +203,15 @@ def serve_command(host: str | None, port: int | None) -> None:
 
 
 @main.command("up")
-def up_command() -> None:
+@click.option(
+    "--verbose", is_flag=True, help="Show vLLM's full log (default: warnings and errors only)."
+)
+def up_command(verbose: bool) -> None:
     """Run everything on this machine: embedded vLLM (unless PGPT_VLLM_URL), API and web UI."""
     from core.settings import load_settings
     from serving.stack import run_stack
 
-    run_stack(load_settings())
+    run_stack(load_settings(), verbose=verbose)
 
 
 if __name__ == "__main__":

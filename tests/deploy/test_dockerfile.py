@@ -1,4 +1,8 @@
-"""Invariants of the Dockerfile and .dockerignore, read as text (no Docker engine here)."""
+"""Invariants of the Dockerfile and .dockerignore, read as text.
+
+The image itself is built and run by `make image-test` (deploy/image_test.py) where a Docker
+daemon runs; these checks run everywhere.
+"""
 
 from __future__ import annotations
 
@@ -141,25 +145,55 @@ def test_torch_is_pinned_to_the_pyproject_version(dockerfile: Dockerfile) -> Non
     assert dockerfile.global_args["TORCH_VERSION"] == "2.13.0"
 
 
+def test_no_syntax_directive_is_needed() -> None:
+    """A `# syntax=` line makes BuildKit fetch a frontend image: no registry, no build."""
+    first = DOCKERFILE.read_text(encoding="utf-8").splitlines()[0]
+    assert not re.match(r"#\s*syntax\s*=", first)
+
+
+def test_base_image_is_a_build_argument(dockerfile: Dockerfile) -> None:
+    assert dockerfile.global_args["PYTHON_IMAGE"] == "python:3.11-slim-bookworm"
+    bases = {stage.base for stage in dockerfile.stages.values()} - set(dockerfile.stages)
+    assert bases == {"${PYTHON_IMAGE}"}
+
+
 def test_cpu_build_uses_cpu_torch_and_the_embedded_extra(dockerfile: Dockerfile) -> None:
     runs = " ".join(stage_run for s in dockerfile.chain("build-cpu") for stage_run in s.all("RUN"))
     assert '--index-url "${TORCH_INDEX_BASE}/cpu"' in runs
     assert '"torch==${TORCH_VERSION}+cpu"' in runs
     assert dockerfile.global_args["TORCH_INDEX_BASE"] == "https://download.pytorch.org/whl"
-    assert '".[embedded]"' in runs
+    assert "python /tmp/requirements.py embedded" in runs
+    assert '--no-deps -e ".[embedded]"' in runs
     assert "pgpt vllm --prepare-only" in runs
     assert any("--from=build-cpu" in c for c in dockerfile.stages["cpu"].all("COPY"))
 
 
-def test_cuda_build_uses_cuda_torch_and_faiss_gpu(dockerfile: Dockerfile) -> None:
+def test_cuda_build_uses_one_cuda_for_torch_and_faiss(dockerfile: Dockerfile) -> None:
+    """FAISS requires torch and faiss to link the same CUDA: PyPI's faiss-gpu 1.15 is a
+    CUDA 12 build (nvidia-cuda-runtime-cu12), so torch must be a cu12x build."""
     runs = " ".join(dockerfile.stages["build-cuda"].all("RUN"))
     assert '--index-url "${TORCH_INDEX_BASE}/${TORCH_CUDA}"' in runs
     assert '"torch==${TORCH_VERSION}+${TORCH_CUDA}"' in runs
-    assert re.fullmatch(r"cu\d+", dockerfile.global_args["TORCH_CUDA"])
+    assert re.fullmatch(r"cu12\d", dockerfile.global_args["TORCH_CUDA"])
+    assert dockerfile.global_args["FAISS_GPU_REQUIREMENT"] == "faiss-gpu>=1.15,<1.16"
     assert "pip uninstall -y faiss-cpu" in runs
-    assert dockerfile.global_args["FAISS_GPU_REQUIREMENT"].startswith("faiss-gpu-cu12")
+    # The build fails unless both import with one CUDA major version.
+    assert runs.endswith("python /app/deploy/cuda_check.py --require-cuda")
     assert any("--from=build-cuda" in c for c in dockerfile.stages["cuda"].all("COPY"))
     assert "embedded" not in runs  # no vLLM CPU build in the GPU image
+
+
+def test_dependencies_are_installed_before_the_sources_are_copied(dockerfile: Dockerfile) -> None:
+    """A change of the sources must not reinstall vLLM and torch's dependencies."""
+    for name in ("build-cpu", "build-cuda"):
+        order = [
+            args
+            for keyword, args in dockerfile.stages[name].instructions
+            if keyword in ("RUN", "COPY")
+        ]
+        requirements = next(i for i, a in enumerate(order) if "-r /tmp/requirements.txt" in a)
+        sources = next(i for i, a in enumerate(order) if a.startswith("core "))
+        assert requirements < sources, name
 
 
 @pytest.mark.parametrize("target", FINAL_TARGETS)
@@ -254,6 +288,7 @@ def test_documents_and_secrets_never_enter_the_build_context(path: str) -> None:
 def test_everything_the_dockerfile_copies_is_in_the_build_context(dockerfile: Dockerfile) -> None:
     sources = copied_sources(dockerfile)
     assert {"pyproject.toml", "core", "ingest", "rag", "serving", "ui", "*.py"} <= set(sources)
+    assert {"deploy/cuda_check.py", "deploy/requirements.py"} <= set(sources)
     for source in sources:
         assert is_in_build_context(source), f"COPY {source} is excluded by .dockerignore"
     assert is_in_build_context("core/settings.py")

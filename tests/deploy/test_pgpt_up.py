@@ -156,6 +156,8 @@ def test_pgpt_up_starts_answers_and_stops_cleanly_on_ctrl_c(
         # pgpt up, the API, the UI and vLLM (with its engine and parser workers) at least.
         assert len(family) >= 4
         assert "serve" in commands and "streamlit" in commands and "vllm" in commands
+        # No file watcher: it would re-run the page on edits and exhaust inotify on a .venv.
+        assert "--server.fileWatcherType none" in commands
 
         os.killpg(up.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
         try:
@@ -166,6 +168,11 @@ def test_pgpt_up_starts_answers_and_stops_cleanly_on_ctrl_c(
         _, survivors = psutil.wait_procs(family, timeout=10)
         survivors = [p for p in survivors if alive(p, started[p.pid])]
         assert survivors == [], [" ".join(p.cmdline())[:120] for p in survivors]
-        assert "Stopped." in up.output.decode(errors="replace")
+        output = up.output.decode(errors="replace")
+        assert "Stopped." in output
+        # vLLM's log is down to warnings and errors, plus our one ready line.
+        vllm_lines = [line for line in output.splitlines() if line.startswith("[vllm] ")]
+        assert not [line for line in vllm_lines if " INFO " in line or "Route:" in line]
+        assert output.count("vLLM is ready on http://") == 1
     finally:
         up.stop()  # only does anything if the test failed before stopping it

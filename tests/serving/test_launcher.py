@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import uuid
@@ -23,6 +24,8 @@ from serving.launcher import (
     SERVED_MODEL_NAME,
     EmbeddedVLLM,
     bundled_gguf_path,
+    is_progress_or_blank,
+    make_world_readable,
     model_dir,
     prepare_model,
 )
@@ -77,6 +80,22 @@ def test_prepare_model_converts_into_a_fresh_cache_atomically(tmp_path: Path) ->
     # Only the finished folder and the lock remain: no half-built siblings.
     leftovers = {p.name for p in folder.parent.iterdir()} - {SERVED_MODEL_NAME}
     assert all(name.endswith(".lock") for name in leftovers), leftovers
+    # Converted as root in the image, read as `app`: every file, the weights too, is 0644.
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in folder.iterdir()}
+    assert modes["model.safetensors"] == 0o644
+    assert set(modes.values()) == {0o644}, modes
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+
+
+def test_make_world_readable_opens_private_files_and_folders(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir(mode=0o700)
+    (tmp_path / "sub" / "weights.safetensors").write_bytes(b"w")
+    (tmp_path / "sub" / "weights.safetensors").chmod(0o600)
+    tmp_path.chmod(0o700)
+    make_world_readable(tmp_path)
+    assert stat.S_IMODE((tmp_path / "sub" / "weights.safetensors").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "sub").stat().st_mode) == 0o755
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
 
 
 # --- the running server --------------------------------------------------------
@@ -227,3 +246,40 @@ def test_server_dies_with_a_killed_parent() -> None:
     finally:
         if cli.poll() is None:
             cli.kill()
+
+
+@pytest.mark.parametrize(
+    ("line", "noise"),
+    [
+        (
+            "Loading safetensors checkpoint shards: 100% Completed | 1/1 [00:01<00:00,  1.45s/it]",
+            True,
+        ),
+        ("Loading weights:   5%|▍         | 5/103 [00:00<00:03, 31.08it/s]", True),
+        ("   ", True),
+        ("(APIServer pid=1) WARNING 12-02 17:24:56 [cpu.py:224] Triton is not installed.", False),
+        ("(APIServer pid=1) ERROR 12-02 17:24:56 [core.py:1] 100% of memory | used", False),
+    ],
+)
+def test_quiet_vllm_output_drops_progress_bars_and_blank_lines(line: str, noise: bool) -> None:
+    assert is_progress_or_blank(line) is noise
+
+
+def test_quiet_vllm_logs_warnings_only_and_keeps_uvicorn_quiet(settings: Any) -> None:
+    quiet = EmbeddedVLLM(settings, verbose=False)
+    assert quiet.environment()["VLLM_LOGGING_LEVEL"] == "WARNING"
+    assert quiet.command(Path("/m"))[-2:] == ["--uvicorn-log-level", "warning"]
+    verbose = EmbeddedVLLM(settings)
+    assert verbose.environment()["VLLM_LOGGING_LEVEL"] == "INFO"
+    assert verbose.command(Path("/m"))[-2:] == ["--uvicorn-log-level", "info"]
+
+
+def test_vllm_cache_root_from_the_environment_wins(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read-only image points vLLM's caches at its tmpfs (Dockerfile: VLLM_CACHE_ROOT)."""
+    assert EmbeddedVLLM(settings).environment()["VLLM_CACHE_ROOT"] == str(
+        settings.cache_dir / "vllm"
+    )
+    monkeypatch.setenv("VLLM_CACHE_ROOT", "/tmp/vllm-cache")
+    assert EmbeddedVLLM(settings).environment()["VLLM_CACHE_ROOT"] == "/tmp/vllm-cache"

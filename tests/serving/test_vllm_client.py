@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core.errors import GeneratorUnavailableError
+from core.errors import ConfigError, GeneratorUnavailableError
 from core.settings import load_settings
 from rag.generation import GeneratorStatus, Message
 from serving import vllm_client
@@ -283,7 +283,36 @@ async def test_make_generator_prefers_the_external_url() -> None:
     await embedded.aclose()
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "http://gpu-box:8000",
+        "http://gpu-box:8000/",
+        "http://gpu-box:8000/v1",
+        "http://gpu-box:8000/v1/",
+    ],
+)
+def test_vllm_url_is_accepted_with_or_without_v1(written: str) -> None:
+    assert load_settings(vllm_url=written).vllm_url == "http://gpu-box:8000"
+
+
+def test_vllm_url_without_a_scheme_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match=r"PGPT_VLLM_URL: .*http:// or https:// URL"):
+        load_settings(vllm_url="gpu-box:8000")
+
+
 # --- the real embedded vLLM server ---------------------------------------------
+
+
+async def test_a_vllm_url_ending_in_v1_reaches_the_server(vllm_server: Any) -> None:
+    """The usual way to write an OpenAI base URL must not end in 404 /v1/v1/models."""
+    external = make_generator(load_settings(vllm_url=f"{vllm_server.url}/v1"))
+    try:
+        assert await external.status() is GeneratorStatus.READY
+        assert (await external.info()).model == SERVED_MODEL_NAME
+        assert await external.count_tokens(QUESTION) > 0
+    finally:
+        await external.aclose()
 
 
 async def test_info_reports_the_served_model_and_context_length(
