@@ -39,6 +39,7 @@ NOT_PASSED_TO_API = {
     "api_host": "fixed by the image: 0.0.0.0 inside the container",
     "cache_dir": "only the embedded vLLM's converted model lives there",
     "vllm_host": "embedded vLLM only",
+    "vllm_supervised": "set by `pgpt up` only; compose restarts vllm itself",
     "vllm_port": "embedded vLLM only",
     "vllm_max_model_len": "embedded vLLM only (the vllm service has PGPT_LLM_MAX_MODEL_LEN)",
     "vllm_startup_timeout_s": "embedded vLLM only",
