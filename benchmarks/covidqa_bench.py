@@ -38,7 +38,7 @@ from benchmarks.common import (
     progress,
     write_report,
 )
-from benchmarks.embedding_cache import CachedVectors, CachingEmbedder, cache_file
+from benchmarks.embedding_cache import CachingEmbedder
 from benchmarks.variants import VARIANTS
 from core.settings import Settings, load_settings
 from ingest.loader import load_document
@@ -98,10 +98,7 @@ class Resources:
         if not self.use_cache:
             return self.embedder
         if self._caching is None:
-            e = self.embedder
-            self._caching = CachingEmbedder(
-                e, CachedVectors(cache_file("ours", e.name, e.dtype), e.dimension)
-            )
+            self._caching = CachingEmbedder.ours(self.embedder)
         return self._caching
 
     @property

@@ -89,6 +89,12 @@ class CachingEmbedder:
         self.max_tokens = embedder.max_tokens
         self.count_tokens = embedder.count_tokens  # picklable: chunking runs in a worker
 
+    @classmethod
+    def ours(cls, embedder: Embedder) -> CachingEmbedder:
+        """Our embedder behind its own on-disk cache of vectors (benchmark data only)."""
+        path = cache_file("ours", embedder.name, embedder.dtype)
+        return cls(embedder, CachedVectors(path, embedder.dimension))
+
     @property
     def cached_count(self) -> int:
         return self._cache.size

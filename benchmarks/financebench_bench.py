@@ -144,10 +144,7 @@ class Resources:
         if not self.use_cache:
             return self.embedder
         if self._caching is None:
-            e = self.embedder
-            self._caching = CachingEmbedder(
-                e, CachedVectors(cache_file("ours", e.name, e.dtype), e.dimension)
-            )
+            self._caching = CachingEmbedder.ours(self.embedder)
         return self._caching
 
     @property
