@@ -108,9 +108,15 @@ def ocr_pdf_page(data: bytes, page_number: int, *, password: str | None, dpi: in
     """Render one PDF page (counting from 1) at ``dpi`` and OCR it; runs in a worker."""
     import pypdfium2 as pdfium
 
-    document = pdfium.PdfDocument(data, password=password)
     try:
-        page = document[page_number - 1]
+        document = pdfium.PdfDocument(data, password=password)
+    except pdfium.PdfiumError:
+        return ""  # unreadable for PDFium too: nothing to OCR (see drawn_pages)
+    try:
+        try:
+            page = document[page_number - 1]
+        except pdfium.PdfiumError:
+            return ""
         try:
             bitmap = page.render(scale=dpi / 72)
             pixels: Pixels = bitmap.to_numpy()  # BGR(A), OpenCV's channel order
@@ -133,11 +139,19 @@ def drawn_pages(data: bytes, numbers: Sequence[int], *, password: str | None) ->
     a blank page has nothing for OCR to read, so it costs no OCR. Runs in a worker."""
     import pypdfium2 as pdfium
 
-    document = pdfium.PdfDocument(data, password=password)
+    # A file or page PDFium cannot load (pypdf already kept such a page as empty) has
+    # nothing OCR could read: it is skipped, not an error of the server.
+    try:
+        document = pdfium.PdfDocument(data, password=password)
+    except pdfium.PdfiumError:
+        return []
     try:
         drawn = []
         for number in numbers:
-            page = document[number - 1]
+            try:
+                page = document[number - 1]
+            except pdfium.PdfiumError:
+                continue
             try:
                 if next(iter(page.get_objects(max_depth=1)), None) is not None:
                     drawn.append(number)

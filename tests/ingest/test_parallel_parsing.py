@@ -80,6 +80,8 @@ def test_a_600_page_pdf_ingests_within_the_default_limits(embedder: Any) -> None
         max_sessions=1,
         max_chunks_per_session=settings.max_chunks_per_session,
         max_total_chunks=settings.max_total_chunks,
+        max_bytes_per_session=200 * 1024**2,
+        max_total_bytes=400 * 1024**2,
     ).create()
     info, _ = Ingestor(settings, embedder).ingest(session, data, "annual-report.pdf")
     assert (info.pages, info.chunks > 0) == (600, True)

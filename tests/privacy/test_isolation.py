@@ -96,7 +96,9 @@ def test_search_and_query_return_only_the_sessions_own_passages(
         assert results and {p["document_id"] for p in results} <= own_ids
         assert not any(line in texts_of(results) for line in foreign)
 
-        answered = client.post(f"/v1/sessions/{sid}/query", json={"question": question}).json()
+        # generate: the prompt is always built, so it can be checked for foreign text.
+        body = {"question": question, "answer_mode": "generate"}
+        answered = client.post(f"/v1/sessions/{sid}/query", json=body).json()
         passages = answered["sources"] + answered["citations"]
         assert passages and {p["document_id"] for p in passages} <= own_ids
         prompt = " ".join(message["content"] for message in generator.last_messages)

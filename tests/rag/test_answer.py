@@ -30,7 +30,7 @@ class ScriptedVerifier:
     def __init__(self, *levels: Support) -> None:
         self.levels = levels
 
-    def verify(self, answer: str, sources: Sequence[Hit]) -> list[Claim]:
+    def verify(self, answer: str, sources: Sequence[Hit], question: str = "") -> list[Claim]:
         assert answer == ANSWER and list(sources) == HITS
         return [
             Claim(

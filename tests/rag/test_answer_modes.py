@@ -64,6 +64,8 @@ def session(settings: Settings, embedder: Any, attention_pdf: bytes) -> Session:
         max_sessions=2,
         max_chunks_per_session=10_000,
         max_total_chunks=10_000,
+        max_bytes_per_session=200 * 1024**2,
+        max_total_bytes=400 * 1024**2,
     )
     session = store.create()
     Ingestor(settings, embedder).ingest(session, attention_pdf, "attention.pdf")

@@ -30,6 +30,8 @@ def filings_session(settings: Settings, embedder: Any) -> Session:
         max_sessions=1,
         max_chunks_per_session=20_000,
         max_total_chunks=20_000,
+        max_bytes_per_session=200 * 1024**2,
+        max_total_bytes=400 * 1024**2,
     )
     session = store.create()
     # Parsing 75 pages of tables can outlast the 30 s default on the shared test machine.

@@ -160,6 +160,8 @@ def test_store_applies_the_conversation_caps() -> None:
         max_sessions=10,
         max_chunks_per_session=100,
         max_total_chunks=1000,
+        max_bytes_per_session=10_000,
+        max_total_bytes=100_000,
         conversation_max_turns=2,
         conversation_max_chars=500,
     )
