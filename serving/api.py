@@ -527,10 +527,15 @@ async def chained(
 
 
 async def last_answer(events: AsyncIterator[AnswerEvent]) -> Answer:
+    """The final answer. The stream is read to its end (the DoneEvent is its last event)
+    so that its generators finish now and release what they hold, such as earlier turns."""
+    answer: Answer | None = None
     async for event in events:
         if isinstance(event, DoneEvent):
-            return event.answer
-    raise AssertionError("an answer stream always ends with a DoneEvent")
+            answer = event.answer
+    if answer is None:
+        raise AssertionError("an answer stream always ends with a DoneEvent")
+    return answer
 
 
 def event_stream(events: AsyncIterator[str]) -> StreamingResponse:

@@ -105,6 +105,7 @@ def test_ask_sends_the_settings_and_key_and_reads_the_stream_into_models() -> No
         "stream": True,
         "max_tokens": 96,
         "temperature": 0.2,
+        "use_conversation": True,
     }
 
 
@@ -222,7 +223,13 @@ def test_the_ui_modules_import_without_fastapi_torch_or_vllm() -> None:
 
 def test_streamed_upload_reports_ocr_progress_then_the_document() -> None:
     document = DocumentOut(
-        document_id="d1", filename="scan.pdf", pages=2, chunks=3, ocr_pages=[1, 2]
+        document_id="d1",
+        filename="scan.pdf",
+        pages=2,
+        chunks=3,
+        ocr_pages=[1, 2],
+        size_bytes=2048,
+        memory_bytes=4096,
     )
     progress = [
         {"filename": "scan.pdf", "file_index": 0, "files": 1, "pages_done": done, "pages_total": 2}
