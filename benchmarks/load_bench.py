@@ -278,9 +278,13 @@ class Client:
         listed_ids = set()
         if listed is not None and listed.status_code == 200:
             listed_ids = {d["document_id"] for d in listed.json()["documents"]}
-        lost = [u for u in self.uploads.values() if u.document_id not in listed_ids]
+        lost = {  # document id -> why it counts as lost
+            u.document_id: f"{u.filename}, not listed"
+            for u in self.uploads.values()
+            if u.document_id not in listed_ids
+        }
         for upload in self.uploads.values():
-            if upload.fact is None or upload in lost:
+            if upload.fact is None or upload.document_id in lost:
                 continue
             found = self.request(
                 "verify", "POST", f"{self.base}/search", json={"query": upload.fact, "top_k": 5}
@@ -289,10 +293,10 @@ class Client:
                 found.json()["results"] if found is not None and found.status_code == 200 else []
             )
             if upload.document_id not in {p["document_id"] for p in results}:
-                lost.append(upload)
+                lost[upload.document_id] = f"{upload.filename}, not found by its sentence"
         with self.report._lock:
             self.report.documents += len(self.uploads)
-            self.report.lost_documents += [f"client {self.number}: {u.filename}" for u in lost]
+            self.report.lost_documents += [f"client {self.number}: {why}" for why in lost.values()]
 
 
 def run_load(api_url: str, config: LoadConfig) -> LoadReport:
@@ -441,10 +445,13 @@ def render(report: LoadReport, machine: str, command: str) -> str:
         f"unique sentence): {len(report.lost_documents)}",
         f"- Passages from another client's session: {report.foreign_passages}",
     ]
-    lines += [
-        f"  - {s.operation}: {s.status or 'no answer'} {s.detail}".rstrip()
+    # One line per distinct failure, with its count: a dead server fails every request alike.
+    failures = Counter(
+        f"{s.operation}: {s.status or 'no answer'} {s.detail}".rstrip()
         for s in report.server_errors
-    ]
+    )
+    lines += [f"  - {count} x {failure}" for failure, count in failures.most_common()]
+    lines += [f"  - lost: {document}" for document in report.lost_documents]
     if report.client_errors:
         lines.append(f"- Client errors: {'; '.join(report.client_errors)}")
     lines += [
