@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import warnings
 from collections.abc import Callable, Sequence
@@ -61,6 +62,9 @@ PageProgress = Callable[[int, int], None]
 @lru_cache(maxsize=1)
 def _engine() -> Any:
     """One RapidOCR engine per worker process (loading its models takes a moment)."""
+    # ONNX Runtime on Linux (since 1.2x) creates a telemetry device id and event store under
+    # ~/.cache/Microsoft and uploads usage events unless this is set before it initialises.
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
     from rapidocr_onnxruntime import RapidOCR
 
     return RapidOCR(intra_op_num_threads=OCR_THREADS, inter_op_num_threads=1)

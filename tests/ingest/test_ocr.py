@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from core.errors import CorruptDocumentError, NoTextLayerError, UnsupportedFileT
 from ingest.loader import load_document
 from ingest.models import Page, ParsedDocument
 from ingest.ocr import fill_missing_pages, fix_digit_o, pages_needing_ocr, restore_spaces
+from tests.conftest import PROJECT_ROOT
 from tests.ingest.office_documents import image_only_pdf, text_image
 from tests.privacy.documents import text_pdf
 
@@ -114,3 +118,15 @@ def test_blank_pages_cost_no_ocr() -> None:
     with pytest.raises(NoTextLayerError, match="OCR found no readable text on its 0 image pages"):
         load(empty_pages_pdf(50), "blank.pdf", progress=lambda d, t: progress.append((d, t)))
     assert progress == [(0, 0)]
+
+
+def test_ocr_leaves_no_onnxruntime_telemetry_files(tmp_path: Path) -> None:
+    """ONNX Runtime would write a device id and an event store under ~/.cache/Microsoft."""
+    script = (
+        "import numpy as np; from ingest.ocr import text_from_pixels; "
+        "text_from_pixels(np.full((64, 256), 255, dtype=np.uint8))"
+    )
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env.pop("ORT_DISABLE_TELEMETRY", None)
+    subprocess.run([sys.executable, "-c", script], env=env, cwd=PROJECT_ROOT, check=True)
+    assert [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")] == []

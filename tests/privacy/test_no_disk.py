@@ -158,6 +158,8 @@ def test_nothing_of_a_document_is_written_or_logged(local_stack: LocalStack) -> 
     (sandbox.root / "tmp" / "self-check").write_bytes(b"x" * 10_000_000 + marker)
     created = [path for folder in sandbox.folders for path in iter_files(folder)]
     print("files the servers created in the sandbox:", [str(p) for p in created])
+    # ONNX Runtime ran for OCR; its telemetry (device id, event store) stayed off.
+    assert [str(p) for p in created if "Microsoft" in p.parts] == []
     places = [*sandbox.folders, *SYSTEM_TEMP_FOLDERS, model_cache_dir()]
     files: list[Path] = [path for place in places for path in iter_files(place)]
     files += iter_files(PROJECT_ROOT, newer_than=local_stack.started_at)
