@@ -201,7 +201,8 @@ Per page:
 
 {per_page}
 
-The cores are shared by several sessions, so seconds per page are an upper bound.
+Both resolutions run at once on the machine's two cores, each worker with two ONNX Runtime
+threads, so a page's seconds are those of about half the machine.
 
 Machine: {machine}
 """
