@@ -88,6 +88,7 @@ def survive_a_vllm_crash(client: httpx.Client, sid: str, up: Server) -> None:
         "the restarted model",
         RECOVERY_TIMEOUT_S - (time.monotonic() - crashed),
     )
+    print(f"model ready again {time.monotonic() - crashed:.0f} s after the crash")  # for docs
     documents = client.get(f"/v1/sessions/{sid}/documents").json()["documents"]
     assert [d["filename"] for d in documents] == ["crazyones.pdf"]
     again = client.post(
