@@ -68,6 +68,11 @@ bench: data setup
 	$(VENV)/bin/python -m benchmarks.ocr_bench --output docs/benchmarks/ocr.md
 	$(VENV)/bin/python -m benchmarks.render_bench --output docs/benchmarks/render.md
 	$(VENV)/bin/python -m benchmarks.followup_bench --output docs/benchmarks/followup.md
+	$(VENV)/bin/python -m benchmarks.covidqa_bench --cache --methods ours-defaults,ours-before,ours-headers,ours-cleaning,ours-tokenizer,ours-diversity,ours-bm25x0.5,ours-bm25x2,ours-pool50,ours-dense --output docs/benchmarks/covidqa-changes.md
+	$(VENV)/bin/python -m benchmarks.financebench_bench --methods ours,langchain,before,-headers,-layout,-cleaning,-tokenizer,-diversity,-fusion,dense --output docs/benchmarks/financebench.md
+	$(VENV)/bin/python -m benchmarks.verifier_bench --output docs/benchmarks/verifier.md
+	$(VENV)/bin/python -m benchmarks.answer_bench --output docs/benchmarks/answers.md
+	$(VENV)/bin/python -m benchmarks.soak_bench --output docs/benchmarks/soak.md
 	$(VENV)/bin/python -m benchmarks.assemble_docs
 
 # Builds the cpu image and runs it as compose runs the api (read-only, hardened), then `pgpt up`
