@@ -93,6 +93,7 @@ class Session:
     max_bytes: int  # of document memory (original files and their text) in this session
     byte_budget: Budget  # document memory of all sessions
     last_used: float = field(default_factory=time.time)
+    requests_in_flight: int = 0  # a session answering a request never expires under it
     documents: dict[str, DocumentInfo] = field(default_factory=dict)
     conversation: Conversation = field(
         default_factory=lambda: Conversation(
@@ -112,6 +113,9 @@ class Session:
     @property
     def expires_at(self) -> float:
         return self.last_used + self.ttl_s
+
+    def expired(self, now: float) -> bool:
+        return self.requests_in_flight == 0 and self.expires_at <= now
 
     @property
     def chunk_count(self) -> int:
@@ -293,17 +297,34 @@ class SessionStore:
     def get(self, session_id: str) -> Session:
         """Return a live session and extend its life; expired or unknown ids are not found."""
         with self._lock:
-            session = self._sessions.get(session_id)
-            now = self._clock()
-            if session is not None and session.expires_at <= now:
-                self._drop(session_id)
-                session = None
-            if session is None:
-                raise SessionNotFoundError(
-                    "This session does not exist or has expired; create a new one."
-                )
-            session.last_used = now
-            return session
+            return self._live(session_id)
+
+    @contextmanager
+    def use(self, session_id: str) -> Iterator[Session]:
+        """A live session held for one request: it cannot expire while the request runs
+        (a long answer may outlast the idle timeout) and its idle time starts at the end."""
+        with self._lock:
+            session = self._live(session_id)
+            session.requests_in_flight += 1
+        try:
+            yield session
+        finally:
+            with self._lock:
+                session.requests_in_flight -= 1
+                session.last_used = self._clock()
+
+    def _live(self, session_id: str) -> Session:
+        session = self._sessions.get(session_id)
+        now = self._clock()
+        if session is not None and session.expired(now):
+            self._drop(session_id)
+            session = None
+        if session is None:
+            raise SessionNotFoundError(
+                "This session does not exist or has expired; create a new one."
+            )
+        session.last_used = now
+        return session
 
     def delete(self, session_id: str) -> None:
         with self._lock:
@@ -317,7 +338,7 @@ class SessionStore:
     def evict_expired(self) -> int:
         now = self._clock()
         with self._lock:
-            expired = [sid for sid, s in self._sessions.items() if s.expires_at <= now]
+            expired = [sid for sid, s in self._sessions.items() if s.expired(now)]
             for sid in expired:
                 self._drop(sid)
         if expired:

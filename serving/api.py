@@ -9,7 +9,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,8 +123,10 @@ def require_api_key(request: Request, services: ServicesDep) -> None:
         )
 
 
-def get_session(session_id: str, services: ServicesDep) -> Session:
-    return services.store.get(session_id)
+def get_session(session_id: str, services: ServicesDep) -> Iterator[Session]:
+    # FastAPI runs the code after `yield` once the response is sent, streams included.
+    with services.store.use(session_id) as session:
+        yield session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -73,6 +73,19 @@ def test_ttl_expiry_evicts_and_use_extends_life() -> None:
         store.get(session.id)
 
 
+def test_a_session_in_use_outlives_its_idle_timeout_and_idles_from_the_end() -> None:
+    clock = Clock()
+    store = make_store(clock)
+    session = store.create()
+    with store.use(session.id):
+        clock.now += 200  # an answer that takes longer than the 60 s timeout
+        assert (store.evict_expired(), store.get(session.id)) == (0, session)
+    clock.now += 59
+    assert store.get(session.id) is session
+    clock.now += 61
+    assert store.evict_expired() == 1
+
+
 def test_remove_document_drops_its_chunks_and_vectors() -> None:
     store = make_store()
     session = store.create()
