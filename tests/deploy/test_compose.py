@@ -293,6 +293,7 @@ def test_vllm_never_logs_prompts(vllm_args: Any) -> None:
     assert vllm_args.disable_uvicorn_access_log is True
 
 
+@pytest.mark.slow  # imports vLLM to parse the compose arguments
 def test_vllm_serves_the_default_model_with_a100_settings(vllm_args: Any) -> None:
     assert vllm_args.model_tag == "Qwen/Qwen2.5-7B-Instruct"
     assert vllm_args.served_model_name == ["privategptpp-llm"]

@@ -17,6 +17,8 @@ from rag.pipeline import Ingestor
 from rag.retrieval import make_retriever
 from rag.sessions import Session, SessionStore
 
+pytestmark = pytest.mark.slow  # ingests two filings (about a minute of embedding)
+
 FILINGS = ("BESTBUY_2023_10K.pdf", "Pfizer_2023Q2_10Q.pdf")
 
 

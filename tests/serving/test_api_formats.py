@@ -74,6 +74,7 @@ def scanned_upload(
     return sid, parse_sse(response.text)
 
 
+@pytest.mark.slow  # OCR of an 8-page scan (shared with the next test)
 def test_scanned_pdf_upload_streams_pages_done_of_total(
     scanned_upload: tuple[str, list[tuple[str, dict[str, Any]]]],
 ) -> None:
@@ -88,6 +89,7 @@ def test_scanned_pdf_upload_streams_pages_done_of_total(
     assert events[-1][1]["documents"] == [document]
 
 
+@pytest.mark.slow  # OCR of an 8-page scan (shared with the test above)
 def test_scanned_pdf_is_found_on_page_7_or_8(
     client: TestClient, scanned_upload: tuple[str, list[tuple[str, dict[str, Any]]]]
 ) -> None:

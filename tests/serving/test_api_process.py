@@ -9,6 +9,7 @@ import pytest
 from tests.privacy.servers import Sandbox, free_port, start_api
 
 
+@pytest.mark.slow  # starts the API as a subprocess server
 def test_a_sigkilled_api_leaves_no_parser_process_behind(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
