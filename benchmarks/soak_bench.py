@@ -9,7 +9,9 @@ after --ttl seconds of idleness):
    document deletes and abandoned sessions (left to expire, a new one started), then
    each verifies its documents as in benchmarks/load_bench.py. Reported: status counts
    and p50/p95 per route, lost documents, foreign passages, the API's RSS at start,
-   peak and end (after every session is gone).
+   peak and end (after every session is gone). With ``--rounds N`` the soak runs N times
+   against the same API: RSS that levels off from round to round is bounded, one that
+   climbs by a similar step each round is a leak.
 
     .venv/bin/python -m benchmarks.soak_bench --output docs/benchmarks/soak.md
 """
@@ -163,15 +165,32 @@ def mib(value: int) -> str:
     return f"{value / MIB:,.0f} MiB"
 
 
-def render_soak(
-    result: ChurnResult,
-    report: LoadReport,
-    extras: SoakExtras,
-    watch: MemoryWatch,
-    left: int,
-    machine: str,
-    command: str,
-) -> str:
+@dataclass
+class Round:
+    report: LoadReport
+    extras: SoakExtras
+    watch: MemoryWatch
+    left: int  # sessions the API still held after expiry
+
+    @property
+    def failed(self) -> bool:
+        report = self.report
+        return bool(
+            report.server_errors
+            or report.lost_documents
+            or report.foreign_passages
+            or report.client_errors
+            or self.extras.delete_failures
+        )
+
+
+def render_soak(result: ChurnResult, rounds: Sequence[Round], machine: str, command: str) -> str:
+    report, extras, watch, left = (
+        rounds[0].report,
+        rounds[0].extras,
+        rounds[0].watch,
+        rounds[0].left,
+    )
     load = render(report, machine, command).splitlines()
     # The load report's table and counts, under this report's own heading.
     body = load[load.index("") + 1 :]
@@ -190,6 +209,24 @@ def render_soak(
         f"{mib(result.before)}, peak {mib(result.peak)}, after expiry {mib(result.after)} "
         f"(+{(result.after - result.before) / MIB:,.0f} MiB); sessions left: {result.left}.",
     ]
+    if len(rounds) > 1:
+        lines += [
+            "",
+            f"The same soak {len(rounds)} times in a row against the same API (the table above "
+            "is round 1); API RSS after each round, once every session had ended or expired:",
+            "",
+            "| round | server errors | lost documents | foreign passages | RSS start | "
+            "RSS peak | RSS end | end minus round 1's end |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        first_end = rounds[0].watch.last
+        for number, done in enumerate(rounds, start=1):
+            r, w = done.report, done.watch
+            lines.append(
+                f"| {number} | {r.server_errors} | {r.lost_documents} | {r.foreign_passages} | "
+                f"{mib(w.first)} | {mib(w.peak)} | {mib(w.last)} | "
+                f"{(w.last - first_end) / MIB:+,.0f} MiB |"
+            )
     return "\n".join(lines)
 
 
@@ -203,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--ttl", type=float, default=240.0, help="session idle timeout, seconds (above p95 query)"
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=1, help="soak this many times in a row")
     parser.add_argument("--output", type=Path, default=None, help="also write the report here")
     args = parser.parse_args(argv)
     config = LoadConfig(clients=args.clients, duration_s=args.duration, seed=args.seed)
@@ -210,15 +248,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     with local_deployment(**settings) as deployment:
         progress(f"churn: {args.sessions} sessions with one document each ...")
         result = churn(deployment.url, deployment.api_pid, args.sessions, args.ttl, args.seed)
-        progress(f"soak: {config.clients} clients for {config.duration_s:.0f} s ...")
-        report, extras, watch, left = soak(deployment.url, deployment.api_pid, config, args.ttl)
+        rounds = []
+        for number in range(1, args.rounds + 1):
+            progress(
+                f"soak round {number}/{args.rounds}: {config.clients} clients "
+                f"for {config.duration_s:.0f} s ..."
+            )
+            rounds.append(Round(*soak(deployment.url, deployment.api_pid, config, args.ttl)))
     machine = describe_machine(threads=2)
     command = command_line("benchmarks.soak_bench", argv)
-    write_report(
-        render_soak(result, report, extras, watch, left, machine.describe(), command), args.output
-    )
-    failed = report.server_errors or report.lost_documents or report.foreign_passages
-    return 1 if failed or report.client_errors or extras.delete_failures else 0
+    write_report(render_soak(result, rounds, machine.describe(), command), args.output)
+    return 1 if any(done.failed for done in rounds) else 0
 
 
 if __name__ == "__main__":

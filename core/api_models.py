@@ -165,7 +165,10 @@ class QueryResult(BaseModel):
     grounded: bool
     answer_mode: AnswerMode = Field(AnswerMode.GENERATE, description="The mode asked for.")
     answer_kind: str = Field(
-        "generated", description="generated (by the model), quoted (from the passages), not_found."
+        "generated",
+        description="generated (by the model), quoted (from the passages), not_found (no "
+        "relevant passage), unanswered (passages found, but nothing backed by them to show; "
+        "the claims hold the model's unbacked draft).",
     )
     removed_claims: int = Field(0, description="The model's sentences removed as unsupported.")
     not_found_reason: str | None = Field(None, description="Why nothing relevant was found.")

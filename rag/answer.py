@@ -36,7 +36,16 @@ class Timings:
 class AnswerKind(StrEnum):
     GENERATED = "generated"  # written by the model
     QUOTED = "quoted"  # sentences quoted verbatim from the passages
-    NOT_FOUND = "not_found"  # the not-found reply
+    NOT_FOUND = "not_found"  # the not-found reply: no passage relevant to the question
+    UNANSWERED = "unanswered"  # passages were found, yet nothing backed can be shown
+
+
+# Shown instead of an answer when passages were found but nothing the model wrote holds up
+# against them and no sentence of theirs can be quoted.
+UNANSWERED_TEXT = (
+    "No sentence in the passages found answers this directly, so no answer is shown. "
+    "The closest passages are below."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +56,9 @@ class Answer:
     invalid_citations: list[int]
     timings: Timings
     model: str
-    claims: list[Claim]  # the model's sentences, each labelled by how well its sources back it
+    claims: list[Claim]  # the model's sentences or the quotes, each labelled by its backing
     highlights: dict[int, Highlight]  # passage number -> the span that best supports a claim
-    grounded: bool  # False: no sentence was supported, so `text` is the not-found answer
+    grounded: bool  # False: nothing was supported; `text` is the not-found or unanswered reply
     mode: AnswerMode = AnswerMode.GENERATE  # the mode asked for
     kind: AnswerKind = AnswerKind.GENERATED  # what `text` is
     removed: int = 0  # the model's sentences left out of `text` as not supported (auto)
@@ -195,7 +204,7 @@ class AnswerEngine:
         grounded = not claims or any(c.support is Support.SUPPORTED for c in claims)
         if not grounded:
             # Nothing the model said is backed by the passages: say so, keep the passages.
-            text, citations, invalid = NOT_FOUND_ANSWER, [], []
+            text, citations, invalid = UNANSWERED_TEXT, [], []
         yield DoneEvent(
             Answer(
                 text=text,
@@ -208,7 +217,7 @@ class AnswerEngine:
                 highlights=best_highlights(claims),
                 grounded=grounded,
                 mode=mode,
-                kind=AnswerKind.GENERATED if grounded else AnswerKind.NOT_FOUND,
+                kind=AnswerKind.GENERATED if grounded else AnswerKind.UNANSWERED,
                 removed=removed,
             )
         )
@@ -229,9 +238,21 @@ class AnswerEngine:
             raise RuntimeError("quote mode needs an AnswerEngine built with a QuoteExtractor")
         sources = list(hits)
         quotes = await asyncio.to_thread(self.extractor.quotes, question, sources)
-        if not quotes:
-            reason = "No sentence of the retrieved passages can be quoted as an answer."
-            return self._not_found(hits, mode, reason, retrieval_ms, started)
+        if not quotes:  # every sentence is a table row, page furniture or an echo
+            return Answer(
+                text=UNANSWERED_TEXT,
+                citations=[],
+                sources=sources,
+                invalid_citations=[],
+                timings=_timings(retrieval_ms, ttft_ms, started),
+                model=model,
+                claims=list(generated),
+                highlights={},
+                grounded=False,
+                mode=mode,
+                kind=AnswerKind.UNANSWERED,
+                removed=len(generated),
+            )
         text = quoted_answer(quotes)
         claims = [quote.as_claim() for quote in quotes]
         citations, invalid = parse_citations(text, sources)

@@ -163,6 +163,8 @@ def ask_command(files: tuple[Path, ...], question: str, top_k: int, password: st
                             click.echo(f"({shown.removed} unsupported sentence(s) removed)")
                         if shown.not_found_reason:
                             click.echo(shown.not_found_reason)
+                        for claim in shown.claims if shown.kind is AnswerKind.UNANSWERED else []:
+                            click.echo(f"The model's draft, not backed: {claim.text}")
                     click.echo("\n\nSources:")
                     _print_passages(event.answer.sources)
         except GeneratorUnavailableError as exc:

@@ -106,7 +106,7 @@ def query_result(answer: Answer, standalone_question: str) -> QueryResult:
                 citations=c.citations,
                 support=c.support,
                 score=c.score,
-                shown=answer.kind is not AnswerKind.NOT_FOUND
+                shown=answer.kind in (AnswerKind.GENERATED, AnswerKind.QUOTED)
                 and (answer.mode is AnswerMode.GENERATE or c.support is Support.SUPPORTED),
             )
             for c in answer.claims

@@ -523,12 +523,8 @@ def render_answer(turn: Turn, index: int, slot: DeltaGenerator) -> None:
                 f"{escape_markdown(result.not_found_reason)}",
                 icon=":material/search_off:",
             )
-        else:
-            st.info(
-                "The model's draft answer was not backed by your documents, so it is not shown. "
-                "Read the passages it was given below.",
-                icon=":material/search_off:",
-            )
+        else:  # unanswered
+            unanswered_note(result)
         cited_sources(turn, result, index)
         return
     if turn.error_code == "generator_unavailable" or (turn.error and turn.sources):
@@ -546,6 +542,18 @@ def render_answer(turn: Turn, index: int, slot: DeltaGenerator) -> None:
         st.error(escape_markdown(turn.error), icon=":material/error:")
     elif not turn.finished:
         st.caption("Stopped before the answer was complete.")
+
+
+def unanswered_note(result: QueryResult) -> None:
+    """Why no answer is shown although passages were found, with the model's unbacked draft."""
+    lines = [
+        "Passages about this were found, but nothing in them backs an answer to the question, "
+        "so none is shown. Read the passages below."
+    ]
+    lines += [
+        f"- The model's draft, not backed: “{escape_markdown(c.text)}”" for c in result.claims
+    ]
+    st.info("\n".join(lines), icon=":material/search_off:")
 
 
 def removed_note(result: QueryResult) -> None:

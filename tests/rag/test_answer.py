@@ -10,8 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ingest.models import Chunk
-from rag.answer import AnswerEngine, DoneEvent, TokenEvent
-from rag.prompts import NOT_FOUND_ANSWER
+from rag.answer import UNANSWERED_TEXT, AnswerEngine, AnswerKind, DoneEvent, TokenEvent
 from rag.retrieval import Hit
 from rag.verification import Claim, Highlight, Support
 from tests.serving.fakes import ScriptedGenerator
@@ -56,11 +55,12 @@ async def answer_with(verifier: Any) -> tuple[str, DoneEvent]:
     return streamed, done
 
 
-async def test_no_supported_sentence_gives_the_not_found_answer_with_the_passages() -> None:
+async def test_no_supported_sentence_gives_the_unanswered_reply_with_the_passages() -> None:
     streamed, done = await answer_with(ScriptedVerifier(Support.WEAK, Support.UNSUPPORTED))
     answer = done.answer
     assert streamed.strip() == ANSWER  # what streamed is replaced, not hidden from the stream
-    assert answer.text == NOT_FOUND_ANSWER
+    # Passages were found, so not "I could not find this": that is for retrieval finding none.
+    assert (answer.text, answer.kind) == (UNANSWERED_TEXT, AnswerKind.UNANSWERED)
     assert not answer.grounded
     assert (answer.citations, answer.invalid_citations) == ([], [])
     assert answer.sources == HITS  # the reader can still check the passages

@@ -16,6 +16,8 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
+from core.settings import AnswerMode
+from rag.answer import UNANSWERED_TEXT
 from rag.generation import GeneratorStatus
 from serving.api import create_app
 from tests.conftest import PROJECT_ROOT
@@ -25,7 +27,7 @@ from tests.support import GPU_QUESTION, free_port
 from tests.ui.conftest import ApiServer, serving, ui_settings
 from ui import PAGE_PATH
 from ui.client import PageImage
-from ui.render import pages_label
+from ui.render import escape_markdown, pages_label
 from ui.state import UiState
 
 APP = str(PROJECT_ROOT / "app.py")
@@ -205,6 +207,22 @@ def test_generator_down_shows_a_clear_message_and_the_passages(
     assert cards and "crazyones.pdf" in cards[0]
     assert "<mark" in cards[0]
     assert state(at).turns[0].sources
+
+
+def test_an_unbacked_draft_is_not_shown_as_the_answer(
+    app: AppTest, scripted_generator: ScriptedGenerator, crazyones: tuple[str, bytes, str]
+) -> None:
+    draft = "The crazy ones were trained on the moon."
+    upload(app, crazyones)
+    app.radio(key="answer_mode").set_value(AnswerMode.GENERATE)
+    scripted_generator.answer = draft
+    try:
+        ask(app, "Who are the crazy ones?")
+    finally:
+        scripted_generator.answer = ScriptedGenerator().answer
+    assistant = app.chat_message[1]
+    assert UNANSWERED_TEXT in assistant.html[0].value
+    assert f"not backed: “{escape_markdown(draft)}”" in texts(assistant.info)
 
 
 def test_a_restarting_model_is_explained_and_the_conversation_kept(
