@@ -72,7 +72,9 @@ bench: data setup
 	$(VENV)/bin/python -m benchmarks.financebench_bench --methods ours,langchain,before,-headers,-layout,-cleaning,-tokenizer,-diversity,-fusion,dense --output docs/benchmarks/financebench.md
 	$(VENV)/bin/python -m benchmarks.verifier_bench --output docs/benchmarks/verifier.md
 	$(VENV)/bin/python -m benchmarks.answer_bench --output docs/benchmarks/answers.md
-	$(VENV)/bin/python -m benchmarks.soak_bench --output docs/benchmarks/soak.md
+	$(VENV)/bin/python -m benchmarks.answer_bench --modes extract --cache --output docs/benchmarks/answers-extract.md
+	$(VENV)/bin/python -m benchmarks.soak_bench --ttl 120 --rounds 2 --output docs/benchmarks/soak.md
+	$(VENV)/bin/python -m benchmarks.shape_memory_bench --output docs/benchmarks/shape-memory.md
 	$(VENV)/bin/python -m benchmarks.assemble_docs
 
 # Builds the cpu image and runs it as compose runs the api (read-only, hardened), then `pgpt up`

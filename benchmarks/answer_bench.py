@@ -12,10 +12,13 @@ retrieved once and the same passages are answered in every mode. Per mode:
 - model tokens: streamed pieces per answer, and the share that echoed "Question:".
 
 On a shared CPU 300 questions x 3 modes may not fit a time budget: ``--budget-min``
-stops asking new questions after that many minutes and the report states n.
+stops asking new questions after that many minutes and the report states n. ``--modes
+extract`` asks without the model (no vLLM started), and ``--cache`` ingests the articles
+with the benchmarks' embedding cache (answer-time embeddings are always computed).
 
     .venv/bin/python -m benchmarks.answer_bench --output docs/benchmarks/answers.md
     .venv/bin/python -m benchmarks.answer_bench --limit 20 --budget-min 30
+    .venv/bin/python -m benchmarks.answer_bench --modes extract --cache
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from benchmarks.common import (
     progress,
     write_report,
 )
+from benchmarks.embedding_cache import CachingEmbedder
 from core.settings import AnswerMode, Settings, load_settings
 from rag.answer import AnswerKind, DoneEvent
 from rag.citations import CITATION_PATTERN
@@ -148,13 +152,16 @@ async def ask_all(
     articles: Sequence[Article],
     chosen: Sequence[Question],
     budget_s: float,
+    modes: Sequence[AnswerMode] = MODES,
+    ingest_embedder: Embedder | None = None,
 ) -> list[Row]:
     generator = CountingGenerator(
         VLLMGenerator(url, timeout_s=settings.generator_timeout_s, retries=1)
     )
     services = build_services(settings, embedder=embedder, generator=generator)
     engine = services.engine
-    sessions = ArticleSessions(services.store, services.ingestor, articles)
+    ingestor = Ingestor(settings, ingest_embedder) if ingest_embedder else services.ingestor
+    sessions = ArticleSessions(services.store, ingestor, articles)
     rows: list[Row] = []
     clock = Stopwatch()
     try:
@@ -166,7 +173,7 @@ async def ask_all(
             hits, _ = await engine.retrieve(
                 session, question.text, top_k=TOP_K, score_threshold=settings.score_threshold
             )
-            for mode in MODES:
+            for mode in modes:
                 generator.reset()
                 done: DoneEvent | None = None
                 async for event in engine.stream(
@@ -207,7 +214,7 @@ def summarize(rows: Sequence[Row]) -> list[list[object]]:
         members = by_mode[mode]
         if not members:
             continue
-        shown = [r for r in members if r.kind is not AnswerKind.NOT_FOUND]
+        shown = [r for r in members if r.kind in (AnswerKind.GENERATED, AnswerKind.QUOTED)]
         false_support = sum(1 for r in shown if not r.contains_gold)
         generated = [r for r in members if r.model_pieces]
         table.append(
@@ -240,12 +247,13 @@ def report(
     machine: str,
     seconds: float,
     gold_lengths: str,
+    modes: Sequence[AnswerMode] = MODES,
 ) -> str:
     headers = [
         "mode",
         "n",
         "contains gold",
-        "shown (not not-found)",
+        "shown as an answer",
         "false-support rate",
         "quoted",
         "median latency s",
@@ -254,21 +262,23 @@ def report(
         "sentences removed",
     ]
     base = ["benchmarks.answer_bench", "--output", "docs/benchmarks/answers.md"]
-    return f"""## Answers end to end on COVID-QA: generate, extract, auto
+    return f"""## Answers end to end on COVID-QA: {", ".join(modes)}
 
 Command: `{command_line("benchmarks.answer_bench", argv)}` ({seconds / 60:.0f} min).
-**n = {asked} of {QUESTIONS} questions** (seed {SEED}) were asked in every mode before the
-time budget ran out on the shared CPU; all {QUESTIONS}: `{command_line(base[0], base[1:])}`.
+**n = {asked} of {QUESTIONS} questions** (seed {SEED}) were asked in each mode shown (all
+{QUESTIONS} unless a time budget ran out on the shared CPU); all {QUESTIONS} in every mode:
+`{command_line(base[0], base[1:])}`.
 
 Each question is asked over its own article (one session per article, real loader,
 chunker, embedder and hybrid retrieval, top {TOP_K}); the same passages are answered in
 each mode by the embedded vLLM CPU server (SmolLM2-135M-Instruct, temperature 0).
 *contains gold*: the shown answer contains the gold answer text. *false-support rate*:
-among answers shown as supported (anything but the not-found reply), the share that do
-not contain the gold answer. `generate` is today's behaviour (no stop sequences, no cap,
-the whole answer shown when one sentence is supported); `auto` adds the stop sequences,
-repetition guard and the {128}-token cap for factual questions, shows only supported
-sentences and quotes when none is; `extract` never calls the model.
+among answers shown as supported (written or quoted, not the not-found or unanswered
+reply), the share that do not contain the gold answer. `generate` is today's behaviour
+(no stop sequences, no cap, the whole answer shown when one sentence is supported);
+`auto` adds the stop sequences, repetition guard and the {128}-token cap for factual
+questions, shows only supported sentences and quotes when none is; `extract` never
+calls the model.
 Gold answer lengths of these questions, in model-tokenizer-like embedding tokens:
 {gold_lengths}.
 
@@ -288,7 +298,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget-min", type=float, default=1e9, help="stop asking after this")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (embedding)")
     parser.add_argument("--vllm-url", help="use a running vLLM server instead of starting one")
+    parser.add_argument(
+        "--modes", default=",".join(MODES), help="comma-separated, of generate, extract, auto"
+    )
+    parser.add_argument("--cache", action="store_true", help="ingest with the embedding cache")
     args = parser.parse_args(argv)
+    try:
+        modes = [AnswerMode(name) for name in args.modes.split(",")]
+    except ValueError as exc:
+        parser.error(str(exc))
     argv = list(argv) if argv is not None else sys.argv[1:]
     configure_threads(args.threads)
     machine = describe_machine(args.threads)
@@ -298,11 +316,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = choose_questions(questions, QUESTIONS)[: args.limit]
     timer = Stopwatch()
 
-    async def run(url: str) -> list[Row]:
-        return await ask_all(settings, url, embedder, articles, chosen, args.budget_min * 60)
+    ingest_embedder = CachingEmbedder.ours(embedder) if args.cache else None
 
-    if args.vllm_url:
-        rows = asyncio.run(run(args.vllm_url))
+    async def run(url: str) -> list[Row]:
+        return await ask_all(
+            settings,
+            url,
+            embedder,
+            articles,
+            chosen,
+            args.budget_min * 60,
+            modes,
+            ingest_embedder,
+        )
+
+    if args.vllm_url or modes == [AnswerMode.EXTRACT]:  # quote mode never calls the model
+        rows = asyncio.run(run(args.vllm_url or "http://127.0.0.1:9"))
     else:
         with open(os.devnull, "w") as quiet:
             server = EmbeddedVLLM(
@@ -314,7 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows = asyncio.run(run(server.url))
             finally:
                 server.stop()
-    asked = len(rows) // len(MODES)
+    if ingest_embedder is not None:
+        ingest_embedder.save()
+    asked = len(rows) // len(modes)
     text = report(
         rows,
         asked,
@@ -322,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         machine.describe(),
         timer.elapsed(),
         gold_length_percentiles(chosen, embedder),
+        modes,
     )
     write_report(text, args.output)
     return 0

@@ -21,7 +21,10 @@ ORDER = [
     "generation",
     "verifier",
     "answers",
+    "answers-extract",
     "load",
+    "soak",
+    "shape-memory",
     "a100",
 ]
 

@@ -27,12 +27,13 @@ def _key(text: str) -> bytes:
 class CachedVectors:
     """SHA-256 of a text -> its vector, loaded from and saved to one .npz file."""
 
-    def __init__(self, path: Path, dimension: int) -> None:
+    def __init__(self, path: Path | None, dimension: int) -> None:
+        """``path`` None: in memory only, for one run."""
         self.path = path
         self._dimension = dimension
         self._rows: dict[bytes, np.ndarray] = {}
         self._dirty = False
-        if path.exists():
+        if path is not None and path.exists():
             with np.load(path) as data:
                 keys, vectors = data["keys"], data["vectors"]
             self._rows = {bytes(k): v for k, v in zip(keys, vectors, strict=True)}
@@ -56,7 +57,7 @@ class CachedVectors:
 
     def save(self) -> None:
         """Merge into the file (other benchmark processes may have added vectors since)."""
-        if not self._dirty:
+        if not self._dirty or self.path is None:
             return
         import fcntl
 

@@ -223,7 +223,8 @@ def render_soak(result: ChurnResult, rounds: Sequence[Round], machine: str, comm
         for number, done in enumerate(rounds, start=1):
             r, w = done.report, done.watch
             lines.append(
-                f"| {number} | {r.server_errors} | {r.lost_documents} | {r.foreign_passages} | "
+                f"| {number} | {len(r.server_errors)} | {len(r.lost_documents)} | "
+                f"{r.foreign_passages} | "
                 f"{mib(w.first)} | {mib(w.peak)} | {mib(w.last)} | "
                 f"{(w.last - first_end) / MIB:+,.0f} MiB |"
             )

@@ -17,7 +17,6 @@ minutes on one thread to build) so that later runs take seconds.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -35,9 +34,10 @@ from benchmarks.common import (
     progress,
     write_report,
 )
+from benchmarks.embedding_cache import CachedVectors, CachingEmbedder
 from core.settings import load_settings
 from rag import verification
-from rag.embedding import Embedder, configure_threads, make_embedder
+from rag.embedding import configure_threads, make_embedder
 from rag.verification import (
     CitationVerifier,
     Evidence,
@@ -293,41 +293,6 @@ Machine: {machine}
 """
 
 
-class CachedEmbedder:
-    """The product's embedder behind a cache of vectors keyed by a hash of the text.
-
-    The verifier runs unchanged (every feature of its Evidence is computed as in the
-    product); only texts not in the cache are embedded.
-    """
-
-    def __init__(self, inner: Embedder, vectors: dict[str, np.ndarray]) -> None:
-        self._inner = inner
-        self.vectors = vectors
-        self.name = inner.name
-        self.device = inner.device
-        self.dtype = inner.dtype
-        self.dimension = inner.dimension
-        self.max_tokens = inner.max_tokens
-        self.count_tokens = inner.count_tokens
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        missing = [t for t in dict.fromkeys(texts) if _text_key(t) not in self.vectors]
-        timer = Stopwatch()
-        for start in range(0, len(missing), 500):
-            batch = missing[start : start + 500]
-            for text, vector in zip(batch, self._inner.embed(batch), strict=True):
-                self.vectors[_text_key(text)] = vector
-            if len(missing) > 500:
-                progress(f"  embedded {start + len(batch)}/{len(missing)}, {timer.elapsed():.0f} s")
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack([self.vectors[_text_key(t)] for t in texts])
-
-
-def _text_key(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()
-
-
 def all_texts(claims: Sequence[LabelledClaim]) -> list[str]:
     """Every text the verifier embeds for the claim set: claims, questions, windows."""
     texts: dict[str, None] = {}
@@ -337,18 +302,6 @@ def all_texts(claims: Sequence[LabelledClaim]) -> list[str]:
         for start, end in passage_windows(passage):
             texts[passage[start:end]] = None
     return list(texts)
-
-
-def _save_vectors(path: Path, vectors: dict[str, np.ndarray]) -> None:
-    """Vectors and text hashes only: no text of the data set is written."""
-    keys = sorted(vectors)
-    with path.open("wb") as file:
-        np.savez(file, keys=np.array(keys), vectors=np.stack([vectors[k] for k in keys]))
-
-
-def _load_vectors(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path) as stored:
-        return dict(zip(stored["keys"].tolist(), stored["vectors"], strict=True))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -370,13 +323,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     timer = Stopwatch()
     claims = build_claims()
     progress(f"{len(claims)} claims")
-    cached = args.evidence_cache is not None and args.evidence_cache.exists()
-    vectors = _load_vectors(args.evidence_cache) if cached else {}
-    embedder = CachedEmbedder(make_embedder(load_settings(threads=args.threads)), vectors)
-    if not cached:
-        embedder.embed(all_texts(claims))
-        if args.evidence_cache:
-            _save_vectors(args.evidence_cache, embedder.vectors)
+    inner = make_embedder(load_settings(threads=args.threads))
+    embedder = CachingEmbedder(inner, CachedVectors(args.evidence_cache, inner.dimension))
+    embedder.embed(all_texts(claims))  # every text once; the verifier then only looks up
+    embedder.save()
     evidence = collect_evidence(CitationVerifier(embedder), claims)
     if args.calibrate:
         members = [i for i, c in enumerate(claims) if c.split == "calibration"]

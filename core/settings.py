@@ -119,6 +119,18 @@ class Settings(BaseSettings):
         "auto", description="'auto': float16 on CUDA, bfloat16 on CPU."
     )
     embedding_batch_size: int = Field(64, ge=1, description="Chunks per embedding batch.")
+    onednn_cache_capacity: int = Field(
+        64,
+        ge=0,
+        description=(
+            "Kernels oneDNN keeps compiled for the CPU embedder, one per input shape (batch x "
+            "tokens) at a few MiB each; after 100 new shapes RSS had grown 278 MiB with "
+            "oneDNN's default of 1024, 173 MiB with 64 (docs/benchmarks/shape-memory.md). 0 "
+            "keeps oneDNN's "
+            "default. Read before the first embedding; ONEDNN_PRIMITIVE_CACHE_CAPACITY, when "
+            "set, wins."
+        ),
+    )
     index_device: Device = Field(
         "auto", description="'auto' uses faiss-gpu when installed and a GPU is present."
     )
@@ -129,7 +141,13 @@ class Settings(BaseSettings):
         None, description="Drop hits with cosine similarity below this."
     )
     dedup_threshold: float = Field(
-        0.95, gt=0, le=1, description="Hits at least this similar to a better hit are collapsed."
+        0.95,
+        gt=0,
+        le=1,
+        description=(
+            "Hits at least this similar to a better hit of the same document are collapsed "
+            "(the very same text collapses across documents too)."
+        ),
     )
     hybrid: bool = Field(
         True,

@@ -132,13 +132,12 @@ class Retriever:
                 order = self._rerank(text, [session.chunks[i] for i in ranked])
                 ranked = [ranked[o] for o in order]
                 vectors, cosines = vectors[order], cosines[order]
+            chunks = [session.chunks[i] for i in ranked]
             if not self._page_diversity:
-                keep = self._select(vectors, cosines, top_k, score_threshold)
-                return [Hit(session.chunks[ranked[p]], float(cosines[p])) for p in keep]
-            keep = self._select(vectors, cosines, len(ranked), score_threshold)
-            candidates = [
-                (ranked[p], Hit(session.chunks[ranked[p]], float(cosines[p]))) for p in keep
-            ]
+                keep = self._select(chunks, vectors, cosines, top_k, score_threshold)
+                return [Hit(chunks[p], float(cosines[p])) for p in keep]
+            keep = self._select(chunks, vectors, cosines, len(ranked), score_threshold)
+            candidates = [(ranked[p], Hit(chunks[p], float(cosines[p]))) for p in keep]
             paginated = {d.document_id for d in session.documents.values() if d.pages > 1}
             return spread_over_pages(candidates, top_k, paginated)
 
@@ -154,22 +153,33 @@ class Retriever:
 
     def _select(
         self,
+        chunks: Sequence[Chunk],
         vectors: np.ndarray,
         cosines: np.ndarray,
         top_k: int,
         score_threshold: float | None,
     ) -> list[int]:
-        """Positions of the first top_k candidates above the threshold that are not
-        nearly the same passage as a better one."""
+        """Positions of the first top_k candidates above the threshold that do not repeat
+        a better one: nearly the same passage of the same document, or the same text in
+        any document (a file uploaded twice). Near-twins in different documents both stay:
+        two versions of a report may differ in the one number that was asked about."""
         kept: list[int] = []
-        for position in range(len(cosines)):
+        texts: set[str] = set()
+        for position, chunk in enumerate(chunks):
             if len(kept) == top_k:
                 break
             if score_threshold is not None and cosines[position] < score_threshold:
                 continue
-            if kept and float((vectors[kept] @ vectors[position]).max()) >= self._dedup_threshold:
+            text = " ".join(chunk.text.split())
+            same_document = [k for k in kept if chunks[k].document_id == chunk.document_id]
+            if text in texts or (
+                same_document
+                and float((vectors[same_document] @ vectors[position]).max())
+                >= self._dedup_threshold
+            ):
                 continue
             kept.append(position)
+            texts.add(text)
         return kept
 
 

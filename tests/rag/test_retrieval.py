@@ -57,8 +57,9 @@ class ScriptedReranker:
         return np.array([-self.order.index(p) for p in passages], dtype=np.float32)
 
 
-def make_session(texts: Sequence[str]) -> Session:
-    """A session holding one document whose passages are ``texts``, with their vectors."""
+def make_session(texts: Sequence[str], *more_documents: Sequence[str]) -> Session:
+    """A session holding one document whose passages are ``texts`` (and one more document
+    per ``more_documents``), with their vectors."""
     store = SessionStore(
         index_factory=lambda: FaissCpuIndex(4),
         ttl_s=60,
@@ -69,14 +70,23 @@ def make_session(texts: Sequence[str]) -> Session:
         max_total_bytes=1024**2,
     )
     session = store.create()
-    if texts:
-        chunks = [Chunk("d", "notes.txt", t, 1, 1, 0, len(t)) for t in texts]
-        text = "\n".join(texts)
+    for number, passages in enumerate([texts, *more_documents]):
+        if not passages:
+            continue
+        document_id, filename = f"d{number}", f"notes{number}.txt"
+        chunks = [Chunk(document_id, filename, t, 1, 1, 0, len(t)) for t in passages]
+        text = "\n".join(passages)
         source = SourceDocument(text.encode(), "text/plain", (Page(1, text),))
         info = DocumentInfo(
-            "d", "notes.txt", "text/plain", 1, len(chunks), len(source.data), source.memory_bytes
+            document_id,
+            filename,
+            "text/plain",
+            1,
+            len(chunks),
+            len(source.data),
+            source.memory_bytes,
         )
-        session.add_document(info, chunks, ScriptedEmbedder().embed(texts), source)
+        session.add_document(info, chunks, ScriptedEmbedder().embed(passages), source)
     return session
 
 
@@ -107,6 +117,17 @@ def test_a_dedup_threshold_of_one_keeps_the_copy() -> None:
     # 0.999 is below 1.0: only identical vectors collapse.
     session = make_session([ALPHA, COPY])
     assert search(session, top_k=2, dedup_threshold=1.0) == [(ALPHA, 1.0), (COPY, 0.999)]
+
+
+def test_a_near_twin_in_another_document_is_kept() -> None:
+    # Two versions of a text may differ in the one detail asked about: both are shown.
+    session = make_session([ALPHA], [COPY])
+    assert search(session, top_k=2) == [(ALPHA, 1.0), (COPY, 0.999)]
+
+
+def test_the_same_text_in_another_document_is_collapsed() -> None:
+    session = make_session([ALPHA, BETA], [ALPHA])  # the same file uploaded twice
+    assert search(session, top_k=2) == [(ALPHA, 1.0), (BETA, 0.8)]
 
 
 def test_hits_below_the_score_threshold_are_dropped(session: Session) -> None:
