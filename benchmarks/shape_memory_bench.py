@@ -68,7 +68,7 @@ def measure(batches: int) -> list[tuple[int, float, float]]:
     from rag.embedding import make_embedder
 
     if os.environ.get(NO_TRIM):
-        embedding.release_freed_memory = lambda: None  # type: ignore[assignment]
+        embedding.release_freed_memory = lambda: None  # type: ignore[attr-defined]
 
     embedder = make_embedder(load_settings(threads=1))
     process = psutil.Process()
