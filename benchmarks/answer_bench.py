@@ -56,7 +56,7 @@ from rag.generation import Generator, GeneratorInfo, GeneratorStatus, Message
 from rag.pipeline import Ingestor
 from rag.sessions import Session, SessionStore
 from serving.launcher import EmbeddedVLLM, prepare_model
-from serving.vllm_client import VLLMGenerator
+from serving.vllm_client import VLLMGenerator, make_generator
 from serving.wiring import build_services
 
 SEED = 20260412
@@ -147,7 +147,7 @@ class ArticleSessions:
 
 async def ask_all(
     settings: Settings,
-    url: str,
+    url: str | None,
     embedder: Embedder,
     articles: Sequence[Article],
     chosen: Sequence[Question],
@@ -155,9 +155,13 @@ async def ask_all(
     modes: Sequence[AnswerMode] = MODES,
     ingest_embedder: Embedder | None = None,
 ) -> list[Row]:
-    generator = CountingGenerator(
+    # No URL: extract only, which never calls the model; the configured client stands in.
+    inner = (
         VLLMGenerator(url, timeout_s=settings.generator_timeout_s, retries=1)
+        if url
+        else make_generator(settings)
     )
+    generator = CountingGenerator(inner)
     services = build_services(settings, embedder=embedder, generator=generator)
     engine = services.engine
     ingestor = Ingestor(settings, ingest_embedder) if ingest_embedder else services.ingestor
@@ -318,7 +322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ingest_embedder = CachingEmbedder.ours(embedder) if args.cache else None
 
-    async def run(url: str) -> list[Row]:
+    async def run(url: str | None) -> list[Row]:
         return await ask_all(
             settings,
             url,
@@ -331,7 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
 
     if args.vllm_url or modes == [AnswerMode.EXTRACT]:  # quote mode never calls the model
-        rows = asyncio.run(run(args.vllm_url or "http://127.0.0.1:9"))
+        rows = asyncio.run(run(args.vllm_url))
     else:
         with open(os.devnull, "w") as quiet:
             server = EmbeddedVLLM(

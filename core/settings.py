@@ -125,10 +125,9 @@ class Settings(BaseSettings):
         description=(
             "Kernels oneDNN keeps compiled for the CPU embedder, one per input shape (batch x "
             "tokens) at a few MiB each; after 100 new shapes RSS had grown 278 MiB with "
-            "oneDNN's default of 1024, 173 MiB with 64 (docs/benchmarks/shape-memory.md). 0 "
-            "keeps oneDNN's "
-            "default. Read before the first embedding; ONEDNN_PRIMITIVE_CACHE_CAPACITY, when "
-            "set, wins."
+            "oneDNN's default of 1024, 173 MiB with 64 (docs/benchmarks/shape-memory.md). "
+            "0 keeps oneDNN's default. Read before the first embedding; "
+            "ONEDNN_PRIMITIVE_CACHE_CAPACITY, when set, wins."
         ),
     )
     index_device: Device = Field(

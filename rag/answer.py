@@ -200,24 +200,25 @@ class AnswerEngine:
         else:
             text = with_attributed_markers(text, claims)
             removed = 0
-        citations, invalid = parse_citations(text, sources)
-        grounded = not claims or any(c.support is Support.SUPPORTED for c in claims)
-        if not grounded:
+        timings = _timings(retrieval_ms, ttft_ms, started)
+        if claims and not any(c.support is Support.SUPPORTED for c in claims):
             # Nothing the model said is backed by the passages: say so, keep the passages.
-            text, citations, invalid = UNANSWERED_TEXT, [], []
+            yield DoneEvent(_unanswered(sources, mode, timings, info.model, claims, removed))
+            return
+        citations, invalid = parse_citations(text, sources)
         yield DoneEvent(
             Answer(
                 text=text,
                 citations=citations,
                 sources=sources,
                 invalid_citations=invalid,
-                timings=_timings(retrieval_ms, ttft_ms, started),
+                timings=timings,
                 model=info.model,
                 claims=claims,
                 highlights=best_highlights(claims),
-                grounded=grounded,
+                grounded=True,
                 mode=mode,
-                kind=AnswerKind.GENERATED if grounded else AnswerKind.UNANSWERED,
+                kind=AnswerKind.GENERATED,
                 removed=removed,
             )
         )
@@ -239,20 +240,8 @@ class AnswerEngine:
         sources = list(hits)
         quotes = await asyncio.to_thread(self.extractor.quotes, question, sources)
         if not quotes:  # every sentence is a table row, page furniture or an echo
-            return Answer(
-                text=UNANSWERED_TEXT,
-                citations=[],
-                sources=sources,
-                invalid_citations=[],
-                timings=_timings(retrieval_ms, ttft_ms, started),
-                model=model,
-                claims=list(generated),
-                highlights={},
-                grounded=False,
-                mode=mode,
-                kind=AnswerKind.UNANSWERED,
-                removed=len(generated),
-            )
+            timings = _timings(retrieval_ms, ttft_ms, started)
+            return _unanswered(sources, mode, timings, model, generated, len(generated))
         text = quoted_answer(quotes)
         claims = [quote.as_claim() for quote in quotes]
         citations, invalid = parse_citations(text, sources)
@@ -289,6 +278,31 @@ class AnswerEngine:
             kind=AnswerKind.NOT_FOUND,
             not_found_reason=reason,
         )
+
+
+def _unanswered(
+    sources: Sequence[Hit],
+    mode: AnswerMode,
+    timings: Timings,
+    model: str,
+    draft: Sequence[Claim],
+    removed: int,
+) -> Answer:
+    """Passages were found, yet nothing backed can be shown; ``draft``: the model's claims."""
+    return Answer(
+        text=UNANSWERED_TEXT,
+        citations=[],
+        sources=list(sources),
+        invalid_citations=[],
+        timings=timings,
+        model=model,
+        claims=list(draft),
+        highlights={},
+        grounded=False,
+        mode=mode,
+        kind=AnswerKind.UNANSWERED,
+        removed=removed,
+    )
 
 
 def _timings(retrieval_ms: float, ttft_ms: float | None, started: float) -> Timings:
