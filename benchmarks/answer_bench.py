@@ -74,6 +74,8 @@ class Row:
     model_pieces: int  # streamed pieces (about tokens) the model wrote; 0 without the model
     echoed: bool  # the model wrote "Question:" (a prompt echo)
     removed: int
+    article: int = -1
+    quote_score: float | None = None  # the best quote's score when the answer is quoted
 
 
 class CountingGenerator:
@@ -162,7 +164,9 @@ async def ask_all(
         else make_generator(settings)
     )
     generator = CountingGenerator(inner)
-    services = build_services(settings, embedder=embedder, generator=generator)
+    # Every quote is shown: the minimum-score table below is computed from their scores.
+    unfiltered = settings.model_copy(update={"quote_min_score": 0.0})
+    services = build_services(unfiltered, embedder=embedder, generator=generator)
     engine = services.engine
     ingestor = Ingestor(settings, ingest_embedder) if ingest_embedder else services.ingestor
     sessions = ArticleSessions(services.store, ingestor, articles)
@@ -200,6 +204,10 @@ async def ask_all(
                         model_pieces=generator.pieces,
                         echoed="question:" in generator.text.lower(),
                         removed=answer.removed,
+                        article=question.article,
+                        quote_score=(
+                            answer.claims[0].score if answer.kind is AnswerKind.QUOTED else None
+                        ),
                     )
                 )
             if number % 5 == 0:
@@ -236,6 +244,45 @@ def summarize(rows: Sequence[Row]) -> list[list[object]]:
             ]
         )
     return table
+
+
+THRESHOLDS = (0.0, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75)
+
+
+def quote_threshold_table(rows: Sequence[Row]) -> str:
+    """Quoted answers shown only at or above a minimum score: what is shown, and how often
+    it lacks the gold answer, on two halves of the articles (calibrate on one, check on the
+    other)."""
+    quoted = [r for r in rows if r.mode is AnswerMode.EXTRACT]
+    if not quoted:
+        return "(no extract-mode rows)"
+    articles = sorted({r.article for r in quoted})
+    first_half = set(articles[::2])
+    halves = {
+        "calibration": [r for r in quoted if r.article in first_half],
+        "held-out": [r for r in quoted if r.article not in first_half],
+    }
+    table = []
+    for threshold in THRESHOLDS:
+        cells: list[object] = [f"{threshold:.2f}"]
+        for members in halves.values():
+            shown = [r for r in members if r.quote_score is not None and r.quote_score >= threshold]
+            wrong = sum(1 for r in shown if not r.contains_gold)
+            cells += [
+                f"{len(shown) / len(members):.3f}" if members else "n/a",
+                f"{sum(r.contains_gold for r in shown) / len(members):.3f}" if members else "n/a",
+                f"{wrong / len(shown):.3f}" if shown else "n/a",
+            ]
+        table.append(cells)
+    sizes = ", ".join(f"{name} {len(members)}" for name, members in halves.items())
+    headers = ["min quote score"] + [
+        f"{name}: {column}"
+        for name in halves
+        for column in ("shown", "contains gold", "false support")
+    ]
+    return f"Questions per half: {sizes} (articles alternate by id).\n\n" + markdown_table(
+        headers, table
+    )
 
 
 def gold_length_percentiles(chosen: Sequence[Question], embedder: Embedder) -> str:
@@ -290,6 +337,15 @@ Gold answer lengths of these questions, in model-tokenizer-like embedding tokens
 
 Containment is strict (the whole gold text, often a full sentence in COVID-QA), so a
 correct paraphrase counts as not containing it: the false-support rate is an upper bound.
+
+### Quote mode with a minimum score
+
+A quoted answer is shown only when its best sentence scores at least the threshold
+(`PGPT_QUOTE_MIN_SCORE`); below it the answer says nothing backed was found and lists
+the passages. *shown* and *contains gold* are shares of all questions of the half; *false
+support* is the share of shown answers without the gold text.
+
+{quote_threshold_table(rows)}
 
 Machine: {machine}
 """

@@ -40,6 +40,9 @@ class DataFile:
     licence: str
     url: str
     derive: str | None = None  # how to make it from the downloaded source, see DERIVATIONS
+    # Only a benchmark needs it (not `make test`): `make data` fetches it when it can and
+    # does not fail without it; reading it while it is absent says to run `make data`.
+    optional: bool = False
 
 
 def load_manifest(path: Path = MANIFEST) -> list[DataFile]:
@@ -96,8 +99,10 @@ def path(name: str) -> Path:
 def derive_financebench_questions(
     source: bytes, entry: DataFile, others: Sequence[DataFile]
 ) -> bytes:
-    """The 32 FinanceBench questions about the filings in the manifest, fields as the dev set."""
-    filings = {Path(o.name).stem for o in others if o.name.startswith("financebench-dev/pdfs/")}
+    """The FinanceBench questions about the filings listed beside ``entry`` (its folder's
+    pdfs/ in the manifest), seven fields each: 32 for financebench-dev."""
+    folder = entry.name.split("/")[0]
+    filings = {Path(o.name).stem for o in others if o.name.startswith(f"{folder}/pdfs/")}
     keys = ("financebench_id", "company", "doc_name", "question_type", "question", "answer")
     lines = []
     for line in source.decode("utf-8").splitlines():
@@ -116,7 +121,7 @@ def derive_financebench_questions(
 
 
 DERIVATIONS: dict[str, Callable[[bytes, DataFile, Sequence[DataFile]], bytes]] = {
-    "financebench-dev-questions": derive_financebench_questions,
+    "financebench-questions": derive_financebench_questions,
 }
 
 Fetch = Callable[[str], bytes]
@@ -135,6 +140,7 @@ class Report:
     downloaded: list[str] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # checksum failures, with the reason
     missing: list[str] = field(default_factory=list)  # no source could give it
+    optional_missing: list[str] = field(default_factory=list)  # the same, benchmark-only files
 
     @property
     def ok(self) -> bool:
@@ -195,17 +201,18 @@ def fill_cache(
             # A stale link or a changed file: never read a document that fails its checksum.
             target.unlink()
         url = f"{mirror.rstrip('/')}/{entry.name}" if mirror else entry.url
+        missing = report.optional_missing if entry.optional else report.missing
         if offline_reason is not None:
-            report.missing.append(f"{entry.name}  <- {url}")
+            missing.append(f"{entry.name}  <- {url}")
             continue
         try:
             refusal = download(entry, target, files, fetch, url)
         except urllib.error.HTTPError as exc:
-            report.missing.append(f"{entry.name}  <- {url} (HTTP {exc.code})")
+            missing.append(f"{entry.name}  <- {url} (HTTP {exc.code})")
             continue
         except (urllib.error.URLError, OSError) as exc:
             offline_reason = str(getattr(exc, "reason", exc))
-            report.missing.append(f"{entry.name}  <- {url} ({offline_reason})")
+            missing.append(f"{entry.name}  <- {url} ({offline_reason})")
             continue
         if refusal:
             report.refused.append(refusal)
@@ -260,6 +267,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"ready in {cache_dir} ({len(report.shared)} from {shared_dir}, "
         f"{len(report.cached)} already cached, {len(report.downloaded)} downloaded)"
     )
+    if report.optional_missing:
+        print(
+            f"data: {len(report.optional_missing)} benchmark-only documents not available "
+            "here (not needed by the tests), e.g. "
+            f"{report.optional_missing[0]}"
+        )
     return 0
 
 

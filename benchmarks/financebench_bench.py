@@ -1,8 +1,11 @@
-"""Retrieval on long, table-heavy SEC filings (financebench-dev): ours against LangChain.
+"""Retrieval on long, table-heavy SEC filings (FinanceBench): ours against LangChain.
 
-Every method indexes all 11 filings (1,495 pages) in one session, then answers the 32
-analyst questions. A hit at k is an evidence page (file and page) among the pages the
-top k passages cover; a passage that spans pages counts every page it covers.
+Every method indexes all filings of a set in one session, then answers its analyst
+questions: `dev` (financebench-dev, 11 filings, 1,495 pages, 32 questions; what retrieval
+was tuned on) or `holdout` (8 other 10-Ks of the same public sample, 28 questions; never
+tuned on, fetched by `make data` where it can be downloaded). A hit at k is an evidence
+page (file and page) among the pages the top k passages cover; a passage that spans pages
+counts every page it covers.
 
 Variants of our pipeline are settings overrides (``VARIANTS``); variants that parse and
 chunk alike share one session, and each PDF text mode is parsed once per run. Vectors
@@ -12,6 +15,7 @@ when nothing came from the cache (the report says which).
 
     .venv/bin/python -m benchmarks.financebench_bench --output docs/benchmarks/financebench.md
     .venv/bin/python -m benchmarks.financebench_bench --methods langchain,ours --no-cache
+    .venv/bin/python -m benchmarks.financebench_bench --set holdout --methods ours,langchain
     .venv/bin/python -m benchmarks.financebench_bench --quick
 """
 
@@ -53,7 +57,7 @@ from rag.retrieval import Retriever, make_retriever
 from rag.sessions import Session
 from serving.wiring import make_store
 
-FINANCEBENCH = data.root() / "financebench-dev"
+SETS = ("dev", "holdout")
 QUICK_FILINGS = ("AMAZON_2017_10K",)
 KS = (1, 5, 10)
 SAMPLE_INTERVAL_S = 0.1
@@ -68,15 +72,20 @@ class FinanceQuestion:
 
 
 def load_financebench(
-    root: Path = FINANCEBENCH, *, filings: Sequence[str] | None = None
+    name: str = "dev", *, filings: Sequence[str] | None = None
 ) -> tuple[list[Path], list[FinanceQuestion]]:
-    """The filings (all when None) and the questions whose evidence lies in them."""
-    paths = sorted((root / "pdfs").glob("*.pdf"))
+    """The set's filings (all when None) and the questions whose evidence lies in them."""
+    folder = f"financebench-{name}"
+    paths = sorted(
+        data.path(entry.name)
+        for entry in data.load_manifest()
+        if entry.name.startswith(f"{folder}/pdfs/")
+    )
     if filings is not None:
         paths = [p for p in paths if p.stem in filings]
     names = {p.stem for p in paths}
     questions = []
-    for line in (root / "questions.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in data.path(f"{folder}/questions.jsonl").read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         entry = json.loads(line)
@@ -429,6 +438,7 @@ def render(
     machine: str,
     settings: Settings,
     total_s: float,
+    set_name: str = "dev",
 ) -> str:
     n = len(questions)
     rows = [
@@ -500,7 +510,7 @@ def render(
             for number, q in enumerate(questions, start=1)
         ],
     )
-    return f"""## Retrieval quality: financebench-dev (SEC filings)
+    return f"""## Retrieval quality: financebench-{set_name} (SEC filings)
 
 {len({q.doc_name for q in questions})} filings ({results[0].index.pages} pages) indexed
 together, one session / one FAISS store per method; {n} FinanceBench analyst questions.
@@ -546,6 +556,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--methods", default="ours,langchain,before", help=f"comma-separated; known: {known}"
     )
+    parser.add_argument(
+        "--set", choices=SETS, default="dev", help="dev: tuned on; holdout: never tuned on"
+    )
     parser.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_FILINGS}")
     parser.add_argument("--no-cache", action="store_true", help="embed everything afresh")
     parser.add_argument(
@@ -570,8 +583,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = describe_machine(args.threads)
     settings = load_settings(threads=args.threads)
     chosen = args.filings.split(",") if args.filings else None
-    paths, questions = load_financebench(filings=QUICK_FILINGS if args.quick else chosen)
-    progress(f"financebench-dev: {len(paths)} filings, {len(questions)} questions")
+    paths, questions = load_financebench(args.set, filings=QUICK_FILINGS if args.quick else chosen)
+    progress(f"financebench-{args.set}: {len(paths)} filings, {len(questions)} questions")
     resources = Resources(settings, paths, use_cache=not args.no_cache)
     methods = [make_method(name, resources) for name in args.methods.split(",")]
 
@@ -583,6 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             machine=machine.describe(),
             settings=settings,
             total_s=clock.elapsed(),
+            set_name=args.set,
         )
         write_report(text, args.output)
 

@@ -43,6 +43,9 @@ VARIANTS: dict[str, Variant] = {
         "plain RRF (weights 1:1) over 3 x top-k candidates",
         {"lexical_weight": 1.0, "retrieval_candidates": 0},
     ),
+    "+measures": Variant(
+        "financial measures searched with their statement lines", {"measure_terms": True}
+    ),
     "dense": Variant("no BM25 (dense only)", {"hybrid": False}),
     "bm25x0.5": Variant("BM25 weighted 0.5 against dense in the fusion", {"lexical_weight": 0.5}),
     "bm25x2": Variant("BM25 weighted 2 against dense in the fusion", {"lexical_weight": 2.0}),

@@ -99,11 +99,13 @@ class Quote:
 
 
 class QuoteExtractor:
-    def __init__(self, embedder: Embedder) -> None:
+    def __init__(self, embedder: Embedder, *, min_score: float = 0.0) -> None:
         self._embedder = embedder
+        self._min_score = min_score
 
     def quotes(self, question: str, sources: Sequence[Hit]) -> list[Quote]:
-        """The best 1-3 sentences of ``sources`` for ``question``, best first; [] if none."""
+        """The best 1-3 sentences of ``sources`` for ``question``, best first; [] if none
+        scores at least ``min_score`` (a weak best sentence seldom answers)."""
         candidates = [
             (n, start, end, hit.chunk.text[start:end])
             for n, hit in enumerate(sources, start=1)
@@ -129,6 +131,8 @@ class QuoteExtractor:
             )
             scored.append(Quote(n, start, end, text, score))
         scored.sort(key=lambda q: -q.score)
+        if scored[0].score < self._min_score:
+            return []
         chosen: list[Quote] = []
         seen: set[str] = set()
         for quote in scored:

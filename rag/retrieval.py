@@ -12,6 +12,7 @@ import numpy as np
 from core.settings import Settings
 from ingest.models import Chunk
 from rag.embedding import Embedder
+from rag.glossary import with_measure_terms
 from rag.lexical import DEFAULT_ANALYZER, reciprocal_rank_fusion
 from rag.query import search_query
 from rag.sessions import Session
@@ -92,6 +93,7 @@ class Retriever:
         lexical_weight: float = 1.0,
         candidates: int = 0,
         query_cleaning: bool = False,
+        measure_terms: bool = False,
         page_diversity: bool = False,
         lexical_analyzer: str = DEFAULT_ANALYZER,
     ) -> None:
@@ -102,6 +104,7 @@ class Retriever:
         self._lexical_weight = lexical_weight
         self._candidates = candidates
         self._query_cleaning = query_cleaning
+        self._measure_terms = measure_terms
         self._page_diversity = page_diversity
         self._lexical_analyzer = lexical_analyzer
 
@@ -114,6 +117,8 @@ class Retriever:
         score_threshold: float | None = None,
     ) -> list[Hit]:
         text = search_query(query) if self._query_cleaning else query
+        if self._measure_terms:
+            text = with_measure_terms(text)
         query_vector = self._embedder.embed([text])
         with session.reading():
             if not session.chunks:
@@ -288,6 +293,7 @@ def make_retriever(
         lexical_weight=settings.lexical_weight,
         candidates=settings.retrieval_candidates,
         query_cleaning=settings.query_cleaning,
+        measure_terms=settings.measure_terms,
         page_diversity=settings.page_diversity,
         lexical_analyzer=lexical_analyzer or DEFAULT_ANALYZER,
     )

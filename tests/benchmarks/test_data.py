@@ -65,10 +65,25 @@ def test_make_data_takes_the_shared_copies_and_downloads_nothing(tmp_path: Path)
         text=True,
         timeout=120,
     )
-    total = len(data.load_manifest())
+    required = len([entry for entry in data.load_manifest() if not entry.optional])
     assert (result.returncode, result.stdout.split("(")[1].split(",")[0]) == (
         0,
-        f"{total} from {data.SHARED_DATA}",
+        f"{required} from {data.SHARED_DATA}",
+    )
+
+
+def test_a_benchmark_only_file_that_cannot_be_had_does_not_fail_make_data(
+    tmp_path: Path, file_server: tuple[str, Path]
+) -> None:
+    url, folder = file_server
+    (entry,) = small_manifest()[:1]
+    serve(folder, entry.name, (data.SHARED_DATA / entry.name).read_bytes())
+    holdout = data.DataFile("holdout/a.pdf", 10, "0" * 64, "test", "unused", optional=True)
+    report = data.fill_cache([entry, holdout], cache_dir=tmp_path, shared_dir=None, mirror=url)
+    assert (report.ok, report.downloaded, report.optional_missing) == (
+        True,
+        [entry.name],
+        [f"holdout/a.pdf  <- {url}/holdout/a.pdf (HTTP 404)"],
     )
 
 
@@ -128,7 +143,7 @@ def test_a_missing_source_gives_one_message_naming_each_file_and_its_url(
 def test_the_financebench_questions_are_derived_from_the_upstream_file_exactly() -> None:
     """Upstream rows carry more fields and more filings; the dev set keeps 32 rows, 7 fields."""
     entries = data.load_manifest()
-    (questions,) = [e for e in entries if e.derive == "financebench-dev-questions"]
+    (questions,) = [e for e in entries if e.name == "financebench-dev/questions.jsonl"]
     local = (data.SHARED_DATA / questions.name).read_bytes()
     upstream = []
     for line in local.decode().splitlines():

@@ -107,6 +107,20 @@ def test_extract_answers_the_p100_question_without_calling_the_llm(
     assert answer.sources[n - 1].chunk.text[highlight.start : highlight.end] in answer.text
 
 
+def test_extract_below_the_minimum_quote_score_shows_no_quote(
+    embedder: Any, session: Session
+) -> None:
+    strict = AnswerEngine(
+        Retriever(embedder, dedup_threshold=0.95, hybrid=True),
+        CallForbiddenGenerator(),
+        CitationVerifier(embedder),
+        QuoteExtractor(embedder, min_score=0.99),
+        min_score=MIN_SCORE,
+    )
+    answer = asyncio.run(ask(strict, session, GPU_QUESTION, AnswerMode.EXTRACT))
+    assert (answer.kind, answer.citations, len(answer.sources)) == (AnswerKind.UNANSWERED, [], 5)
+
+
 def test_auto_shows_only_the_supported_sentence(embedder: Any, session: Session) -> None:
     scripted = ScriptedGenerator(
         "8 NVIDIA P100 GPUs were used to train the big models [1]. "
