@@ -68,8 +68,9 @@ bench: data setup
 	$(VENV)/bin/python -m benchmarks.ocr_bench --output docs/benchmarks/ocr.md
 	$(VENV)/bin/python -m benchmarks.render_bench --output docs/benchmarks/render.md
 	$(VENV)/bin/python -m benchmarks.followup_bench --output docs/benchmarks/followup.md
-	$(VENV)/bin/python -m benchmarks.covidqa_bench --cache --methods ours-defaults,ours-before,ours-headers,ours-cleaning,ours-tokenizer,ours-diversity,ours-bm25x0.5,ours-bm25x2,ours-pool50,ours-dense --output docs/benchmarks/covidqa-changes.md
-	$(VENV)/bin/python -m benchmarks.financebench_bench --methods ours,langchain,before,-headers,-layout,-cleaning,-tokenizer,-diversity,-fusion,dense --output docs/benchmarks/financebench.md
+	$(VENV)/bin/python -m benchmarks.covidqa_bench --cache --methods ours-defaults,ours-before,ours-headers,ours-cleaning,ours-tokenizer,ours-diversity,ours-bm25x0.5,ours-bm25x2,ours-bm25k1=1.5,ours-pool50,ours-dense --output docs/benchmarks/covidqa-changes.md
+	$(VENV)/bin/python -m benchmarks.financebench_bench --methods ours,langchain,before,-headers,-layout,-cleaning,-tokenizer,-diversity,-fusion,-measures,bm25k1=1.5,dense --output docs/benchmarks/financebench.md
+	$(VENV)/bin/python -m benchmarks.financebench_bench --set holdout --methods ours,langchain,-measures,bm25k1=1.5,dense --output docs/benchmarks/financebench-holdout.md
 	$(VENV)/bin/python -m benchmarks.verifier_bench --output docs/benchmarks/verifier.md
 	$(VENV)/bin/python -m benchmarks.answer_bench --output docs/benchmarks/answers.md
 	$(VENV)/bin/python -m benchmarks.answer_bench --modes extract --cache --output docs/benchmarks/answers-extract.md

@@ -16,6 +16,7 @@ ORDER = [
     "retrieval",
     "retrieval-changes",
     "financebench",
+    "financebench-holdout",
     "covidqa-changes",
     "chunk-size-sweep",
     "generation",

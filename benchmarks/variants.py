@@ -23,8 +23,10 @@ BEFORE: dict[str, object] = {
     "context_headers": False,
     "pdf_text_mode": "plain",
     "query_cleaning": False,
+    "measure_terms": False,
     "page_diversity": False,
     "lexical_weight": 1.0,
+    "lexical_k1": 1.5,
     "retrieval_candidates": 0,
 }
 VARIANTS: dict[str, Variant] = {
@@ -43,12 +45,13 @@ VARIANTS: dict[str, Variant] = {
         "plain RRF (weights 1:1) over 3 x top-k candidates",
         {"lexical_weight": 1.0, "retrieval_candidates": 0},
     ),
-    "+measures": Variant(
-        "financial measures searched with their statement lines", {"measure_terms": True}
+    "-measures": Variant(
+        "financial measures searched as named (no statement lines)", {"measure_terms": False}
     ),
     "dense": Variant("no BM25 (dense only)", {"hybrid": False}),
     "bm25x0.5": Variant("BM25 weighted 0.5 against dense in the fusion", {"lexical_weight": 0.5}),
     "bm25x2": Variant("BM25 weighted 2 against dense in the fusion", {"lexical_weight": 2.0}),
+    "bm25k1=1.5": Variant("BM25 k1 1.5 (bm25s' default)", {"lexical_k1": 1.5}),
     "pool50": Variant("50 candidates from each ranking", {"retrieval_candidates": 50}),
     "pool100": Variant("100 candidates from each ranking", {"retrieval_candidates": 100}),
 }

@@ -160,6 +160,16 @@ class Settings(BaseSettings):
         ge=0,
         description="Weight of the BM25 ranking against the dense one (1.0) in the fusion.",
     )
+    lexical_k1: float = Field(
+        0.5,
+        gt=0,
+        le=3,
+        description=(
+            "BM25 term-frequency saturation: lower, a word repeated all over a table counts "
+            "less. 0.5 against bm25s' 1.5: hit@5 0.688 vs 0.656 on financebench-dev, equal "
+            "on financebench-holdout (hit@10 0.464 vs 0.429), COVID-QA 0.713 vs 0.704."
+        ),
+    )
     retrieval_candidates: int = Field(
         0,
         ge=0,
@@ -177,10 +187,12 @@ class Settings(BaseSettings):
         ),
     )
     measure_terms: bool = Field(
-        False,
+        True,
         description=(
             "Search for a financial measure the question names (gross margin, quick ratio, "
-            "capex) with the statement lines that compute it (rag/glossary.py)."
+            "capex) with the statement lines that compute it (rag/glossary.py). Filings "
+            "hit@5: 0.406 -> 0.656 on financebench-dev, 0.286 -> 0.321 on the untuned "
+            "financebench-holdout; no COVID-QA question names one."
         ),
     )
     page_diversity: bool = Field(

@@ -13,7 +13,7 @@ from core.settings import Settings
 from ingest.models import Chunk
 from rag.embedding import Embedder
 from rag.glossary import with_measure_terms
-from rag.lexical import DEFAULT_ANALYZER, reciprocal_rank_fusion
+from rag.lexical import DEFAULT_ANALYZER, DEFAULT_K1, reciprocal_rank_fusion
 from rag.query import search_query
 from rag.sessions import Session
 
@@ -91,6 +91,7 @@ class Retriever:
         hybrid: bool = False,
         reranker: Reranker | None = None,
         lexical_weight: float = 1.0,
+        lexical_k1: float = DEFAULT_K1,
         candidates: int = 0,
         query_cleaning: bool = False,
         measure_terms: bool = False,
@@ -102,6 +103,7 @@ class Retriever:
         self.hybrid = hybrid
         self._reranker = reranker
         self._lexical_weight = lexical_weight
+        self._lexical_k1 = lexical_k1
         self._candidates = candidates
         self._query_cleaning = query_cleaning
         self._measure_terms = measure_terms
@@ -127,7 +129,8 @@ class Retriever:
             _, ids = session.index.search(query_vector, fetch)
             ranked = [int(i) for i in ids[0] if i >= 0]
             if self.hybrid:
-                lexical = session.lexical_index(self._lexical_analyzer).search(text, fetch)
+                bm25 = session.lexical_index(self._lexical_analyzer, self._lexical_k1)
+                lexical = bm25.search(text, fetch)
                 ranked = reciprocal_rank_fusion(
                     [ranked, [i for i, _ in lexical]], weights=[1.0, self._lexical_weight]
                 )[:fetch]
@@ -291,6 +294,7 @@ def make_retriever(
         hybrid=settings.hybrid,
         reranker=reranker,
         lexical_weight=settings.lexical_weight,
+        lexical_k1=settings.lexical_k1,
         candidates=settings.retrieval_candidates,
         query_cleaning=settings.query_cleaning,
         measure_terms=settings.measure_terms,

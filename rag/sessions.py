@@ -17,7 +17,7 @@ from core.memory import release_freed_memory
 from ingest.models import Chunk, SourceDocument
 from rag.conversation import Conversation
 from rag.index import VectorIndex
-from rag.lexical import DEFAULT_ANALYZER, LexicalIndex
+from rag.lexical import DEFAULT_ANALYZER, DEFAULT_K1, LexicalIndex
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class Session:
     _doc_ids: dict[str, np.ndarray] = field(default_factory=dict)  # document -> vector ids
     _next_id: int = 0
     # BM25 per analyzer, built on first hybrid search, dropped on change.
-    _lexical: dict[str, LexicalIndex] = field(default_factory=dict)
+    _lexical: dict[tuple[str, float], LexicalIndex] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
@@ -132,18 +132,21 @@ class Session:
         with self._lock:
             yield
 
-    def lexical_index(self, analyzer: str = DEFAULT_ANALYZER) -> LexicalIndex:
+    def lexical_index(
+        self, analyzer: str = DEFAULT_ANALYZER, k1: float = DEFAULT_K1
+    ) -> LexicalIndex:
         """BM25 over this session's passages (with their context headers), rebuilt after
         documents change."""
         with self._lock:
-            index = self._lexical.get(analyzer)
+            index = self._lexical.get((analyzer, k1))
             if index is None:
                 index = LexicalIndex(
                     list(self.chunks),
                     [chunk.indexed_text for chunk in self.chunks.values()],
                     analyzer,
+                    k1,
                 )
-                self._lexical[analyzer] = index
+                self._lexical[(analyzer, k1)] = index
             return index
 
     def check_room(self, filename: str, n: int, memory_bytes: int = 0) -> None:

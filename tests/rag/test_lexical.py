@@ -48,3 +48,13 @@ def test_rank_fusion_favours_agreement_over_one_first_place() -> None:
 def test_rank_fusion_of_one_ranking_keeps_its_order() -> None:
     assert reciprocal_rank_fusion([[5, 3, 9]]) == [5, 3, 9]
     assert reciprocal_rank_fusion([]) == []
+
+
+def test_a_lower_k1_narrows_the_lead_of_a_repeated_word() -> None:
+    def lead(k1: float) -> float:
+        (_, repeated), (_, once) = LexicalIndex(
+            list(PASSAGES), list(PASSAGES.values()), k1=k1
+        ).search("cat", 2)
+        return repeated / once
+
+    assert lead(0.5) < lead(1.5)
