@@ -191,7 +191,7 @@ class Settings(BaseSettings):
         description=(
             "Search for a financial measure the question names (gross margin, quick ratio, "
             "capex) with the statement lines that compute it (rag/glossary.py). Filings "
-            "hit@5: 0.406 -> 0.656 on financebench-dev, 0.286 -> 0.321 on the untuned "
+            "hit@5: 0.438 -> 0.688 on financebench-dev, 0.214 -> 0.321 on the untuned "
             "financebench-holdout; no COVID-QA question names one."
         ),
     )
@@ -353,7 +353,7 @@ class Settings(BaseSettings):
             "at least this (0.5 x cosine + 0.35 x question-word overlap + 0.15 x expected "
             "answer type); below it the answer says nothing backed was found. Measured on "
             "300 COVID-QA questions: 0.70 shows a third of the answers and cuts false support "
-            "only from 0.40 to 0.27-0.30 (docs/benchmarks/answers-extract.md), so 0 (off)."
+            "only from 0.37 to 0.25-0.27 (docs/benchmarks/answers-extract.md), so 0 (off)."
         ),
     )
     temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
