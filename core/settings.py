@@ -119,6 +119,15 @@ class Settings(BaseSettings):
         "auto", description="'auto': float16 on CUDA, bfloat16 on CPU."
     )
     embedding_batch_size: int = Field(64, ge=1, description="Chunks per embedding batch.")
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description=(
+            "What runs the bundled embedding model: 'torch' (sentence-transformers, in "
+            "PGPT_EMBEDDING_DTYPE), 'onnx' (ONNX Runtime, float32) or 'onnx-int8' (ONNX "
+            "Runtime, int8 weights), on the CPU. The ONNX files are built once by `pgpt "
+            "embedder --prepare-only` (make setup); PGPT_EMBEDDING_DTYPE applies to torch only."
+        ),
+    )
     onednn_cache_capacity: int = Field(
         64,
         ge=0,

@@ -1,4 +1,4 @@
-"""Text -> normalized vectors. One protocol, one sentence-transformers implementation."""
+"""Text -> normalized vectors. One protocol; sentence-transformers and ONNX Runtime behind it."""
 
 from __future__ import annotations
 
@@ -34,18 +34,21 @@ class Embedder(Protocol):
         ...
 
 
-def configure_threads(threads: int) -> None:
-    """Pin torch and FAISS to an explicit thread count: defaults thrash on shared cores."""
+def configure_threads(threads: int, *, with_torch: bool = True) -> None:
+    """Pin torch and FAISS to an explicit thread count: defaults thrash on shared cores.
+    ``with_torch`` False leaves torch unloaded (the ONNX backend never needs it)."""
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     # Idle OpenMP threads that spin steal the shared cores: measured, one query's
     # embedding took 990 ms spinning and 28 ms passive under load. Effective only if
     # torch is not loaded yet (the CLI and the test suite set it earlier as well).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import faiss
-    import torch
 
-    torch.set_num_threads(threads)
     faiss.omp_set_num_threads(threads)
+    if with_torch:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def resolve_model_path(model: str) -> str:
@@ -132,6 +135,103 @@ class SentenceTransformerEmbedder:
         return vectors
 
 
+class OnnxEmbedder:
+    """The bundled model exported to ONNX (rag/onnx_model.py), run by ONNX Runtime on CPU.
+
+    Same vectors as SentenceTransformerEmbedder: the model's Rust tokenizer, mean pooling
+    over the attention mask, L2 normalization.
+    """
+
+    def __init__(self, model_file: Path, *, quantized: bool, threads: int, batch_size: int) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        folder = Path(resolve_model_path("bundled"))
+        max_length = int(_read_json(folder / "sentence_bert_config.json")["max_seq_length"])
+        tokenizer_json = (folder / "tokenizer.json").read_text(encoding="utf-8")
+        # Configured once here and only read after that, so threads may share it. The
+        # file's own settings (truncation at 128, padding to 128) are not the model's.
+        self._tokenizer = Tokenizer.from_str(tokenizer_json)
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length)
+        options = ort.SessionOptions()
+        # An explicit count: ONNX Runtime's default is one thread per core, and the cores
+        # are shared with the parser workers and vLLM.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Idle threads wait passively, as OMP_WAIT_POLICY=PASSIVE does for torch: a thread
+        # that spins between runs holds a core the parser workers and vLLM need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # No arena: it keeps the largest batch's activations for good (RSS +550 MiB after
+        # 100 batches of new shapes, against +151 MiB with malloc and the trim in embed();
+        # torch +172 MiB), NOTES-onnx.md.
+        options.enable_cpu_mem_arena = False
+        self._session = ort.InferenceSession(
+            str(model_file), options, providers=["CPUExecutionProvider"]
+        )
+        self._batch_size = batch_size
+        self.name = "all-MiniLM-L6-v2-onnx"
+        self.device = "cpu"
+        self.dtype = "int8" if quantized else "float32"
+        self.dimension = int(_read_json(folder / "config.json")["hidden_size"])
+        self.max_tokens = max_length - self._tokenizer.num_special_tokens_to_add(False)
+        # See SentenceTransformerEmbedder: one batch at a time, so a question waits for at
+        # most one batch of an upload, and two uploads do not run 2 x threads on the cores.
+        self._lock = threading.Lock()
+        self.count_tokens: Callable[[str], int] = TokenizerCounter(tokenizer_json)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        if not texts:
+            return vectors
+        encodings = self._tokenizer.encode_batch(list(texts))
+        # Longest first, so each batch is padded only to lengths close to its own: less
+        # padding is less work. The vectors go back to the input order.
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids), reverse=True)
+        for start in range(0, len(order), self._batch_size):
+            batch = order[start : start + self._batch_size]
+            feed = _pad([encodings[i] for i in batch])
+            with self._lock:
+                (hidden,) = self._session.run(None, feed)
+            vectors[batch] = _mean_pool_normalized(hidden, feed["attention_mask"])
+        if len(texts) >= TRIM_AFTER_TEXTS:
+            release_freed_memory()
+        return vectors
+
+
+def _pad(encodings: Sequence[Any]) -> dict[str, np.ndarray]:
+    """The model's three inputs for one batch, padded with zeros to its longest input."""
+    width = max(len(e.ids) for e in encodings)
+    feed = {
+        name: np.zeros((len(encodings), width), dtype=np.int64)
+        for name in ("input_ids", "attention_mask", "token_type_ids")
+    }
+    for row, encoding in enumerate(encodings):
+        length = len(encoding.ids)
+        feed["input_ids"][row, :length] = encoding.ids
+        feed["attention_mask"][row, :length] = 1
+        feed["token_type_ids"][row, :length] = encoding.type_ids
+    return feed
+
+
+def _mean_pool_normalized(hidden: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """sentence-transformers' mean pooling and Normalize, in float32."""
+    weights = mask[:, :, None].astype(np.float32)
+    summed = (hidden.astype(np.float32) * weights).sum(axis=1)
+    pooled: np.ndarray = summed / np.maximum(weights.sum(axis=1), 1e-9)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    normalized: np.ndarray = pooled / np.maximum(norms, 1e-12)
+    return normalized
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
 def _counting_tokenizer(tokenizer: Any, model: str) -> TokenizerCounter:
     """A private copy of the model's fast (Rust) tokenizer, only for counting."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -151,6 +251,22 @@ def limit_kernel_cache(capacity: int) -> None:
 
 
 def make_embedder(settings: Settings) -> Embedder:
+    if settings.embedding_backend != "torch":
+        from rag.onnx_model import onnx_model_file
+
+        if settings.embedding_device == "cuda":
+            raise ConfigError(
+                f"PGPT_EMBEDDING_BACKEND={settings.embedding_backend} runs on the CPU only; "
+                "for PGPT_EMBEDDING_DEVICE=cuda set PGPT_EMBEDDING_BACKEND=torch."
+            )
+        model_file = onnx_model_file(settings, settings.embedding_backend)
+        configure_threads(settings.threads, with_torch=False)
+        return OnnxEmbedder(
+            model_file,
+            quantized=settings.embedding_backend == "onnx-int8",
+            threads=settings.threads,
+            batch_size=settings.embedding_batch_size,
+        )
     limit_kernel_cache(settings.onednn_cache_capacity)
     configure_threads(settings.threads)
     return SentenceTransformerEmbedder(

@@ -72,6 +72,44 @@ def vllm_command(host: str | None, port: int | None, prepare_only: bool) -> None
         raise click.ClickException(exc.message) from None
 
 
+@main.command("embedder")
+@click.option(
+    "--prepare-only",
+    is_flag=True,
+    help="Only build the ONNX copies of the bundled embedding model into the cache, then exit.",
+)
+def embedder_command(prepare_only: bool) -> None:
+    """Build the ONNX embedding models once, then embed a test batch with the configured one."""
+    import os
+    import time
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from core.settings import load_settings
+    from rag.onnx_model import prepare_onnx_model
+
+    try:
+        settings = load_settings()
+        click.echo(f"ONNX embedding models ready in {prepare_onnx_model(settings)}", err=True)
+        if prepare_only:
+            return
+        from rag.embedding import make_embedder
+
+        embedder = make_embedder(settings)
+        texts = [f"Test sentence number {n} for the embedder." for n in range(64)]
+        embedder.embed(texts[:1])  # the first call pays for one-time setup
+        started = time.perf_counter()
+        embedder.embed(texts)
+        seconds = time.perf_counter() - started
+        click.echo(
+            f"{settings.embedding_backend}: {embedder.name} on {embedder.device} in "
+            f"{embedder.dtype}, {embedder.dimension} dimensions, "
+            f"{len(texts) / seconds:.0f} short texts/s with {settings.threads} threads"
+        )
+    except PGPTError as exc:
+        raise click.ClickException(exc.message) from None
+
+
 # --- retrieval and answers from the command line -------------------------------
 
 

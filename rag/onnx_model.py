@@ -1,0 +1,170 @@
+"""ONNX copies of the bundled all-MiniLM-L6-v2 (float32 and dynamic int8), built once at setup.
+
+``prepare_onnx_model`` exports the bundled sentence-transformers model with
+``torch.onnx.export`` and quantizes it with ONNX Runtime, into a folder under the cache
+(``pgpt embedder --prepare-only``; ``make setup`` and the image build run it). The
+product only reads these files: nothing is built or fetched at run time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+from core.errors import ConfigError
+from core.settings import Settings
+
+OnnxBackend = Literal["onnx", "onnx-int8"]
+
+MODEL_DIR_NAME = "all-MiniLM-L6-v2-onnx"
+MODEL_FILES: dict[OnnxBackend, str] = {"onnx": "model.onnx", "onnx-int8": "model-int8.onnx"}
+PREPARE_COMMAND = "pgpt embedder --prepare-only"
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+OUTPUT_NAME = "last_hidden_state"
+# 17 has LayerNormalization as one op; ONNX Runtime 1.20+ runs it.
+OPSET = 17
+
+
+def onnx_model_dir(settings: Settings) -> Path:
+    return settings.cache_dir / "models" / MODEL_DIR_NAME
+
+
+def onnx_model_file(settings: Settings, backend: OnnxBackend) -> Path:
+    """The model file the backend reads; a ConfigError naming the command that builds it."""
+    if settings.embedding_model != "bundled":
+        raise ConfigError(
+            f"PGPT_EMBEDDING_BACKEND={backend} runs only the bundled all-MiniLM-L6-v2, but "
+            f"PGPT_EMBEDDING_MODEL={settings.embedding_model}. Set PGPT_EMBEDDING_BACKEND=torch "
+            "for another model, or unset PGPT_EMBEDDING_MODEL."
+        )
+    path = onnx_model_dir(settings) / MODEL_FILES[backend]
+    if not path.is_file():
+        raise ConfigError(
+            f"PGPT_EMBEDDING_BACKEND={backend} needs the ONNX embedding model {path}, which "
+            f"is not built. Build it once with: {PREPARE_COMMAND} (make setup does this), "
+            "with the same PGPT_CACHE_DIR; or set PGPT_EMBEDDING_BACKEND=torch."
+        )
+    return path
+
+
+def _is_complete(folder: Path) -> bool:
+    return all((folder / name).is_file() for name in MODEL_FILES.values())
+
+
+def prepare_onnx_model(settings: Settings) -> Path:
+    """Export and quantize the bundled model into the cache once; return its folder.
+
+    Built next to its final place and renamed into it, so a crash never leaves half a
+    model behind; a file lock keeps parallel callers from building twice.
+    """
+    target = onnx_model_dir(settings)
+    if _is_complete(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive_lock(target.parent / f".{MODEL_DIR_NAME}.lock"):
+        if _is_complete(target):
+            return target
+        building = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR_NAME}-", dir=target.parent))
+        try:
+            started = time.perf_counter()
+            print(f"Exporting the embedding model to ONNX in {target} (once)...", file=sys.stderr)
+            export_onnx(building / MODEL_FILES["onnx"], threads=settings.threads)
+            quantize_int8(building / MODEL_FILES["onnx"], building / MODEL_FILES["onnx-int8"])
+            _make_world_readable(building)
+            if target.exists():  # a leftover without both files: not usable
+                shutil.rmtree(target)
+            building.rename(target)
+            print(f"Done in {time.perf_counter() - started:.0f} s.", file=sys.stderr)
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+    return target
+
+
+def export_onnx(path: Path, *, threads: int) -> None:
+    """The bundled BERT encoder in float32, with dynamic batch and sequence axes; its output
+    is the last hidden state (pooling and normalization run in numpy, as in the embedder)."""
+    import torch
+    from transformers import AutoModel
+
+    from rag.embedding import resolve_model_path
+
+    torch.set_num_threads(threads)
+    # Eager attention: its graph is plain MatMul/Softmax with the mask as an added bias,
+    # with no shape-dependent branches for the tracer to freeze.
+    model = AutoModel.from_pretrained(
+        resolve_model_path("bundled"), dtype=torch.float32, attn_implementation="eager"
+    )
+    model.eval()
+
+    class LastHiddenState(torch.nn.Module):
+        """Three positional inputs, one output: the signature the export records."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(
+            self,
+            input_ids: torch.Tensor,
+            attention_mask: torch.Tensor,
+            token_type_ids: torch.Tensor,
+        ) -> torch.Tensor:
+            output = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            )
+            return output.last_hidden_state  # type: ignore[no-any-return]
+
+    # A padded row in the example, so the traced graph is the one that applies the mask.
+    input_ids = torch.tensor([[101, 7592, 2088, 102], [101, 7592, 102, 0]], dtype=torch.int64)
+    attention_mask = (input_ids != 0).to(torch.int64)
+    token_type_ids = torch.zeros_like(input_ids)
+    axes = {0: "batch", 1: "sequence"}
+    # The tracer warns about shape checks it records as constants; they hold for any
+    # input whose mask is as long as its ids (tests/rag/test_onnx_embedding.py compares
+    # padded batches with torch).
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            LastHiddenState(),
+            (input_ids, attention_mask, token_type_ids),
+            str(path),
+            input_names=list(INPUT_NAMES),
+            output_names=[OUTPUT_NAME],
+            dynamic_axes={name: axes for name in (*INPUT_NAMES, OUTPUT_NAME)},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8: weights stored as int8, activations quantized per batch at run time."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Per channel: one scale per output column. One scale per tensor measured cosine 0.87
+    # (worst of 256 COVID-QA chunks) to the float32 vectors, per channel 0.987 (NOTES-onnx.md).
+    quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
+
+
+def _make_world_readable(folder: Path) -> None:
+    """mkdtemp makes the folder 0700; an image builds it as root and runs as `app`."""
+    folder.chmod(0o755)
+    for path in folder.iterdir():
+        path.chmod(0o644)
+
+
+@contextlib.contextmanager
+def _exclusive_lock(path: Path) -> Iterator[None]:
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
