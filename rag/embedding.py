@@ -163,10 +163,11 @@ class OnnxEmbedder:
         # Idle threads wait passively, as OMP_WAIT_POLICY=PASSIVE does for torch: a thread
         # that spins between runs holds a core the parser workers and vLLM need.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # No arena: it keeps the largest batch's activations for good (RSS +550 MiB after
-        # 100 batches of new shapes, against +151 MiB with malloc and the trim in embed();
-        # torch +172 MiB), NOTES-onnx.md.
-        options.enable_cpu_mem_arena = False
+        # ONNX Runtime's memory arena keeps the largest batch's activations for good: RSS
+        # +550 MiB after 100 batches of new shapes (torch: +172 MiB). Shrunk after the last
+        # batch of each call: +229 MiB, and 1.13x the speed of no arena at all (+151 MiB).
+        self._shrink = ort.RunOptions()
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         self._session = ort.InferenceSession(
             str(model_file), options, providers=["CPUExecutionProvider"]
         )
@@ -192,8 +193,9 @@ class OnnxEmbedder:
         for start in range(0, len(order), self._batch_size):
             batch = order[start : start + self._batch_size]
             feed = _pad([encodings[i] for i in batch])
+            last = start + self._batch_size >= len(order)
             with self._lock:
-                (hidden,) = self._session.run(None, feed)
+                (hidden,) = self._session.run(None, feed, self._shrink if last else None)
             vectors[batch] = _mean_pool_normalized(hidden, feed["attention_mask"])
         if len(texts) >= TRIM_AFTER_TEXTS:
             release_freed_memory()
