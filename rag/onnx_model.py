@@ -97,8 +97,8 @@ def export_onnx(path: Path, *, threads: int) -> None:
     from rag.embedding import resolve_model_path
 
     torch.set_num_threads(threads)
-    # Eager attention: its graph is plain MatMul/Softmax with the mask as an added bias,
-    # with no shape-dependent branches for the tracer to freeze.
+    # Eager attention: plain MatMul and Softmax ops with the mask added as a bias, which
+    # any ONNX Runtime runs; nothing depends on how SDPA is traced.
     model = AutoModel.from_pretrained(
         resolve_model_path("bundled"), dtype=torch.float32, attn_implementation="eager"
     )
