@@ -12,6 +12,7 @@ SECTIONS = DOCS / "benchmarks"
 # Reading order; any other section file follows alphabetically.
 ORDER = [
     "ingest",
+    "embedder-backends",
     "ocr",
     "retrieval",
     "retrieval-changes",

@@ -127,8 +127,9 @@ class Settings(BaseSettings):
             "(the same with int8 weights). Measured on 2 cores against torch's bfloat16: "
             "onnx-int8 embeds a 10-K's chunks 1.39x as fast and a question in 7 ms instead of "
             "24, with COVID-QA hit@5 0.703 (torch 0.704) and financebench hit@5 14/32 (13/32); "
-            "onnx gives torch's float32 vectors at 0.73x the speed (NOTES-onnx.md). Both "
-            "ONNX files are built once by `pgpt embedder --prepare-only` (make setup)."
+            "onnx gives torch's float32 vectors at 0.73x the speed "
+            "(docs/benchmarks/embedder-backends.md). Both ONNX files are built once by "
+            "`pgpt embedder --prepare-only` (make setup)."
         ),
     )
     onednn_cache_capacity: int = Field(

@@ -149,7 +149,8 @@ def quantize_int8(source: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # Per channel: one scale per output column. One scale per tensor measured cosine 0.87
-    # (worst of 256 COVID-QA chunks) to the float32 vectors, per channel 0.987 (NOTES-onnx.md).
+    # (worst of 256 COVID-QA chunks) to the float32 vectors, per channel 0.987
+    # (docs/benchmarks/embedder-backends.md).
     quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
 
 

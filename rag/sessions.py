@@ -106,7 +106,7 @@ class Session:
     render_lock: threading.Lock = field(default_factory=threading.Lock)
     _doc_ids: dict[str, np.ndarray] = field(default_factory=dict)  # document -> vector ids
     _next_id: int = 0
-    # BM25 per analyzer, built on first hybrid search, dropped on change.
+    # BM25 per (analyzer, k1), built on first hybrid search, dropped on change.
     _lexical: dict[tuple[str, float], LexicalIndex] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
