@@ -8,17 +8,13 @@ product only reads these files: nothing is built or fetched at run time.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import shutil
 import sys
-import tempfile
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
+from core.cache import build_cache_folder
 from core.errors import ConfigError
 from core.settings import Settings
 
@@ -60,32 +56,17 @@ def _is_complete(folder: Path) -> bool:
 
 
 def prepare_onnx_model(settings: Settings) -> Path:
-    """Export and quantize the bundled model into the cache once; return its folder.
-
-    Built next to its final place and renamed into it, so a crash never leaves half a
-    model behind; a file lock keeps parallel callers from building twice.
-    """
+    """Export and quantize the bundled model into the cache once; return its folder."""
     target = onnx_model_dir(settings)
-    if _is_complete(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(target.parent / f".{MODEL_DIR_NAME}.lock"):
-        if _is_complete(target):
-            return target
-        building = Path(tempfile.mkdtemp(prefix=f".{MODEL_DIR_NAME}-", dir=target.parent))
-        try:
-            started = time.perf_counter()
-            print(f"Exporting the embedding model to ONNX in {target} (once)...", file=sys.stderr)
-            export_onnx(building / MODEL_FILES["onnx"], threads=settings.threads)
-            quantize_int8(building / MODEL_FILES["onnx"], building / MODEL_FILES["onnx-int8"])
-            _make_world_readable(building)
-            if target.exists():  # a leftover without both files: not usable
-                shutil.rmtree(target)
-            building.rename(target)
-            print(f"Done in {time.perf_counter() - started:.0f} s.", file=sys.stderr)
-        finally:
-            shutil.rmtree(building, ignore_errors=True)
-    return target
+
+    def build(folder: Path) -> None:
+        started = time.perf_counter()
+        print(f"Exporting the embedding model to ONNX in {target} (once)...", file=sys.stderr)
+        export_onnx(folder / MODEL_FILES["onnx"], threads=settings.threads)
+        quantize_int8(folder / MODEL_FILES["onnx"], folder / MODEL_FILES["onnx-int8"])
+        print(f"Done in {time.perf_counter() - started:.0f} s.", file=sys.stderr)
+
+    return build_cache_folder(target, _is_complete, build)
 
 
 def export_onnx(path: Path, *, threads: int) -> None:
@@ -152,20 +133,3 @@ def quantize_int8(source: Path, target: Path) -> None:
     # (worst of 256 COVID-QA chunks) to the float32 vectors, per channel 0.987
     # (docs/benchmarks/embedder-backends.md).
     quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True)
-
-
-def _make_world_readable(folder: Path) -> None:
-    """mkdtemp makes the folder 0700; an image builds it as root and runs as `app`."""
-    folder.chmod(0o755)
-    for path in folder.iterdir():
-        path.chmod(0o644)
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -11,20 +11,16 @@ from __future__ import annotations
 import atexit
 import contextlib
 import ctypes
-import fcntl
 import importlib.util
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -32,6 +28,7 @@ from typing import IO, Any
 import httpx
 import psutil
 
+from core.cache import build_cache_folder
 from core.errors import ConfigError, GeneratorUnavailableError
 from core.settings import Settings
 
@@ -81,48 +78,12 @@ def _is_complete(folder: Path) -> bool:
 
 
 def prepare_model(settings: Settings) -> Path:
-    """Convert the bundled GGUF into a bfloat16 Hugging Face folder under the cache, once.
-
-    The folder is built next to its final place and renamed into it, so a crash never
-    leaves a half-written model behind; a file lock keeps parallel callers from
-    converting twice.
-    """
-    target = model_dir(settings)
-    if _is_complete(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive_lock(target.parent / f".{SERVED_MODEL_NAME}.lock"):
-        if _is_complete(target):
-            return target
-        building = Path(tempfile.mkdtemp(prefix=f".{SERVED_MODEL_NAME}-", dir=target.parent))
-        try:
-            _convert_gguf(bundled_gguf_path(), building, threads=settings.threads)
-            make_world_readable(building)
-            if target.exists():  # a leftover without config.json: not a usable model
-                shutil.rmtree(target)
-            building.rename(target)
-        finally:
-            shutil.rmtree(building, ignore_errors=True)
-    return target
-
-
-def make_world_readable(folder: Path) -> None:
-    """Let every user read the model: mkdtemp makes the folder 0700 and safetensors writes
-    its weights 0600, but an image converts as root and runs as an unprivileged user.
-    The model is not secret (it never holds a document)."""
-    folder.chmod(0o755)
-    for path in folder.rglob("*"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
-
-
-@contextlib.contextmanager
-def _exclusive_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Convert the bundled GGUF into a bfloat16 Hugging Face folder under the cache, once."""
+    return build_cache_folder(
+        model_dir(settings),
+        _is_complete,
+        lambda folder: _convert_gguf(bundled_gguf_path(), folder, threads=settings.threads),
+    )
 
 
 def _convert_gguf(gguf_file: Path, out_dir: Path, *, threads: int) -> None:

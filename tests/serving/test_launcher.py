@@ -25,7 +25,6 @@ from serving.launcher import (
     EmbeddedVLLM,
     bundled_gguf_path,
     is_progress_or_blank,
-    make_world_readable,
     model_dir,
     prepare_model,
 )
@@ -85,20 +84,6 @@ def test_prepare_model_converts_into_a_fresh_cache_atomically(tmp_path: Path) ->
     assert modes["model.safetensors"] == 0o644
     assert set(modes.values()) == {0o644}, modes
     assert stat.S_IMODE(folder.stat().st_mode) == 0o755
-
-
-def test_make_world_readable_opens_private_files_and_folders(tmp_path: Path) -> None:
-    (tmp_path / "sub").mkdir(mode=0o700)
-    (tmp_path / "sub" / "weights.safetensors").write_bytes(b"w")
-    (tmp_path / "sub" / "weights.safetensors").chmod(0o600)
-    tmp_path.chmod(0o700)
-    make_world_readable(tmp_path)
-    assert stat.S_IMODE((tmp_path / "sub" / "weights.safetensors").stat().st_mode) == 0o644
-    assert stat.S_IMODE((tmp_path / "sub").stat().st_mode) == 0o755
-    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
-
-
-# --- the running server --------------------------------------------------------
 
 
 def test_server_listens_on_loopback_and_serves_the_model(vllm_server: VLLMServerHandle) -> None:
