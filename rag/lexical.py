@@ -9,6 +9,8 @@ import bm25s
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN
 
+from core.settings import Settings
+
 STOPWORDS = "en"
 _STOPWORDS = frozenset(STOPWORDS_EN)
 # A word, number or code with inner punctuation kept: "10-k", "fy2022", "1,577",
@@ -53,10 +55,8 @@ def _terms(text: str) -> list[str]:
 Analyzer = Callable[[Sequence[str]], list[list[str]]]
 ANALYZERS: Mapping[str, Analyzer] = {"words": tokenize_words, "terms": tokenize_terms}
 DEFAULT_ANALYZER = "terms"
-# BM25's term-frequency saturation. bm25s' default (1.5) lets a table that repeats "2022"
-# forty times outrank the page that answers; 0.5 was better or equal on all three sets
-# measured (financebench-dev, financebench-holdout, COVID-QA; docs/benchmarks.md).
-DEFAULT_K1 = 0.5
+# BM25's term-frequency saturation: the setting's default (measured there), for direct use.
+DEFAULT_K1: float = Settings.model_fields["lexical_k1"].default
 
 
 class LexicalIndex:
