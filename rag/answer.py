@@ -140,7 +140,9 @@ class AnswerEngine:
         started = time.perf_counter()
         reason = self.not_found_reason(hits) if mode is not AnswerMode.GENERATE else None
         if reason is not None:
-            yield DoneEvent(self._not_found(hits, mode, reason, retrieval_ms, started))
+            timings = _timings(retrieval_ms, None, started)
+            not_found = _nothing_backed(AnswerKind.NOT_FOUND, hits, mode, timings, reason=reason)
+            yield DoneEvent(not_found)
             return
         if mode is AnswerMode.EXTRACT:
             yield DoneEvent(await self._quoted(question, hits, mode, retrieval_ms, started))
@@ -203,7 +205,16 @@ class AnswerEngine:
         timings = _timings(retrieval_ms, ttft_ms, started)
         if claims and not any(c.support is Support.SUPPORTED for c in claims):
             # Nothing the model said is backed by the passages: say so, keep the passages.
-            yield DoneEvent(_unanswered(sources, mode, timings, info.model, claims, removed))
+            unanswered = _nothing_backed(
+                AnswerKind.UNANSWERED,
+                sources,
+                mode,
+                timings,
+                model=info.model,
+                draft=claims,
+                removed=removed,
+            )
+            yield DoneEvent(unanswered)
             return
         citations, invalid = parse_citations(text, sources)
         yield DoneEvent(
@@ -241,7 +252,15 @@ class AnswerEngine:
         quotes = await asyncio.to_thread(self.extractor.quotes, question, sources)
         if not quotes:  # every sentence is a table row, page furniture or an echo
             timings = _timings(retrieval_ms, ttft_ms, started)
-            return _unanswered(sources, mode, timings, model, generated, len(generated))
+            return _nothing_backed(
+                AnswerKind.UNANSWERED,
+                sources,
+                mode,
+                timings,
+                model=model,
+                draft=generated,
+                removed=len(generated),
+            )
         text = quoted_answer(quotes)
         claims = [quote.as_claim() for quote in quotes]
         citations, invalid = parse_citations(text, sources)
@@ -260,37 +279,22 @@ class AnswerEngine:
             removed=len(generated),
         )
 
-    @staticmethod
-    def _not_found(
-        hits: Sequence[Hit], mode: AnswerMode, reason: str, retrieval_ms: float, started: float
-    ) -> Answer:
-        return Answer(
-            text=NOT_FOUND_ANSWER,
-            citations=[],
-            sources=list(hits),
-            invalid_citations=[],
-            timings=_timings(retrieval_ms, None, started),
-            model="",
-            claims=[],
-            highlights={},
-            grounded=False,
-            mode=mode,
-            kind=AnswerKind.NOT_FOUND,
-            not_found_reason=reason,
-        )
 
-
-def _unanswered(
+def _nothing_backed(
+    kind: AnswerKind,
     sources: Sequence[Hit],
     mode: AnswerMode,
     timings: Timings,
-    model: str,
-    draft: Sequence[Claim],
-    removed: int,
+    *,
+    model: str = "",
+    draft: Sequence[Claim] = (),
+    removed: int = 0,
+    reason: str | None = None,
 ) -> Answer:
-    """Passages were found, yet nothing backed can be shown; ``draft``: the model's claims."""
+    """The not-found or unanswered reply; ``draft``: the model's claims, none backed."""
+    text = NOT_FOUND_ANSWER if kind is AnswerKind.NOT_FOUND else UNANSWERED_TEXT
     return Answer(
-        text=UNANSWERED_TEXT,
+        text=text,
         citations=[],
         sources=list(sources),
         invalid_citations=[],
@@ -300,8 +304,9 @@ def _unanswered(
         highlights={},
         grounded=False,
         mode=mode,
-        kind=AnswerKind.UNANSWERED,
+        kind=kind,
         removed=removed,
+        not_found_reason=reason,
     )
 
 
