@@ -13,6 +13,7 @@ SECTIONS = DOCS / "benchmarks"
 ORDER = [
     "ingest",
     "embedder-backends",
+    "ingest-onnx-int8",
     "ocr",
     "retrieval",
     "retrieval-changes",
@@ -24,6 +25,7 @@ ORDER = [
     "verifier",
     "answers",
     "answers-extract",
+    "quote-confidence",
     "load",
     "soak",
     "shape-memory",

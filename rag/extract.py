@@ -4,14 +4,17 @@ Each sentence of the retrieved passages is scored against the question by embedd
 similarity, the share of the question's content words it contains, and whether it holds
 what the question asks for (a number for "how many", a date for "when", a name for
 "who"). The best 1-3 are the answer, verbatim, each with its [n] citation and exact span:
-grounded by construction, deterministic and fast.
+grounded by construction, deterministic and fast. A quote is grounded, not necessarily an
+answer: a confidence (the estimated probability that it holds the answer) decides whether
+it is shown as one.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from rag.embedding import Embedder
@@ -34,6 +37,21 @@ MAX_QUOTES = 3
 FOLLOW_UP_MARGIN = 0.05
 MAX_QUOTE_CHARS = 600  # a "sentence" longer than this is a table or a run-on: skip it
 MIN_QUOTE_WORDS = 3  # content words, numbers aside
+
+# How likely a quoted answer holds the answer: a logistic model of the best sentence,
+# fitted on the questions of half of COVID-QA's articles and checked on the other half
+# (benchmarks/quote_confidence.py; docs/benchmarks/quote-confidence.md). The margin over
+# the next sentence weighs most: an answer stands out, an on-topic sentence has rivals.
+CONFIDENCE_WEIGHTS = {
+    "dense": 0.289,
+    "overlap": 2.132,
+    "typed": -1.508,
+    "open_question": -2.563,
+    "new_words": 0.920,
+    "margin": 9.075,
+}
+CONFIDENCE_BIAS = -1.648
+NO_RIVAL_MARGIN = 0.3  # the margin when the best sentence is the only candidate
 
 _NUMBER = re.compile(r"\d")
 _DATE = re.compile(
@@ -88,24 +106,36 @@ class Quote:
     start: int  # span within the passage text
     end: int
     text: str
-    score: float
+    score: float  # the ranking score against the question
+    confidence: float = 0.0  # of the answer it belongs to (quote_confidence)
 
     def cited(self) -> str:
         return f"{' '.join(self.text.split())} [{self.n}]"
 
     def as_claim(self) -> Claim:
         highlight = Highlight(self.n, self.start, self.end)
-        return Claim(self.cited(), [self.n], Support.SUPPORTED, round(self.score, 3), highlight)
+        score = round(self.confidence, 3)
+        return Claim(self.cited(), [self.n], Support.SUPPORTED, score, highlight)
 
 
 class QuoteExtractor:
-    def __init__(self, embedder: Embedder, *, min_score: float = 0.0) -> None:
+    def __init__(self, embedder: Embedder, *, min_confidence: float = 0.0) -> None:
         self._embedder = embedder
-        self._min_score = min_score
+        self._min_confidence = min_confidence
 
     def quotes(self, question: str, sources: Sequence[Hit]) -> list[Quote]:
-        """The best 1-3 sentences of ``sources`` for ``question``, best first; [] if none
-        scores at least ``min_score`` (a weak best sentence seldom answers)."""
+        """The best 1-3 sentences of ``sources`` for ``question``, best first; [] when the
+        answer's confidence is below ``min_confidence`` (likelier on topic than an answer)."""
+        scored = self.scored(question, sources)
+        if not scored:
+            return []
+        confidence = quote_confidence(question, scored)
+        if confidence < self._min_confidence:
+            return []
+        return [replace(quote, confidence=confidence) for quote in best_quotes(scored)]
+
+    def scored(self, question: str, sources: Sequence[Hit]) -> list[Quote]:
+        """Every candidate sentence of ``sources`` with its score, best first."""
         candidates = [
             (n, start, end, hit.chunk.text[start:end])
             for n, hit in enumerate(sources, start=1)
@@ -131,17 +161,45 @@ class QuoteExtractor:
             )
             scored.append(Quote(n, start, end, text, score))
         scored.sort(key=lambda q: -q.score)
-        if scored[0].score < self._min_score:
-            return []
-        chosen: list[Quote] = []
-        seen: set[str] = set()
-        for quote in scored:
-            if len(chosen) == MAX_QUOTES or quote.score < scored[0].score - FOLLOW_UP_MARGIN:
-                break
-            if quote.text not in seen:  # overlapping chunks repeat sentences
-                chosen.append(quote)
-                seen.add(quote.text)
-        return chosen
+        return scored
+
+
+def confidence_features(question: str, scored: Sequence[Quote]) -> dict[str, float]:
+    """What the confidence reads from the best sentence of ``scored`` (best first)."""
+    best = scored[0]
+    rival = next((q for q in scored[1:] if q.text != best.text), None)
+    asked, said = content_words(question), content_words(best.text)
+    expected = expected_answer(question)
+    overlap = len(asked & said) / len(asked) if asked else 0.0
+    typed = float(holds_expected(best.text, expected))
+    return {
+        "dense": (best.score - OVERLAP_WEIGHT * overlap - TYPE_WEIGHT * typed) / DENSE_WEIGHT,
+        "overlap": overlap,
+        "typed": typed if expected is not Expected.ANY else 0.0,
+        "open_question": float(expected is Expected.ANY),
+        "new_words": math.log1p(len(said - asked)),
+        "margin": best.score - rival.score if rival else NO_RIVAL_MARGIN,
+    }
+
+
+def quote_confidence(question: str, scored: Sequence[Quote]) -> float:
+    """Estimated probability that quoting the best of ``scored`` answers ``question``."""
+    features = confidence_features(question, scored)
+    logit = CONFIDENCE_BIAS + sum(CONFIDENCE_WEIGHTS[k] * v for k, v in features.items())
+    return 1 / (1 + math.exp(-logit))
+
+
+def best_quotes(scored: Sequence[Quote]) -> list[Quote]:
+    """Up to MAX_QUOTES distinct sentences within FOLLOW_UP_MARGIN of the best."""
+    chosen: list[Quote] = []
+    seen: set[str] = set()
+    for quote in scored:
+        if len(chosen) == MAX_QUOTES or quote.score < scored[0].score - FOLLOW_UP_MARGIN:
+            break
+        if quote.text not in seen:  # overlapping chunks repeat sentences
+            chosen.append(quote)
+            seen.add(quote.text)
+    return chosen
 
 
 def _has_words(sentence: str) -> bool:

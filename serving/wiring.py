@@ -65,7 +65,7 @@ def build_services(
             make_retriever(settings, embedder),
             generator,
             verifier,
-            QuoteExtractor(embedder, min_score=settings.quote_min_score),
+            QuoteExtractor(embedder, min_confidence=settings.quote_min_confidence),
             min_score=settings.answer_min_score,
         ),
         rewriter=make_rewriter(settings, generator),

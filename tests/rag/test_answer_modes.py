@@ -107,18 +107,39 @@ def test_extract_answers_the_p100_question_without_calling_the_llm(
     assert answer.sources[n - 1].chunk.text[highlight.start : highlight.end] in answer.text
 
 
-def test_extract_below_the_minimum_quote_score_shows_no_quote(
+def test_extract_below_the_minimum_confidence_shows_no_quote(
     embedder: Any, session: Session
 ) -> None:
     strict = AnswerEngine(
         Retriever(embedder, dedup_threshold=0.95, hybrid=True),
         CallForbiddenGenerator(),
         CitationVerifier(embedder),
-        QuoteExtractor(embedder, min_score=0.99),
+        QuoteExtractor(embedder, min_confidence=0.99),
         min_score=MIN_SCORE,
     )
     answer = asyncio.run(ask(strict, session, GPU_QUESTION, AnswerMode.EXTRACT))
     assert (answer.kind, answer.citations, len(answer.sources)) == (AnswerKind.UNANSWERED, [], 5)
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        (GPU_QUESTION, AnswerKind.QUOTED),
+        # The best sentence is a table caption: on topic, not an answer.
+        ("What is the main limitation of the Transformer?", AnswerKind.UNANSWERED),
+    ],
+)
+def test_the_default_minimum_confidence_quotes_only_a_likely_answer(
+    settings: Settings, embedder: Any, session: Session, question: str, kind: AnswerKind
+) -> None:
+    default = AnswerEngine(
+        Retriever(embedder, dedup_threshold=0.95, hybrid=True),
+        CallForbiddenGenerator(),
+        CitationVerifier(embedder),
+        QuoteExtractor(embedder, min_confidence=settings.quote_min_confidence),
+        min_score=MIN_SCORE,
+    )
+    assert asyncio.run(ask(default, session, question, AnswerMode.EXTRACT)).kind is kind
 
 
 def test_auto_shows_only_the_supported_sentence(embedder: Any, session: Session) -> None:
