@@ -816,7 +816,8 @@ def render(
 **Ours**: `rag.pipeline.Ingestor` as the API runs it: the in-memory loader in a parser
 worker process, the token chunker (chunk_size_tokens={settings.chunk_size_tokens},
 chunk_overlap_tokens={settings.chunk_overlap_tokens}), all-MiniLM-L6-v2 in
-{embedder.dtype} (batch {settings.embedding_batch_size}), FAISS `IndexIDMap2(IndexFlatIP)`.
+{embedder.dtype} ({settings.embedding_backend} backend, batch {settings.embedding_batch_size}),
+FAISS `IndexIDMap2(IndexFlatIP)`.
 **LangChain**: PyPDFLoader, RecursiveCharacterTextSplitter(1000, 200) characters,
 HuggingFaceEmbeddings on the same model folder (its default float32), FAISS.from_documents.
 Same process, same {settings.threads} threads; models loaded and warmed up before timing;

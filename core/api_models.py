@@ -140,7 +140,12 @@ class ClaimOut(BaseModel):
     text: str
     citations: list[int]
     support: str = Field(description="supported, weak or unsupported")
-    score: float
+    score: float = Field(
+        description=(
+            "A written claim: how well its passage backs it (the verifier's score). A quote: "
+            "the estimated probability that the quoted answer holds the answer."
+        )
+    )
     shown: bool = Field(
         True, description="Part of the shown answer (False: removed as not supported)."
     )
