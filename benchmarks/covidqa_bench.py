@@ -42,7 +42,7 @@ from benchmarks.embedding_cache import CachingEmbedder
 from benchmarks.variants import VARIANTS
 from core.settings import Settings, load_settings
 from ingest.loader import load_document
-from rag.embedding import Embedder, configure_threads, make_embedder
+from rag.embedding import Embedder, configure_threads, make_embedder, resolve_backend
 from rag.pipeline import Ingestor, make_chunker
 from rag.retrieval import Retriever, make_retriever
 from rag.sessions import Session
@@ -489,7 +489,9 @@ per input) for every method, in the same process with the same threads; each que
 asked of every method in turn, so they all meet the same load. Our settings:
 chunk_size_tokens={settings.chunk_size_tokens},
 chunk_overlap_tokens={settings.chunk_overlap_tokens},
-embedding_dtype={settings.embedding_dtype}, dedup_threshold={settings.dedup_threshold}.
+embedding backend {resolve_backend(settings)},
+embedding_dtype={settings.embedding_dtype},
+dedup_threshold={settings.dedup_threshold}.
 
 {table}
 

@@ -51,7 +51,7 @@ from benchmarks.variants import VARIANTS, Variant
 from core.settings import Settings, load_settings
 from ingest.loader import get_parser_pool
 from ingest.models import ParsedDocument
-from rag.embedding import Embedder, configure_threads, make_embedder
+from rag.embedding import Embedder, configure_threads, make_embedder, resolve_backend
 from rag.pipeline import Ingestor
 from rag.retrieval import Retriever, make_retriever
 from rag.sessions import Session
@@ -518,7 +518,8 @@ A hit at k: an evidence page (file and page) is among the pages covered by the t
 passages (a passage spanning pages counts each page it covers). Same embedding model
 (bundled all-MiniLM-L6-v2) for every method, same process and threads; each question is
 asked of every method in turn. Our settings: chunk_size_tokens={settings.chunk_size_tokens},
-chunk_overlap_tokens={settings.chunk_overlap_tokens}, embedding_dtype={settings.embedding_dtype}.
+chunk_overlap_tokens={settings.chunk_overlap_tokens}, embedding backend {resolve_backend(settings)},
+embedding_dtype={settings.embedding_dtype}.
 
 {table}
 

@@ -45,7 +45,13 @@ from benchmarks.common import (
 from core.memory import release_freed_memory
 from core.settings import Settings, load_settings
 from ingest.loader import MIN_PAGES_PER_RANGE, ParserPool, get_parser_pool, load_document
-from rag.embedding import Embedder, configure_threads, make_embedder, resolve_model_path
+from rag.embedding import (
+    Embedder,
+    configure_threads,
+    make_embedder,
+    resolve_backend,
+    resolve_model_path,
+)
 from rag.pipeline import Ingestor
 from rag.retrieval import Retriever
 from rag.sessions import Session, SessionStore
@@ -549,7 +555,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(threads=args.threads)
     progress("loading models")
     ours_embedder = make_embedder(settings)
-    fp32_settings = settings.model_copy(update={"embedding_dtype": "float32"})
+    # The float32 reference is torch's, whatever backend ours runs on.
+    fp32_settings = settings.model_copy(
+        update={"embedding_dtype": "float32", "embedding_backend": "torch"}
+    )
     fp32_embedder = make_embedder(fp32_settings)
     langchain_embeddings = langchain_baseline.make_embeddings()
     pipelines: list[OurPipeline | LangChainPipeline] = [
@@ -816,7 +825,7 @@ def render(
 **Ours**: `rag.pipeline.Ingestor` as the API runs it: the in-memory loader in a parser
 worker process, the token chunker (chunk_size_tokens={settings.chunk_size_tokens},
 chunk_overlap_tokens={settings.chunk_overlap_tokens}), all-MiniLM-L6-v2 in
-{embedder.dtype} ({settings.embedding_backend} backend, batch {settings.embedding_batch_size}),
+{embedder.dtype} ({resolve_backend(settings)} backend, batch {settings.embedding_batch_size}),
 FAISS `IndexIDMap2(IndexFlatIP)`.
 **LangChain**: PyPDFLoader, RecursiveCharacterTextSplitter(1000, 200) characters,
 HuggingFaceEmbeddings on the same model folder (its default float32), FAISS.from_documents.

@@ -119,17 +119,18 @@ class Settings(BaseSettings):
         "auto", description="'auto': float16 on CUDA, bfloat16 on CPU."
     )
     embedding_batch_size: int = Field(64, ge=1, description="Chunks per embedding batch.")
-    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "torch",
+    embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+        "auto",
         description=(
-            "What runs the bundled embedding model: 'torch' (sentence-transformers, in "
-            "PGPT_EMBEDDING_DTYPE), 'onnx' (ONNX Runtime on the CPU, float32) or 'onnx-int8' "
-            "(the same with int8 weights). Measured on 2 cores against torch's bfloat16: "
-            "onnx-int8 embeds a 10-K's chunks 1.39x as fast and a question in 7 ms instead of "
-            "24, with COVID-QA hit@5 0.703 (torch 0.704) and financebench hit@5 14/32 (13/32); "
-            "onnx gives torch's float32 vectors at 0.73x the speed "
-            "(docs/benchmarks/embedder-backends.md). Both ONNX files are built once by "
-            "`pgpt embedder --prepare-only` (make setup)."
+            "What runs the embedding model: 'torch' (sentence-transformers, in "
+            "PGPT_EMBEDDING_DTYPE), 'onnx' (ONNX Runtime on the CPU, float32), 'onnx-int8' "
+            "(the same with int8 weights), or 'auto': onnx-int8 for the bundled model on the "
+            "CPU, torch on CUDA or for another model. Measured on 2 cores: onnx-int8 ingests "
+            "1.6-2.2x LangChain's pages/s (torch bf16 1.3-1.6x), with hit@5 within 0.01 of "
+            "torch on COVID-QA (0.705 vs 0.713), financebench-dev and -holdout (equal) "
+            "(docs/benchmarks/ingest-onnx-int8.md). The ONNX files are built once by "
+            "`pgpt embedder --prepare-only` (make setup). With PGPT_EMBEDDING_DEVICE=cpu "
+            "and an ONNX backend the server never imports torch."
         ),
     )
     onednn_cache_capacity: int = Field(

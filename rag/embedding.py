@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -61,6 +61,8 @@ def resolve_model_path(model: str) -> str:
 
 
 def resolve_device(device: str) -> str:
+    if device == "cpu":  # known without importing torch
+        return device
     import torch
 
     if device == "auto":
@@ -252,20 +254,30 @@ def limit_kernel_cache(capacity: int) -> None:
         os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(capacity))
 
 
+def resolve_backend(settings: Settings) -> Literal["torch", "onnx", "onnx-int8"]:
+    """'auto': int8 ONNX for the bundled model on the CPU (faster at equal hit@5), else torch."""
+    if settings.embedding_backend != "auto":
+        return settings.embedding_backend
+    if settings.embedding_model != "bundled":
+        return "torch"
+    return "onnx-int8" if resolve_device(settings.embedding_device) == "cpu" else "torch"
+
+
 def make_embedder(settings: Settings) -> Embedder:
-    if settings.embedding_backend != "torch":
+    backend = resolve_backend(settings)
+    if backend != "torch":
         from rag.onnx_model import onnx_model_file
 
         if settings.embedding_device == "cuda":
             raise ConfigError(
-                f"PGPT_EMBEDDING_BACKEND={settings.embedding_backend} runs on the CPU only; "
+                f"PGPT_EMBEDDING_BACKEND={backend} runs on the CPU only; "
                 "for PGPT_EMBEDDING_DEVICE=cuda set PGPT_EMBEDDING_BACKEND=torch."
             )
-        model_file = onnx_model_file(settings, settings.embedding_backend)
+        model_file = onnx_model_file(settings, backend)
         configure_threads(settings.threads, with_torch=False)
         return OnnxEmbedder(
             model_file,
-            quantized=settings.embedding_backend == "onnx-int8",
+            quantized=backend == "onnx-int8",
             threads=settings.threads,
             batch_size=settings.embedding_batch_size,
         )

@@ -93,7 +93,7 @@ def embedder_command(prepare_only: bool) -> None:
         click.echo(f"ONNX embedding models ready in {prepare_onnx_model(settings)}", err=True)
         if prepare_only:
             return
-        from rag.embedding import make_embedder
+        from rag.embedding import make_embedder, resolve_backend
 
         embedder = make_embedder(settings)
         texts = [f"Test sentence number {n} for the embedder." for n in range(64)]
@@ -102,7 +102,7 @@ def embedder_command(prepare_only: bool) -> None:
         embedder.embed(texts)
         seconds = time.perf_counter() - started
         click.echo(
-            f"{settings.embedding_backend}: {embedder.name} on {embedder.device} in "
+            f"{resolve_backend(settings)}: {embedder.name} on {embedder.device} in "
             f"{embedder.dtype}, {embedder.dimension} dimensions, "
             f"{len(texts) / seconds:.0f} short texts/s with {settings.threads} threads"
         )

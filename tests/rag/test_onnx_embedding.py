@@ -6,6 +6,8 @@ them into the same cache if they are missing (about 15 s, once).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,13 @@ import pytest
 
 from core.errors import ConfigError
 from core.settings import load_settings
-from rag.embedding import Embedder, OnnxEmbedder, SentenceTransformerEmbedder, make_embedder
+from rag.embedding import (
+    Embedder,
+    OnnxEmbedder,
+    SentenceTransformerEmbedder,
+    make_embedder,
+    resolve_backend,
+)
 from rag.onnx_model import PREPARE_COMMAND, onnx_model_file, prepare_onnx_model
 
 # Real sentences of very different lengths (a question, table rows, prose, one longer than
@@ -124,3 +132,30 @@ def test_a_missing_model_file_names_the_command_that_builds_it(tmp_path: Path) -
     with pytest.raises(ConfigError) as caught:
         make_embedder(settings)
     assert PREPARE_COMMAND in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "backend"),
+    [
+        ({"embedding_device": "cpu"}, "onnx-int8"),  # the default on a CPU machine
+        ({"embedding_device": "cpu", "embedding_model": "/models/other"}, "torch"),
+        ({"embedding_device": "cpu", "embedding_backend": "torch"}, "torch"),
+    ],
+)
+def test_the_auto_backend_is_int8_onnx_only_for_the_bundled_model_on_the_cpu(
+    overrides: dict[str, str], backend: str
+) -> None:
+    assert resolve_backend(load_settings(**overrides)) == backend
+
+
+def test_the_default_embedder_on_the_cpu_never_imports_torch() -> None:
+    code = (
+        "import sys; from core.settings import load_settings; "
+        "from rag.embedding import make_embedder; "
+        "make_embedder(load_settings(embedding_device='cpu')).embed(['a sentence']); "
+        "print('torch' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    assert done.stdout.strip() == "False"
