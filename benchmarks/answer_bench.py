@@ -234,6 +234,16 @@ def as_configured(row: Row, min_confidence: float) -> Row:
     return row
 
 
+SHOWN_KINDS = (AnswerKind.GENERATED, AnswerKind.QUOTED)
+
+
+def _false_support_of(shown: Sequence[Row], kind: AnswerKind) -> str:
+    members = [r for r in shown if r.kind is kind]
+    if not members:
+        return "n/a"
+    return f"{sum(not r.contains_gold for r in members) / len(members):.2f} (n={len(members)})"
+
+
 def summarize(rows: Sequence[Row], min_confidence: float) -> list[list[object]]:
     by_mode: dict[AnswerMode, list[Row]] = defaultdict(list)
     for row in rows:
@@ -243,7 +253,7 @@ def summarize(rows: Sequence[Row], min_confidence: float) -> list[list[object]]:
         members = by_mode[mode]
         if not members:
             continue
-        shown = [r for r in members if r.kind in (AnswerKind.GENERATED, AnswerKind.QUOTED)]
+        shown = [r for r in members if r.kind in SHOWN_KINDS]
         false_support = sum(1 for r in shown if not r.contains_gold)
         generated = [r for r in members if r.model_pieces]
         table.append(
@@ -253,6 +263,7 @@ def summarize(rows: Sequence[Row], min_confidence: float) -> list[list[object]]:
                 f"{sum(r.contains_gold for r in members) / len(members):.3f}",
                 f"{len(shown) / len(members):.3f}",
                 f"{false_support / len(shown):.3f}" if shown else "n/a",
+                " / ".join(_false_support_of(shown, kind) for kind in SHOWN_KINDS),
                 f"{sum(r.kind is AnswerKind.QUOTED for r in members) / len(members):.3f}",
                 f"{median([r.latency_ms for r in members]) / 1000:.2f}",
                 f"{median([float(r.model_pieces) for r in generated]):.0f}" if generated else "0",
@@ -324,6 +335,7 @@ def report(
         "contains gold",
         "shown as an answer",
         "false-support rate",
+        "false support: written / quoted",
         "quoted",
         "median latency s",
         "median model tokens",
