@@ -314,7 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--evidence-cache",
         type=Path,
-        help="file of the embedding vectors (with text hashes, no text), to re-decide fast",
+        help=(
+            "file of the embedding vectors (with text hashes, no text), to re-decide fast; "
+            "the embedder's name and dtype are added to the file name"
+        ),
     )
     args = parser.parse_args(argv)
     argv = list(argv) if argv is not None else sys.argv[1:]
@@ -324,7 +327,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     claims = build_claims()
     progress(f"{len(claims)} claims")
     inner = make_embedder(load_settings(threads=args.threads))
-    embedder = CachingEmbedder(inner, CachedVectors(args.evidence_cache, inner.dimension))
+    cache = args.evidence_cache
+    if cache is not None:  # vectors of one embedder are no use to another
+        model = Path(inner.name).name
+        cache = cache.with_name(f"{cache.stem}-{model}-{inner.dtype}{cache.suffix}")
+    embedder = CachingEmbedder(inner, CachedVectors(cache, inner.dimension))
     embedder.embed(all_texts(claims))  # every text once; the verifier then only looks up
     embedder.save()
     evidence = collect_evidence(CitationVerifier(embedder), claims)
