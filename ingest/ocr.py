@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import re
 import warnings
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from core.errors import (
     DocumentTooComplexError,
     NoTextLayerError,
 )
+from core.ort import load_onnxruntime
 from ingest.models import Page, ParsedDocument
 from ingest.pdf import MIN_TEXT_CHARS_PER_PAGE, clean_pages
 
@@ -62,9 +62,7 @@ PageProgress = Callable[[int, int], None]
 @lru_cache(maxsize=1)
 def _engine() -> Any:
     """One RapidOCR engine per worker process (loading its models takes a moment)."""
-    # ONNX Runtime on Linux (since 1.2x) creates a telemetry device id and event store under
-    # ~/.cache/Microsoft and uploads usage events unless this is set before it initialises.
-    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    load_onnxruntime()  # before RapidOCR initialises it: telemetry off
     from rapidocr_onnxruntime import RapidOCR
 
     return RapidOCR(intra_op_num_threads=OCR_THREADS, inter_op_num_threads=1)

@@ -13,6 +13,7 @@ import numpy as np
 
 from core.errors import ConfigError
 from core.memory import release_freed_memory
+from core.ort import load_onnxruntime
 from core.settings import Settings
 from ingest.chunking import TokenizerCounter
 
@@ -145,8 +146,9 @@ class OnnxEmbedder:
     """
 
     def __init__(self, model_file: Path, *, quantized: bool, threads: int, batch_size: int) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
+
+        ort = load_onnxruntime()
 
         folder = Path(resolve_model_path("bundled"))
         max_length = int(_read_json(folder / "sentence_bert_config.json")["max_seq_length"])

@@ -16,6 +16,7 @@ from typing import Literal
 
 from core.cache import build_cache_folder
 from core.errors import ConfigError
+from core.ort import load_onnxruntime
 from core.settings import Settings
 
 OnnxBackend = Literal["onnx", "onnx-int8"]
@@ -129,6 +130,7 @@ def export_onnx(path: Path, *, threads: int) -> None:
 
 def quantize_int8(source: Path, target: Path) -> None:
     """Dynamic int8: weights stored as int8, activations quantized per batch at run time."""
+    load_onnxruntime()  # telemetry off before the quantizer initialises it
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # Per channel: one scale per output column. One scale per tensor measured cosine 0.87

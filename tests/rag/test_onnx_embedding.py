@@ -6,6 +6,7 @@ them into the same cache if they are missing (about 15 s, once).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -159,3 +160,20 @@ def test_the_default_embedder_on_the_cpu_never_imports_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
     )
     assert done.stdout.strip() == "False"
+
+
+def test_the_onnx_embedder_leaves_no_onnxruntime_telemetry_files(tmp_path: Path) -> None:
+    """ONNX Runtime would write a device id and an event store under ~/.cache/Microsoft."""
+    code = (
+        "from core.settings import load_settings; from rag.embedding import make_embedder; "
+        "make_embedder(load_settings(embedding_backend='onnx-int8')).embed(['a sentence'])"
+    )
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "PGPT_CACHE_DIR": str(load_settings().cache_dir),  # the built ONNX model
+    }
+    env.pop("ORT_DISABLE_TELEMETRY", None)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=300)
+    assert [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")] == []
