@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.compose import compose_config
+from tests.privacy.servers import model_cache_dir
 from tests.support import free_port
 
 pytestmark = pytest.mark.slow  # starts the API and UI commands as subprocesses
@@ -55,6 +56,8 @@ def container_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "PGPT_VLLM_URL": "http://127.0.0.1:9",
         "PGPT_EMBEDDING_DEVICE": "cpu",
         "PGPT_INDEX_DEVICE": "cpu",
+        # The image builds its models (the ONNX embedder too) into PGPT_CACHE_DIR.
+        "PGPT_CACHE_DIR": str(model_cache_dir()),
         **extra,
     }
 

@@ -35,7 +35,7 @@ SYSTEM_TEMP_FOLDERS = (Path("/tmp"), Path("/dev/shm"), Path("/var/tmp"))
 
 
 def model_cache_dir() -> Path:
-    """The existing cache with the converted LLM (model files only), so it isn't rebuilt."""
+    """The existing cache with the converted models (LLM, ONNX embedder), so none is rebuilt."""
     from core.settings import default_cache_dir
 
     configured = os.environ.get("PGPT_CACHE_DIR")
