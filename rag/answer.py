@@ -130,14 +130,18 @@ class AnswerEngine:
         retrieval_ms: float = 0.0,
         history: Sequence[Turn] = (),
         mode: AnswerMode = AnswerMode.GENERATE,
+        standalone: str | None = None,
     ) -> AsyncIterator[AnswerEvent]:
         """Yield answer tokens, then one DoneEvent with citations, sources and timings.
 
         ``history``: earlier turns for the prompt, as many of the latest as fit.
+        ``standalone``: a follow-up rewritten with its context ("its training" -> the big
+        model's); claims and quotes are judged against it, since they cannot see history.
         ``extract`` never calls the LLM. ``auto`` and ``generate`` raise
         GeneratorUnavailableError before the first token when the LLM is down.
         """
         started = time.perf_counter()
+        judged = standalone or question
         reason = self.not_found_reason(hits) if mode is not AnswerMode.GENERATE else None
         if reason is not None:
             timings = _timings(retrieval_ms, None, started)
@@ -145,7 +149,7 @@ class AnswerEngine:
             yield DoneEvent(not_found)
             return
         if mode is AnswerMode.EXTRACT:
-            yield DoneEvent(await self._quoted(question, hits, mode, retrieval_ms, started))
+            yield DoneEvent(await self._quoted(judged, hits, mode, retrieval_ms, started))
             return
         info = await self.generator.info()
         hygiene = mode is AnswerMode.AUTO
@@ -183,7 +187,7 @@ class AnswerEngine:
         cut = repetition_start(text) if hygiene else None
         text = (text if cut is None else text[:cut]).strip()
         claims = (
-            await asyncio.to_thread(self.verifier.verify, text, sources, question)
+            await asyncio.to_thread(self.verifier.verify, text, sources, judged)
             if self.verifier
             else []
         )
@@ -192,7 +196,7 @@ class AnswerEngine:
             if self.verifier is not None and not supported:  # includes "could not find"
                 yield DoneEvent(
                     await self._quoted(
-                        question, hits, mode, retrieval_ms, started, claims, info.model, ttft_ms
+                        judged, hits, mode, retrieval_ms, started, claims, info.model, ttft_ms
                     )
                 )
                 return

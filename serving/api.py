@@ -511,6 +511,7 @@ async def start_answer(
         retrieval_ms=retrieval_ms,
         history=latest(history, settings.conversation_prompt_turns),
         mode=mode or settings.answer_mode,
+        standalone=standalone,
     )
     try:
         # Pull the first event before answering, so an unreachable generator is a clean 503.

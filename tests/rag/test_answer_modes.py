@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from core.settings import AnswerMode, Settings
-from rag.answer import Answer, AnswerEngine, AnswerKind, DoneEvent
-from rag.extract import QuoteExtractor
+from rag.answer import Answer, AnswerEngine, AnswerEvent, AnswerKind, DoneEvent
+from rag.extract import Quote, QuoteExtractor
 from rag.generation import Generator, GeneratorInfo, GeneratorStatus, Message
 from rag.index import make_index
 from rag.pipeline import Ingestor
 from rag.prompts import NOT_FOUND_ANSWER
-from rag.retrieval import Retriever
+from rag.retrieval import Hit, Retriever
 from rag.sessions import Session, SessionStore
 from rag.verification import CitationVerifier, Support
 from tests.plugins.vllm_server import VLLMServerHandle
@@ -82,12 +82,29 @@ def engine(embedder: Any, generator: Generator) -> AnswerEngine:
     )
 
 
-async def ask(engine: AnswerEngine, session: Session, question: str, mode: AnswerMode) -> Answer:
-    hits, _ = await engine.retrieve(session, question, top_k=5, score_threshold=None)
-    async for event in engine.stream(question, hits, max_tokens=96, temperature=0.0, mode=mode):
+def confident_engine(settings: Settings, embedder: Any) -> AnswerEngine:
+    """Quotes shown at the default minimum confidence; the LLM must not be called."""
+    return AnswerEngine(
+        Retriever(embedder, dedup_threshold=0.95, hybrid=True),
+        CallForbiddenGenerator(),
+        CitationVerifier(embedder),
+        QuoteExtractor(embedder, min_confidence=settings.quote_min_confidence),
+        min_score=MIN_SCORE,
+    )
+
+
+async def last_event(events: AsyncIterator[AnswerEvent]) -> Answer:
+    async for event in events:
         if isinstance(event, DoneEvent):
             return event.answer
     raise AssertionError("no answer")
+
+
+async def ask(engine: AnswerEngine, session: Session, question: str, mode: AnswerMode) -> Answer:
+    hits, _ = await engine.retrieve(session, question, top_k=5, score_threshold=None)
+    return await last_event(
+        engine.stream(question, hits, max_tokens=96, temperature=0.0, mode=mode)
+    )
 
 
 def cited_pages(answer: Answer) -> set[int]:
@@ -132,14 +149,44 @@ def test_extract_below_the_minimum_confidence_shows_no_quote(
 def test_the_default_minimum_confidence_quotes_only_a_likely_answer(
     settings: Settings, embedder: Any, session: Session, question: str, kind: AnswerKind
 ) -> None:
-    default = AnswerEngine(
+    default = confident_engine(settings, embedder)
+    assert asyncio.run(ask(default, session, question, AnswerMode.EXTRACT)).kind is kind
+
+
+class RecordingExtractor(QuoteExtractor):
+    """The real extractor, noting the question it is asked to quote for."""
+
+    def __init__(self, embedder: Any) -> None:
+        super().__init__(embedder)
+        self.asked: list[str] = []
+
+    def quotes(self, question: str, sources: Sequence[Hit]) -> list[Quote]:
+        self.asked.append(question)
+        return super().quotes(question, sources)
+
+
+def test_a_follow_up_is_quoted_for_its_standalone_question(embedder: Any, session: Session) -> None:
+    """ "its" names nothing without the conversation; the rewritten question does."""
+    extractor = RecordingExtractor(embedder)
+    quoting = AnswerEngine(
         Retriever(embedder, dedup_threshold=0.95, hybrid=True),
         CallForbiddenGenerator(),
         CitationVerifier(embedder),
-        QuoteExtractor(embedder, min_confidence=settings.quote_min_confidence),
+        extractor,
         min_score=MIN_SCORE,
     )
-    assert asyncio.run(ask(default, session, question, AnswerMode.EXTRACT)).kind is kind
+    standalone = "How long did its training take? (P100 GPUs, train, big model)"
+    hits, _ = asyncio.run(quoting.retrieve(session, standalone, top_k=5, score_threshold=None))
+    events = quoting.stream(
+        "How long did its training take?",
+        hits,
+        max_tokens=96,
+        temperature=0.0,
+        mode=AnswerMode.EXTRACT,
+        standalone=standalone,
+    )
+    asyncio.run(last_event(events))
+    assert extractor.asked == [standalone]
 
 
 def test_auto_shows_only_the_supported_sentence(embedder: Any, session: Session) -> None:

@@ -273,8 +273,14 @@ def test_remove_a_document(
 
 
 def test_the_conversation_downloads_as_markdown_and_starts_over(
-    app: AppTest, attention_pdf: bytes, monkeypatch: pytest.MonkeyPatch
+    app: AppTest,
+    attention_pdf: bytes,
+    scripted_generator: ScriptedGenerator,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # One scripted answer that holds for both turns, so both have citations to export.
+    both = "The big model was trained on 8 P100 GPUs for 3.5 days [1]."
+    monkeypatch.setattr(scripted_generator, "answer", both)
     downloads: list[tuple[bytes | str, str | None]] = []
     add = MediaFileManager.add
 
