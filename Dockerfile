@@ -66,7 +66,7 @@ RUN pip install --no-deps 'rapidocr-onnxruntime>=1.4.4,<1.5'
 # converted as root and read as `app`: prepare_model makes it world-readable.
 ENV PGPT_CACHE_DIR=/opt/privategptpp/cache
 RUN HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 pgpt vllm --prepare-only
-# The ONNX copies of the embedding model (PGPT_EMBEDDING_BACKEND=auto, onnx or onnx-int8), likewise.
+# The ONNX copies of the embedding model (int8: the CPU default, PGPT_EMBEDDING_BACKEND=auto), likewise.
 RUN HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 pgpt embedder --prepare-only
 COPY deploy/cuda_check.py /app/deploy/
 RUN python /app/deploy/cuda_check.py

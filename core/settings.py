@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     )
     embedding_batch_size: int = Field(64, ge=1, description="Chunks per embedding batch.")
     embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
-        "torch",
+        "auto",
         description=(
             "What runs the embedding model: 'torch' (sentence-transformers, in "
             "PGPT_EMBEDDING_DTYPE), 'onnx' (ONNX Runtime on the CPU, float32), 'onnx-int8' "
@@ -130,9 +130,7 @@ class Settings(BaseSettings):
             "torch on COVID-QA (0.705 vs 0.713), financebench-dev and -holdout (equal) "
             "(docs/benchmarks/ingest-onnx-int8.md). The ONNX files are built once by "
             "`pgpt embedder --prepare-only` (make setup). With PGPT_EMBEDDING_DEVICE=cpu "
-            "and an ONNX backend the server never imports torch. The default stays torch: "
-            "with 'auto', two Ctrl-C shutdown tests of vLLM failed in the full suite (not "
-            "alone), cause not found yet."
+            "and an ONNX backend the server never imports torch."
         ),
     )
     onednn_cache_capacity: int = Field(

@@ -138,12 +138,9 @@ def test_a_missing_model_file_names_the_command_that_builds_it(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("overrides", "backend"),
     [
-        ({"embedding_device": "cpu", "embedding_backend": "auto"}, "onnx-int8"),
-        (
-            {"embedding_device": "cpu", "embedding_backend": "auto", "embedding_model": "/m"},
-            "torch",
-        ),
-        ({"embedding_device": "cpu"}, "torch"),  # the default
+        ({"embedding_device": "cpu"}, "onnx-int8"),  # the default on a CPU machine
+        ({"embedding_device": "cpu", "embedding_model": "/models/other"}, "torch"),
+        ({"embedding_device": "cpu", "embedding_backend": "torch"}, "torch"),
     ],
 )
 def test_the_auto_backend_is_int8_onnx_only_for_the_bundled_model_on_the_cpu(
@@ -152,12 +149,11 @@ def test_the_auto_backend_is_int8_onnx_only_for_the_bundled_model_on_the_cpu(
     assert resolve_backend(load_settings(**overrides)) == backend
 
 
-def test_the_auto_embedder_on_the_cpu_never_imports_torch() -> None:
+def test_the_default_embedder_on_the_cpu_never_imports_torch() -> None:
     code = (
         "import sys; from core.settings import load_settings; "
         "from rag.embedding import make_embedder; "
-        "settings = load_settings(embedding_device='cpu', embedding_backend='auto'); "
-        "make_embedder(settings).embed(['a sentence']); "
+        "make_embedder(load_settings(embedding_device='cpu')).embed(['a sentence']); "
         "print('torch' in sys.modules)"
     )
     done = subprocess.run(

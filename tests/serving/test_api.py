@@ -56,7 +56,8 @@ def test_healthz_reports_generator_and_embedder(client: TestClient) -> None:
     body = client.get("/healthz").json()
     assert body["status"] == "ok"
     assert body["generator"]["status"] == "ready"
-    assert body["embedder"] == {"model": "all-MiniLM-L6-v2", "device": "cpu", "dtype": "bfloat16"}
+    # The default on a CPU: the bundled model's int8 ONNX copy.
+    assert body["embedder"] == {"model": "all-MiniLM-L6-v2-onnx", "device": "cpu", "dtype": "int8"}
 
 
 def test_session_lifecycle(client: TestClient) -> None:
