@@ -40,6 +40,7 @@ from benchmarks.common import (
     Stopwatch,
     command_line,
     describe_machine,
+    in_calibration_half,
     load_covidqa,
     markdown_table,
     median,
@@ -284,11 +285,9 @@ def quote_threshold_table(rows: Sequence[Row]) -> str:
     quoted = [r for r in rows if r.mode is AnswerMode.EXTRACT]
     if not quoted:
         return "(no extract-mode rows)"
-    # The confidence was fitted on the even-numbered articles' questions
-    # (benchmarks/quote_confidence.py): the odd-numbered ones are held out.
     halves = {
-        "calibration": [r for r in quoted if r.article % 2 == 0],
-        "held-out": [r for r in quoted if r.article % 2 == 1],
+        "calibration": [r for r in quoted if in_calibration_half(r.article)],
+        "held-out": [r for r in quoted if not in_calibration_half(r.article)],
     }
     table = []
     for threshold in THRESHOLDS:

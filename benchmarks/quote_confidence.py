@@ -27,6 +27,7 @@ from benchmarks.common import (
     Stopwatch,
     command_line,
     describe_machine,
+    in_calibration_half,
     load_covidqa,
     markdown_table,
     progress,
@@ -141,7 +142,7 @@ def report(examples: Sequence[Example], argv: Sequence[str], machine: str, minut
     names = list(CONFIDENCE_WEIGHTS)
     x = np.array([[e.features[n] for n in names] for e in examples])
     y = np.array([e.correct for e in examples], dtype=float)
-    calibration = np.array([e.article % 2 == 0 for e in examples])
+    calibration = np.array([in_calibration_half(e.article) for e in examples])
     halves = {"calibration": calibration, "held-out": ~calibration}
     refit, refit_bias = fit_raw(x[calibration], y[calibration])
     shipped = np.array([CONFIDENCE_WEIGHTS[n] for n in names])
