@@ -31,7 +31,7 @@ import re
 import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.common import (
@@ -40,7 +40,6 @@ from benchmarks.common import (
     Stopwatch,
     command_line,
     describe_machine,
-    in_calibration_half,
     load_covidqa,
     markdown_table,
     median,
@@ -75,8 +74,6 @@ class Row:
     model_pieces: int  # streamed pieces (about tokens) the model wrote; 0 without the model
     echoed: bool  # the model wrote "Question:" (a prompt echo)
     removed: int
-    article: int = -1
-    quote_score: float | None = None  # the quoted answer's confidence when quoted
 
 
 class CountingGenerator:
@@ -173,10 +170,7 @@ async def ask_all(
         else make_generator(settings)
     )
     generator = CountingGenerator(inner)
-    # Every quote is shown: the minimum confidence is applied afterwards (as_configured),
-    # so one run gives both the configured answers and the table of thresholds.
-    unfiltered = settings.model_copy(update={"quote_min_confidence": 0.0})
-    services = build_services(unfiltered, embedder=embedder, generator=generator)
+    services = build_services(settings, embedder=embedder, generator=generator)
     engine = services.engine
     ingestor = Ingestor(settings, ingest_embedder) if ingest_embedder else services.ingestor
     sessions = ArticleSessions(services.store, ingestor, articles)
@@ -214,10 +208,6 @@ async def ask_all(
                         model_pieces=generator.pieces,
                         echoed="question:" in generator.text.lower(),
                         removed=answer.removed,
-                        article=question.article,
-                        quote_score=(
-                            answer.claims[0].score if answer.kind is AnswerKind.QUOTED else None
-                        ),
                     )
                 )
             if number % 5 == 0:
@@ -225,14 +215,6 @@ async def ask_all(
     finally:
         await generator.aclose()
     return rows
-
-
-def as_configured(row: Row, min_confidence: float) -> Row:
-    """The row as the product answers with ``PGPT_QUOTE_MIN_CONFIDENCE``: a less confident
-    quote is not shown, and the reply is "unanswered"."""
-    if row.kind is AnswerKind.QUOTED and (row.quote_score or 0.0) < min_confidence:
-        return replace(row, kind=AnswerKind.UNANSWERED, contains_gold=False)
-    return row
 
 
 SHOWN_KINDS = (AnswerKind.GENERATED, AnswerKind.QUOTED)
@@ -245,10 +227,10 @@ def _false_support_of(shown: Sequence[Row], kind: AnswerKind) -> str:
     return f"{sum(not r.contains_gold for r in members) / len(members):.2f} (n={len(members)})"
 
 
-def summarize(rows: Sequence[Row], min_confidence: float) -> list[list[object]]:
+def summarize(rows: Sequence[Row]) -> list[list[object]]:
     by_mode: dict[AnswerMode, list[Row]] = defaultdict(list)
     for row in rows:
-        by_mode[row.mode].append(as_configured(row, min_confidence))
+        by_mode[row.mode].append(row)
     table = []
     for mode in MODES:
         members = by_mode[mode]
@@ -273,43 +255,6 @@ def summarize(rows: Sequence[Row], min_confidence: float) -> list[list[object]]:
             ]
         )
     return table
-
-
-THRESHOLDS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9)
-
-
-def quote_threshold_table(rows: Sequence[Row]) -> str:
-    """Quoted answers shown only at or above a minimum confidence: what is shown, how often
-    it lacks the gold answer, on two halves of the articles (calibrate on one, check on the
-    other)."""
-    quoted = [r for r in rows if r.mode is AnswerMode.EXTRACT]
-    if not quoted:
-        return "(no extract-mode rows)"
-    halves = {
-        "calibration": [r for r in quoted if in_calibration_half(r.article)],
-        "held-out": [r for r in quoted if not in_calibration_half(r.article)],
-    }
-    table = []
-    for threshold in THRESHOLDS:
-        cells: list[object] = [f"{threshold:.2f}"]
-        for members in halves.values():
-            shown = [r for r in members if r.quote_score is not None and r.quote_score >= threshold]
-            wrong = sum(1 for r in shown if not r.contains_gold)
-            cells += [
-                f"{len(shown) / len(members):.3f}" if members else "n/a",
-                f"{sum(r.contains_gold for r in shown) / len(members):.3f}" if members else "n/a",
-                f"{wrong / len(shown):.3f}" if shown else "n/a",
-            ]
-        table.append(cells)
-    sizes = ", ".join(f"{name} {len(members)}" for name, members in halves.items())
-    headers = ["min confidence"] + [
-        f"{name}: {column}"
-        for name in halves
-        for column in ("shown", "contains gold", "false support")
-    ]
-    return f"Questions per half: {sizes} (even and odd article numbers).\n\n" + markdown_table(
-        headers, table
-    )
 
 
 def gold_length_percentiles(chosen: Sequence[Question], embedder: Embedder) -> str:
@@ -363,20 +308,13 @@ confidence of at least {min_confidence} (`PGPT_QUOTE_MIN_CONFIDENCE`), as config
 Gold answer lengths of these questions, in model-tokenizer-like embedding tokens:
 {gold_lengths}.
 
-{markdown_table(headers, summarize(rows, min_confidence))}
+{markdown_table(headers, summarize(rows))}
 
 Containment is strict (the whole gold text, often a full sentence in COVID-QA), so a
 correct paraphrase counts as not containing it: the false-support rate is an upper bound.
 
-### Quote mode with a minimum confidence
-
-A quoted answer is shown only when its confidence (rag/extract.py, fitted on other
-COVID-QA questions: docs/benchmarks/quote-confidence.md) is at least the threshold
-(`PGPT_QUOTE_MIN_CONFIDENCE`); below it the answer says nothing backed was found and
-lists the passages. *shown* and *contains gold* are shares of all questions of the half; *false
-support* is the share of shown answers without the gold text.
-
-{quote_threshold_table(rows)}
+How the share of quotes shown and their false support move with the minimum confidence,
+over all 1,380 COVID-QA questions in two halves: docs/benchmarks/quote-confidence.md.
 
 Machine: {machine}
 """

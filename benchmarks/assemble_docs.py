@@ -14,6 +14,7 @@ ORDER = [
     "ingest",
     "embedder-backends",
     "ingest-onnx-int8",
+    "pdf-text-pdfium",
     "ocr",
     "retrieval",
     "retrieval-changes",

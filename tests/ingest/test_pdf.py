@@ -11,7 +11,7 @@ from pathlib import Path
 import pypdf
 import pytest
 from pypdf import PdfWriter
-from pypdf.generic import DictionaryObject, NameObject, StreamObject
+from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject, StreamObject
 
 from core.errors import (
     CorruptDocumentError,
@@ -23,7 +23,7 @@ from core.errors import (
     UnsupportedFileTypeError,
     WrongPasswordError,
 )
-from ingest.pdf import clean_pages, looks_tabular, parse_pdf
+from ingest.pdf import TextMode, clean_pages, looks_tabular, parse_pdf
 
 
 def assert_names_file(error: DocumentError, filename: str) -> None:
@@ -176,9 +176,8 @@ def test_decompression_limits_are_on() -> None:
     assert pypdf.get_configuration().zlib_maximum_output_length == 75_000_000
 
 
-def test_decompression_bomb_is_refused() -> None:
-    """A 0.5 MB page whose content stream inflates to 100 MB stops at pypdf's limit."""
-    writer = PdfWriter()
+def _page_drawing(writer: PdfWriter, content: bytes, *, via_form: bool) -> None:
+    """A page of ``writer`` that draws ``content`` (compressed) directly or via a form."""
     page = writer.add_blank_page(612, 792)
     font = DictionaryObject(
         {
@@ -187,21 +186,54 @@ def test_decompression_bomb_is_refused() -> None:
             NameObject("/BaseFont"): NameObject("/Helvetica"),
         }
     )
-    page[NameObject("/Resources")] = DictionaryObject(
-        {NameObject("/Font"): DictionaryObject({NameObject("/F1"): writer._add_object(font)})}
-    )
-    content = b"BT /F1 12 Tf 72 720 Td (hi) Tj ET\n" + b" " * (100 * 1024 * 1024)
+    fonts = DictionaryObject({NameObject("/F1"): writer._add_object(font)})
     stream = StreamObject()
     stream._data = zlib.compress(content, 1)
     stream[NameObject("/Filter")] = NameObject("/FlateDecode")
-    page[NameObject("/Contents")] = writer._add_object(stream)
+    resources = DictionaryObject({NameObject("/Font"): fonts})
+    if via_form:
+        stream[NameObject("/Type")] = NameObject("/XObject")
+        stream[NameObject("/Subtype")] = NameObject("/Form")
+        stream[NameObject("/BBox")] = ArrayObject([NumberObject(n) for n in (0, 0, 612, 792)])
+        stream[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): fonts})
+        resources[NameObject("/XObject")] = DictionaryObject(
+            {NameObject("/Fm1"): writer._add_object(stream)}
+        )
+        drawing = StreamObject()
+        drawing._data = b"/Fm1 Do"
+        page[NameObject("/Contents")] = writer._add_object(drawing)
+    else:
+        page[NameObject("/Contents")] = writer._add_object(stream)
+    page[NameObject("/Resources")] = resources
+
+
+@pytest.mark.parametrize(
+    ("text_mode", "via_form"),
+    [("pdfium", False), ("pdfium", True), ("plain", False), ("auto", False)],
+)
+def test_decompression_bomb_is_refused(text_mode: TextMode, via_form: bool) -> None:
+    """A 0.5 MB page whose content stream (or the form it draws) inflates to 100 MB stops
+    at pypdf's limit, whichever library extracts the text."""
+    writer = PdfWriter()
+    content = b"BT /F1 12 Tf 72 720 Td (hi) Tj ET\n" + b" " * (100 * 1024 * 1024)
+    _page_drawing(writer, content, via_form=via_form)
     buffer = io.BytesIO()
     writer.write(buffer)
     assert len(buffer.getvalue()) < 1024 * 1024
 
     with pytest.raises(DocumentTooComplexError) as caught:
-        parse_pdf(buffer.getvalue(), "bomb.pdf", max_pages=2000)
+        parse_pdf(buffer.getvalue(), "bomb.pdf", max_pages=2000, text_mode=text_mode)
     assert_names_file(caught.value, "bomb.pdf")
+
+
+def test_text_drawn_by_a_form_is_read() -> None:
+    writer = PdfWriter()
+    content = b"BT /F1 12 Tf 72 720 Td (Quarterly revenue rose in every region.) Tj ET"
+    _page_drawing(writer, content, via_form=True)
+    buffer = io.BytesIO()
+    writer.write(buffer)
+    doc = parse_pdf(buffer.getvalue(), "form.pdf", max_pages=10, text_mode="pdfium")
+    assert doc.pages[0].text == "Quarterly revenue rose in every region."
 
 
 # --- text cleanup -------------------------------------------------------------------
@@ -272,3 +304,23 @@ def test_auto_mode_keeps_a_statement_row_on_one_line() -> None:
     assert "Net income" in plain.split("\n")
     assert "596 2,371 3,033 Adjustments" in plain
     assert "Net income 596 2,371 3,033" in auto.split("\n")
+
+
+def test_pdfium_mode_keeps_a_statement_row_on_one_line() -> None:
+    """The same cash-flow statement: PDFium's text has each printed row on one line, with
+    single spaces (pypdf's layout mode pads them to the page's columns)."""
+    from benchmarks import data as test_data
+
+    data = test_data.path("financebench-dev/pdfs/AMAZON_2017_10K.pdf").read_bytes()
+    text = parse_pdf(data, "a.pdf", max_pages=200, text_mode="pdfium").pages[36].text
+    assert "Net income 596 2,371 3,033" in text.split("\n")
+
+
+def test_pdfium_and_pypdf_read_the_same_words(attention_pdf: bytes) -> None:
+    """Line breaks and spacing differ; the words, hyphenated compounds included, do not."""
+    pdfium = parse_pdf(attention_pdf, "a.pdf", max_pages=50, text_mode="pdfium")
+    pypdf_text = parse_pdf(attention_pdf, "a.pdf", max_pages=50, text_mode="plain")
+    for ours, theirs in zip(pdfium.pages, pypdf_text.pages, strict=True):
+        words = set(ours.text.split())
+        shared = words & set(theirs.text.split())
+        assert len(shared) / len(words) > 0.9, ours.number

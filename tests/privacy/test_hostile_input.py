@@ -227,18 +227,43 @@ def test_mutated_pdfs_get_a_clear_answer(
 # --- crafted attacks ------------------------------------------------------------------
 
 
-def cpu_bomb_pdf(operators: int = 300_000) -> bytes:
-    """4 KB whose one page draws 300,000 tiny strings: text extraction of it runs for
-    many minutes (it grows faster than linearly), so only the parse time limit stops it."""
-    content = b"BT /F1 11 Tf 56 760 Td " + b"(a) Tj " * operators + b"ET"
+def cpu_bomb_pdf(operators: int = 300_000, form_depth: int = 20) -> bytes:
+    """A few KB that keep either text extractor busy for minutes, so only the parse time
+    limit stops them. Page 1 draws 300,000 tiny strings (pypdf's extraction of it grows
+    faster than linearly; PDFium reads it in a second). Page 2 draws a form that draws the
+    next form twice, ``form_depth`` deep: 2^20 drawings of a 1,000-operator stream, which
+    PDFium renders one by one (about 15 s at depth 18 here, 4x per two levels)."""
+    page_one = b"BT /F1 11 Tf 56 760 Td " + b"(a) Tj " * operators + b"ET"
+    first_form = 8
+    forms = []
+    for level in range(form_depth):
+        deepest = level == form_depth - 1
+        body = b"q Q " * 1000 if deepest else b"/X Do /X Do"
+        resources = (
+            b""
+            if deepest
+            else b"/Resources << /XObject << /X %d 0 R >> >> " % (first_form + level + 1)
+        )
+        forms.append(
+            stream_object(
+                zlib.compress(body, 9),
+                b"/Type /XObject /Subtype /Form /BBox [0 0 612 792] "
+                + resources
+                + b"/Filter /FlateDecode ",
+            )
+        )
     return assemble(
         [
             b"<< /Type /Catalog /Pages 2 0 R >>",
-            b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+            b"<< /Type /Pages /Kids [4 0 R 6 0 R] /Count 2 >>",
             FONT,
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
             b"/Resources << /Font << /F1 3 0 R >> >> /Contents 5 0 R >>",
-            stream_object(zlib.compress(content, 9), b"/Filter /FlateDecode "),
+            stream_object(zlib.compress(page_one, 9), b"/Filter /FlateDecode "),
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /XObject << /X %d 0 R >> >> /Contents 7 0 R >>" % first_form,
+            stream_object(b"/X Do"),
+            *forms,
         ]
     )
 
@@ -253,8 +278,8 @@ def test_decompression_bomb_is_refused(client: TestClient, earlier_session: str)
 def test_parse_time_limit_stops_a_cpu_bomb(client: TestClient, earlier_session: str) -> None:
     response = upload(client, new_session(client), "slow.pdf", cpu_bomb_pdf())
     assert outcome(response, "slow.pdf") == "document_too_complex"
-    # One page: the base limit plus one page's budget.
-    limit = PARSE_TIMEOUT_S + PARSE_TIMEOUT_PER_PAGE_S
+    # Two pages: the base limit plus two pages' budget.
+    limit = PARSE_TIMEOUT_S + 2 * PARSE_TIMEOUT_PER_PAGE_S
     assert f"{limit:g} s limit" in response.json()["error"]["message"]
     # The killed worker is replaced: the next upload parses normally.
     assert_still_answers(client, earlier_session)
