@@ -1,8 +1,8 @@
 """PDF bytes -> pages of text, entirely in memory.
 
 pypdf opens and checks every file (damage, passwords, page count, decompression limits);
-the text itself comes from PDFium (``text_mode='pdfium'``, the default: about 20x faster,
-and each printed line on one line) or from pypdf's own extractor.
+the text itself comes from pypdf's own extractor ('auto', the default) or from PDFium
+(``text_mode='pdfium'``: about 20x faster, and each printed line on one line).
 """
 
 from __future__ import annotations
@@ -329,8 +329,9 @@ def _text_with_paragraphs(textpage: pdfium.PdfTextPage) -> str:
     pieces: list[str] = []
     last = 0
     for end_of_line in _PDFIUM_LINE_BREAK.finditer(text):
-        above = _first_box(textpage, range(end_of_line.start() - 1, end_of_line.start() - 4, -1))
-        below = _first_box(textpage, range(end_of_line.end(), end_of_line.end() + 3))
+        before, after = end_of_line.start(), end_of_line.end()
+        above = _first_box(textpage, range(before - 1, max(before - 4, -1), -1))
+        below = _first_box(textpage, range(after, min(after + 3, len(text))))
         pieces.append(text[last : end_of_line.start()])
         paragraph = (
             above is not None
@@ -344,14 +345,11 @@ def _text_with_paragraphs(textpage: pdfium.PdfTextPage) -> str:
 
 
 def _first_box(textpage: pdfium.PdfTextPage, indices: range) -> pdfium_c.FS_RECTF | None:
-    """The font-sized box of the first of ``indices`` that has one (generated spaces and
-    line ends have none)."""
-    count = textpage.count_chars()
+    """The font-sized box of the first of ``indices`` (valid character indices) that has
+    one (generated spaces and line ends have none)."""
     for index in indices:
         box = pdfium_c.FS_RECTF()
-        found = 0 <= index < count and pdfium_c.FPDFText_GetLooseCharBox(
-            textpage.raw, index, ctypes.byref(box)
-        )
+        found = pdfium_c.FPDFText_GetLooseCharBox(textpage.raw, index, ctypes.byref(box))
         if found and box.top > box.bottom:
             return box
     return None
