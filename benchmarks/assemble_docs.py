@@ -15,6 +15,7 @@ ORDER = [
     "embedder-backends",
     "ingest-onnx-int8",
     "pdf-text-pdfium",
+    "ingest-pdfium",
     "ocr",
     "retrieval",
     "retrieval-changes",

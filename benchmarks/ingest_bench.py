@@ -213,6 +213,7 @@ def parse_scaling(
                         timeout_s=settings.parse_timeout_s,
                         timeout_per_page_s=settings.parse_timeout_per_page_s,
                         pool=pool,
+                        pdf_text_mode=settings.pdf_text_mode,
                     )
                     seconds[(pdf.name, workers)].append(time.perf_counter() - started)
                     progress(
@@ -823,7 +824,8 @@ def render(
     return f"""## Ingestion throughput
 
 **Ours**: `rag.pipeline.Ingestor` as the API runs it: the in-memory loader in a parser
-worker process, the token chunker (chunk_size_tokens={settings.chunk_size_tokens},
+worker process (PDF text mode `{settings.pdf_text_mode}`), the token chunker
+(chunk_size_tokens={settings.chunk_size_tokens},
 chunk_overlap_tokens={settings.chunk_overlap_tokens}), all-MiniLM-L6-v2 in
 {embedder.dtype} ({resolve_backend(settings)} backend, batch {settings.embedding_batch_size}),
 FAISS `IndexIDMap2(IndexFlatIP)`.

@@ -38,7 +38,10 @@ VARIANTS: dict[str, Variant] = {
     ),
     "-headers": Variant("no document context header", {"context_headers": False}),
     "-layout": Variant("pypdf plain text mode on every page", {"pdf_text_mode": "plain"}),
-    "pdfium": Variant("PDFium's text on every page", {"pdf_text_mode": "pdfium"}),
+    "pypdf-auto": Variant(
+        "pypdf's text, its layout mode on pages that look like tables (the default before PDFium)",
+        {"pdf_text_mode": "auto"},
+    ),
     "-cleaning": Variant("questions searched as asked", {"query_cleaning": False}),
     "-tokenizer": Variant("bm25s' default word tokenizer", lexical_analyzer="words"),
     "-diversity": Variant("pages may hold several slots", {"page_diversity": False}),

@@ -92,12 +92,13 @@ class Settings(BaseSettings):
     chunk_size_tokens: int = Field(192, ge=16, description="Chunk size in embedding-model tokens.")
     chunk_overlap_tokens: int = Field(64, ge=0, description="Tokens shared by consecutive chunks.")
     pdf_text_mode: Literal["pdfium", "plain", "layout", "auto"] = Field(
-        "auto",
+        "pdfium",
         description=(
-            "How PDF text is extracted: 'pdfium' (PDFium: each printed line, a table's row "
-            "included, on one line; about 20x faster than pypdf), 'plain' (pypdf's reading "
-            "order), 'layout' (pypdf keeping rows on one line, numbers beside their labels) "
-            "or 'auto' (pypdf's layout on pages that look like tables, plain elsewhere)."
+            "How PDF text is extracted (pypdf always opens and checks the file): 'pdfium' "
+            "(PDFium: each printed line, a table's row included, on one line; about 20x "
+            "faster than pypdf), 'plain' (pypdf's reading order), 'layout' (pypdf keeping "
+            "rows on one line, numbers beside their labels) or 'auto' (pypdf's layout on "
+            "pages that look like tables, plain elsewhere)."
         ),
     )
     context_headers: bool = Field(

@@ -131,14 +131,24 @@ class TokenChunker:
         """(start, end) offsets in ``text`` of the chunks of ``text[start:end]``, in order."""
         segment = text[start:end]
         spans: list[tuple[int, int]] = []
-        cursor = 0
+        previous_start, previous_end = -1, 0
         for piece in splitter.split_text(segment):
             # Each chunk is a stripped, contiguous slice of the segment and chunks come in
-            # order; the next one never starts before the previous start.
-            offset = segment.find(piece, cursor)
+            # order: the next one starts after the previous start and ends after its end
+            # (without overlap, starts at or after it). The bounds matter when a line
+            # repeats (a table's row of dots and amounts): the first match after the
+            # previous start can lie inside the previous chunk.
+            earliest = (
+                previous_end
+                if self.chunk_overlap == 0
+                else max(previous_start + 1, previous_end - len(piece) + 1)
+            )
+            offset = segment.find(piece, earliest)
+            if offset < 0:
+                offset = segment.find(piece, previous_start + 1)
             if offset < 0:  # cannot happen with keep_separator; fail loudly if it ever does
                 raise RuntimeError("text splitter returned a chunk that is not in the text")
-            cursor = offset
+            previous_start, previous_end = offset, offset + len(piece)
             piece_start, piece_end = start + offset, start + offset + len(piece)
             if self.count_tokens(piece) <= self.chunk_size:
                 spans.append((piece_start, piece_end))

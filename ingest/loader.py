@@ -106,7 +106,7 @@ def load_document(
     timeout_s: float,
     timeout_per_page_s: float = 0.0,
     pool: ParserPool | None = None,
-    pdf_text_mode: TextMode = "auto",
+    pdf_text_mode: TextMode = "pdfium",
     ocr: bool = True,
     ocr_dpi: int = DEFAULT_OCR_DPI,
     progress: PageProgress | None = None,

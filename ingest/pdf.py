@@ -1,8 +1,8 @@
 """PDF bytes -> pages of text, entirely in memory.
 
 pypdf opens and checks every file (damage, passwords, page count, decompression limits);
-the text itself comes from pypdf's own extractor ('auto', the default) or from PDFium
-(``text_mode='pdfium'``: about 20x faster, and each printed line on one line).
+the text itself comes from PDFium ('pdfium', the default: about 20x faster than pypdf, and
+each printed line on one line) or from pypdf's own extractor ('plain', 'layout', 'auto').
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ _INVISIBLE = re.compile(r"\u00ad\n?|[\u200b\u2060\ufeff]")
 _SPACE_RUN = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _SPACE_AROUND_NEWLINE = re.compile(r" ?\n ?")
 _BLANK_LINES = re.compile(r"\n{3,}")
-_LINE_END_HYPHEN = re.compile(r"([A-Za-z]+)-\n([a-z]+)")
+# Anchored at a word start: unanchored, a long run of letters costs quadratic time.
+_LINE_END_HYPHEN = re.compile(r"(?<![A-Za-z])([A-Za-z]+)-\n([a-z]+)")
 _WORD = re.compile(r"[A-Za-z]+")
 # A table cell on its own line: '$', '%', '—', '1,488', '(370)', '$ 5,363', '12.5 %'.
 _NUMERIC_CELL = re.compile(r"[$€£(]*\s*[-–—]?\s*[\d.,]*\d[\d.,]*\s*[)%]*|[$€£%—–-]")
@@ -80,9 +81,9 @@ MIN_NUMERIC_LINES = 12
 NUMERIC_LINE_SHARE = 0.3
 
 TextMode = Literal["pdfium", "plain", "layout", "auto"]
-# PDFium writes U+0002 where a word is hyphenated across a line and drops the line break;
-# as "-\n" the cleanup rejoins it as it does pypdf's text.
-_PDFIUM_LINE_HYPHEN = "\x02"
+# PDFium writes U+FFFE (U+0002 in older builds) where a word is hyphenated across a line
+# and drops the line break; as "-\n" the cleanup rejoins it as it does pypdf's text.
+_PDFIUM_LINE_HYPHEN = re.compile("[\x02\ufffe]")
 _PDFIUM_LINE_BREAK = re.compile("\r\n")
 # A gap between two lines larger than this share of the upper line's font height is a
 # paragraph break (line spacing leaves 0-0.3; paragraphs and table sections more).
@@ -102,7 +103,7 @@ def parse_pdf(
     *,
     password: str | None = None,
     max_pages: int,
-    text_mode: TextMode = "auto",
+    text_mode: TextMode = "pdfium",
     ocr: bool = False,
 ) -> ParsedDocument:
     """Extract the text of every page; page numbers count from 1, empty pages are kept.
@@ -138,7 +139,7 @@ def extract_pdf_pages(
     password: str | None = None,
     first: int,
     last: int,
-    text_mode: TextMode = "auto",
+    text_mode: TextMode = "pdfium",
 ) -> list[str]:
     """Raw text of pages ``first``..``last`` (counted from 1, inclusive): one part of a
     document parsed in several workers. ``pdf_document`` turns the parts into pages."""
@@ -315,7 +316,7 @@ def _pdfium_texts(data: bytes, password: str | None, first: int, last: int) -> l
             except pdfium.PdfiumError as exc:
                 log.warning("page %d could not be read (%s); kept as empty", number, exc)
                 text = ""
-            texts.append(text.replace(_PDFIUM_LINE_HYPHEN, "-\n"))
+            texts.append(_PDFIUM_LINE_HYPHEN.sub("-\n", text))
     finally:
         document.close()
     return texts

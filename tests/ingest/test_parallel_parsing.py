@@ -27,14 +27,21 @@ from ingest.models import ParsedDocument
 from rag.index import make_index
 from rag.pipeline import Ingestor
 from rag.sessions import SessionStore
-from tests.privacy.documents import pages_pdf, text_pdf, text_stream
+from tests.privacy.documents import form_chain, pages_pdf, text_pdf, text_stream
 
 TEN_Q = "financebench-dev/pdfs/Pfizer_2023Q2_10Q.pdf"  # 72 pages
 
 
-def stalling_page(operators: int = 300_000) -> bytes:
-    """A page content stream whose text extraction runs for minutes (300,000 tiny strings)."""
-    return b"BT /F1 11 Tf 56 760 Td " + b"(a) Tj " * operators + b"ET"
+def stalling_pdf(report_page_count: int) -> bytes:
+    """Report pages, then one page whose drawing keeps either text extractor busy for
+    minutes (PDFium draws a chain of forms 2^20 times: `form_chain`)."""
+    contents = [text_stream(lines) for lines in report_pages(report_page_count)] + [b"/X Do"]
+    first_form = 4 + 2 * len(contents)  # after the catalog, pages, font, pages and contents
+    return pages_pdf(
+        contents,
+        extra_objects=form_chain(first_form),
+        resources=b"/XObject << /X %d 0 R >> " % first_form,
+    )
 
 
 def report_pages(count: int, lines: int = 20) -> list[list[str]]:
@@ -88,10 +95,9 @@ def test_a_600_page_pdf_ingests_within_the_default_limits(embedder: Any) -> None
 
 
 def test_a_page_that_stalls_past_its_budget_is_refused(pool: ParserPool) -> None:
-    pages = [text_stream(lines) for lines in report_pages(20)] + [stalling_page()]
     started = time.monotonic()
     with pytest.raises(DocumentTooComplexError) as caught:
-        load(pages_pdf(pages), "stalls.pdf", pool, timeout_s=2, timeout_per_page_s=0.1)
+        load(stalling_pdf(20), "stalls.pdf", pool, timeout_s=2, timeout_per_page_s=0.1)
     # Pages 12-21 went to one worker: its limit is 2 s + 10 x 0.1 s.
     assert "took longer than the 3 s limit" in caught.value.message
     assert time.monotonic() - started < 60
@@ -134,8 +140,7 @@ def test_parallel_parsing_gives_the_same_pages_chunks_and_offsets(embedder: Any)
 
 
 def test_a_worker_killed_mid_document_fails_the_document_cleanly(pool: ParserPool) -> None:
-    pages = [text_stream(lines) for lines in report_pages(20)] + [stalling_page()]
-    data = pages_pdf(pages)
+    data = stalling_pdf(20)
     before = {pid: _cpu_seconds(pid) for pid in pool.worker_pids}
     outcome: list[BaseException] = []
 

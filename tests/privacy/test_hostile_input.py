@@ -33,6 +33,7 @@ from tests.privacy.documents import (
     assemble,
     decompression_bomb_pdf,
     empty_pages_pdf,
+    form_chain,
     mutations,
     nested_arrays_pdf,
     nested_dicts_pdf,
@@ -231,27 +232,9 @@ def cpu_bomb_pdf(operators: int = 300_000, form_depth: int = 20) -> bytes:
     """A few KB that keep either text extractor busy for minutes, so only the parse time
     limit stops them. Page 1 draws 300,000 tiny strings (pypdf's extraction of it grows
     faster than linearly; PDFium reads it in a second). Page 2 draws a form that draws the
-    next form twice, ``form_depth`` deep: 2^20 drawings of a 1,000-operator stream, which
-    PDFium renders one by one (about 15 s at depth 18 here, 4x per two levels)."""
+    next form twice, ``form_depth`` deep (`form_chain`)."""
     page_one = b"BT /F1 11 Tf 56 760 Td " + b"(a) Tj " * operators + b"ET"
     first_form = 8
-    forms = []
-    for level in range(form_depth):
-        deepest = level == form_depth - 1
-        body = b"q Q " * 1000 if deepest else b"/X Do /X Do"
-        resources = (
-            b""
-            if deepest
-            else b"/Resources << /XObject << /X %d 0 R >> >> " % (first_form + level + 1)
-        )
-        forms.append(
-            stream_object(
-                zlib.compress(body, 9),
-                b"/Type /XObject /Subtype /Form /BBox [0 0 612 792] "
-                + resources
-                + b"/Filter /FlateDecode ",
-            )
-        )
     return assemble(
         [
             b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -263,7 +246,7 @@ def cpu_bomb_pdf(operators: int = 300_000, form_depth: int = 20) -> bytes:
             b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
             b"/Resources << /XObject << /X %d 0 R >> >> /Contents 7 0 R >>" % first_form,
             stream_object(b"/X Do"),
-            *forms,
+            *form_chain(first_form, form_depth),
         ]
     )
 
