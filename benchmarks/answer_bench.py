@@ -2,7 +2,8 @@
 
 300 questions drawn with a fixed seed; each is asked over its own article (one session
 per article, ingested through the real loader, chunker and embedder), the passages are
-retrieved once and the same passages are answered in every mode. Per mode:
+retrieved once and the same passages are answered in every mode (and, beside `auto`,
+by the earlier model-first `auto`, on the same model text). Per mode:
 
 - containment: share of shown answers whose text (citation markers removed) contains
   the gold answer text (case- and whitespace-insensitive);
@@ -49,7 +50,7 @@ from benchmarks.common import (
 )
 from benchmarks.embedding_cache import CachingEmbedder
 from core.settings import AnswerMode, Settings, load_settings
-from rag.answer import AnswerKind, DoneEvent
+from rag.answer import AnswerEngine, AnswerKind, DoneEvent
 from rag.citations import CITATION_PATTERN
 from rag.embedding import Embedder, configure_threads, make_embedder
 from rag.generation import Generator, GeneratorInfo, GeneratorStatus, Message
@@ -65,9 +66,12 @@ TOP_K = 5
 MODES = (AnswerMode.GENERATE, AnswerMode.EXTRACT, AnswerMode.AUTO)
 
 
+MODEL_FIRST = "auto, model first"  # the earlier auto: quotes only when nothing written holds
+
+
 @dataclass(frozen=True, slots=True)
 class Row:
-    mode: AnswerMode
+    label: str  # the mode, or MODEL_FIRST
     kind: AnswerKind
     contains_gold: bool
     latency_ms: float
@@ -77,12 +81,17 @@ class Row:
 
 
 class CountingGenerator:
-    """Passes through to a real generator and records what the model wrote last."""
+    """Passes through to a real generator and records what the model wrote last.
+
+    The same request twice in a row is answered from the record, so two engines compared
+    on one question judge the very same model text.
+    """
 
     def __init__(self, inner: Generator) -> None:
         self.inner = inner
         self.pieces = 0
         self.text = ""
+        self._last: tuple[str, list[str]] = ("", [])
 
     async def status(self) -> GeneratorStatus:
         return await self.inner.status()
@@ -101,9 +110,19 @@ class CountingGenerator:
         temperature: float,
         stop: Sequence[str] = (),
     ) -> AsyncIterator[str]:
-        async for piece in self.inner.stream(
-            messages, max_tokens=max_tokens, temperature=temperature, stop=stop
-        ):
+        request = repr((list(messages), max_tokens, temperature, list(stop)))
+        recorded = self._last[1] if self._last[0] == request else None
+        pieces: list[str] = []
+        self._last = (request, pieces)
+        source = (
+            _replay(recorded)
+            if recorded is not None
+            else self.inner.stream(
+                messages, max_tokens=max_tokens, temperature=temperature, stop=stop
+            )
+        )
+        async for piece in source:
+            pieces.append(piece)
             self.pieces += 1
             self.text += piece
             yield piece
@@ -113,6 +132,11 @@ class CountingGenerator:
 
     def reset(self) -> None:
         self.pieces, self.text = 0, ""
+
+
+async def _replay(pieces: Sequence[str]) -> AsyncIterator[str]:
+    for piece in pieces:
+        yield piece
 
 
 def choose_questions(questions: Sequence[Question], count: int) -> list[Question]:
@@ -172,6 +196,19 @@ async def ask_all(
     generator = CountingGenerator(inner)
     services = build_services(settings, embedder=embedder, generator=generator)
     engine = services.engine
+    model_first = AnswerEngine(
+        engine.retriever,
+        generator,
+        engine.verifier,
+        engine.extractor,
+        min_score=engine.min_score,
+        quotes_first=False,
+    )
+    runs: list[tuple[str, AnswerMode, AnswerEngine]] = []
+    for mode in modes:
+        runs.append((mode.value, mode, engine))
+        if mode is AnswerMode.AUTO:  # right after auto, so any model text is replayed
+            runs.append((MODEL_FIRST, mode, model_first))
     ingestor = Ingestor(settings, ingest_embedder) if ingest_embedder else services.ingestor
     sessions = ArticleSessions(services.store, ingestor, articles)
     rows: list[Row] = []
@@ -185,10 +222,10 @@ async def ask_all(
             hits, _ = await engine.retrieve(
                 session, question.text, top_k=TOP_K, score_threshold=settings.score_threshold
             )
-            for mode in modes:
+            for label, mode, answering in runs:
                 generator.reset()
                 done: DoneEvent | None = None
-                async for event in engine.stream(
+                async for event in answering.stream(
                     question.text,
                     hits,
                     max_tokens=settings.answer_max_tokens,
@@ -201,7 +238,7 @@ async def ask_all(
                 answer = done.answer
                 rows.append(
                     Row(
-                        mode=mode,
+                        label=label,
                         kind=answer.kind,
                         contains_gold=contains_gold(answer.text, question.answers),
                         latency_ms=answer.timings.total_ms,
@@ -228,20 +265,17 @@ def _false_support_of(shown: Sequence[Row], kind: AnswerKind) -> str:
 
 
 def summarize(rows: Sequence[Row]) -> list[list[object]]:
-    by_mode: dict[AnswerMode, list[Row]] = defaultdict(list)
+    by_label: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
-        by_mode[row.mode].append(row)
+        by_label[row.label].append(row)
     table = []
-    for mode in MODES:
-        members = by_mode[mode]
-        if not members:
-            continue
+    for label, members in by_label.items():
         shown = [r for r in members if r.kind in SHOWN_KINDS]
         false_support = sum(1 for r in shown if not r.contains_gold)
         generated = [r for r in members if r.model_pieces]
         table.append(
             [
-                f"`{mode}`",
+                f"`{label}`",
                 len(members),
                 f"{sum(r.contains_gold for r in members) / len(members):.3f}",
                 f"{len(shown) / len(members):.3f}",
@@ -302,8 +336,10 @@ among answers shown as supported (written or quoted, not the not-found or unansw
 reply), the share that do not contain the gold answer. `generate` is today's behaviour
 (no stop sequences, no cap, the whole answer shown when one sentence is supported);
 `auto` adds the stop sequences, repetition guard and the {128}-token cap for factual
-questions, shows only supported sentences and quotes when none is; `extract` never
-calls the model. Quoted answers (extract, auto's fallback) are shown only at a
+questions; it shows quotes when quote mode is confident of some, else the model's
+supported sentences; `{MODEL_FIRST}` (`auto` before 4 Dec) asks the model first and
+quotes only when none of its sentences is supported, on the very same model text
+(replayed); `extract` never calls the model. Quoted answers are shown only at a
 confidence of at least {min_confidence} (`PGPT_QUOTE_MIN_CONFIDENCE`), as configured.
 Gold answer lengths of these questions, in model-tokenizer-like embedding tokens:
 {gold_lengths}.
@@ -324,6 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, help="write the markdown report here")
     parser.add_argument("--limit", type=int, default=QUESTIONS, help="questions to ask")
+    parser.add_argument(
+        "--skip", type=int, default=0, help="start after this many of the drawn questions"
+    )
     parser.add_argument("--budget-min", type=float, default=1e9, help="stop asking after this")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (embedding)")
     parser.add_argument("--vllm-url", help="use a running vLLM server instead of starting one")
@@ -342,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings(threads=args.threads)
     embedder = make_embedder(settings)
     articles, questions = load_covidqa()
-    chosen = choose_questions(questions, QUESTIONS)[: args.limit]
+    chosen = choose_questions(questions, QUESTIONS)[args.skip : args.skip + args.limit]
     timer = Stopwatch()
 
     ingest_embedder = CachingEmbedder.ours(embedder) if args.cache else None
@@ -374,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 server.stop()
     if ingest_embedder is not None:
         ingest_embedder.save()
-    asked = len(rows) // len(modes)
+    asked = sum(row.label == rows[0].label for row in rows) if rows else 0
     text = report(
         rows,
         asked,

@@ -345,9 +345,9 @@ class Settings(BaseSettings):
     answer_mode: AnswerMode = Field(
         AnswerMode.AUTO,
         description=(
-            "'auto': generate, verify and show only supported sentences, falling back to quotes "
-            "from the passages; 'generate': the model's answer as written; 'extract': quotes "
-            "only, no LLM."
+            "'auto': quotes from the passages when quote mode is confident of some, else the "
+            "model's answer, verified, showing only its supported sentences; 'generate': the "
+            "model's answer as written; 'extract': quotes only, no LLM."
         ),
     )
     # Unrelated questions over the attention paper score 0.08-0.21, its real questions

@@ -11,7 +11,7 @@ from enum import StrEnum
 from core.settings import AnswerMode
 from rag.citations import Citation, parse_citations
 from rag.conversation import Turn
-from rag.extract import QuoteExtractor, quoted_answer
+from rag.extract import Quote, QuoteExtractor, quoted_answer
 from rag.generation import Generator
 from rag.hygiene import STOP_SEQUENCES, answer_token_cap, repetition_start
 from rag.prompts import NOT_FOUND_ANSWER, build_messages, fit_history, fit_passages
@@ -87,12 +87,17 @@ class AnswerEngine:
         extractor: QuoteExtractor | None = None,
         *,
         min_score: float | None = None,
+        quotes_first: bool = True,
     ) -> None:
+        """``quotes_first``: ``auto`` shows quotes when quote mode is confident of some and
+        asks the model only otherwise; False asks the model first and quotes only when none
+        of its sentences is supported (the earlier policy, kept for answer_bench)."""
         self.retriever = retriever
         self.generator = generator
         self.verifier = verifier
         self.extractor = extractor
         self.min_score = min_score
+        self.quotes_first = quotes_first
 
     async def retrieve(
         self, session: Session, question: str, *, top_k: int, score_threshold: float | None
@@ -151,6 +156,16 @@ class AnswerEngine:
         if mode is AnswerMode.EXTRACT:
             yield DoneEvent(await self._quoted(judged, hits, mode, retrieval_ms, started))
             return
+        quotes: list[Quote] | None = None
+        if mode is AnswerMode.AUTO and self.quotes_first and self.extractor is not None:
+            # A confident quote is right more often than the small model's backed sentences
+            # (docs/benchmarks/answers-auto.md), and needs no generation.
+            quotes = await asyncio.to_thread(self.extractor.quotes, judged, hits)
+            if quotes:
+                yield DoneEvent(
+                    await self._quoted(judged, hits, mode, retrieval_ms, started, quotes=quotes)
+                )
+                return
         info = await self.generator.info()
         hygiene = mode is AnswerMode.AUTO
         if hygiene:
@@ -196,7 +211,15 @@ class AnswerEngine:
             if self.verifier is not None and not supported:  # includes "could not find"
                 yield DoneEvent(
                     await self._quoted(
-                        judged, hits, mode, retrieval_ms, started, claims, info.model, ttft_ms
+                        judged,
+                        hits,
+                        mode,
+                        retrieval_ms,
+                        started,
+                        claims,
+                        info.model,
+                        ttft_ms,
+                        quotes=quotes,
                     )
                 )
                 return
@@ -248,12 +271,18 @@ class AnswerEngine:
         generated: Sequence[Claim] = (),
         model: str = "",
         ttft_ms: float | None = None,
+        *,
+        quotes: Sequence[Quote] | None = None,
     ) -> Answer:
-        """Quotes from the passages; ``generated`` are the model's claims it replaces."""
+        """Quotes from the passages; ``generated`` are the model's claims it replaces.
+
+        ``quotes``: the extractor's quotes when already chosen for this question and hits.
+        """
         if self.extractor is None:
             raise RuntimeError("quote mode needs an AnswerEngine built with a QuoteExtractor")
         sources = list(hits)
-        quotes = await asyncio.to_thread(self.extractor.quotes, question, sources)
+        if quotes is None:
+            quotes = await asyncio.to_thread(self.extractor.quotes, question, sources)
         if not quotes:  # every sentence is a table row, page furniture or an echo
             timings = _timings(retrieval_ms, ttft_ms, started)
             return _nothing_backed(

@@ -331,7 +331,7 @@ def privacy_note(ui: UiState, settings: Settings) -> None:
 
 AnswerPrefs = tuple[int, int, float, AnswerMode]  # passages, max tokens, temperature, mode
 ANSWER_MODES = {
-    AnswerMode.AUTO: "Checked (model, only backed sentences, else quotes)",
+    AnswerMode.AUTO: "Checked (confident quotes, else the model's backed sentences)",
     AnswerMode.EXTRACT: "Quotes only (no model)",
     AnswerMode.GENERATE: "Model's answer as written",
 }

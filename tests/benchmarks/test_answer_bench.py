@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from benchmarks.answer_bench import contains_gold
+import asyncio
+
+from benchmarks.answer_bench import CountingGenerator, contains_gold
+from rag.generation import Message
+from tests.serving.fakes import ScriptedGenerator
 
 
 def test_a_quote_holding_the_gold_span_with_its_reference_markers_contains_it() -> None:
@@ -16,3 +20,16 @@ def test_a_quote_holding_the_gold_span_with_its_reference_markers_contains_it() 
 
 def test_a_quote_without_the_gold_answer_does_not_contain_it() -> None:
     assert not contains_gold("Four cases were still hospitalised. [1]", ["35 of 37"])
+
+
+async def _written(generator: CountingGenerator, messages: list[Message]) -> str:
+    return "".join([p async for p in generator.stream(messages, max_tokens=8, temperature=0)])
+
+
+def test_the_same_request_twice_is_answered_once_and_replayed() -> None:
+    model = ScriptedGenerator("Eight GPUs [1].")
+    generator = CountingGenerator(model)
+    asked: list[Message] = [{"role": "user", "content": "How many GPUs?"}]
+    first = asyncio.run(_written(generator, asked))
+    model.answer = "Something else entirely."  # a second call to the model would say this
+    assert asyncio.run(_written(generator, asked)) == first

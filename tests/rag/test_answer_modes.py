@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from core.settings import AnswerMode, Settings
-from rag.answer import Answer, AnswerEngine, AnswerEvent, AnswerKind, DoneEvent
+from rag.answer import UNANSWERED_TEXT, Answer, AnswerEngine, AnswerEvent, AnswerKind, DoneEvent
 from rag.extract import Quote, QuoteExtractor
 from rag.generation import Generator, GeneratorInfo, GeneratorStatus, Message
 from rag.index import make_index
@@ -72,25 +72,22 @@ def session(settings: Settings, embedder: Any, attention_pdf: bytes) -> Session:
     return session
 
 
-def engine(embedder: Any, generator: Generator) -> AnswerEngine:
+def engine(
+    embedder: Any, generator: Generator, *, min_confidence: float = 0.0, quotes_first: bool = True
+) -> AnswerEngine:
     return AnswerEngine(
         Retriever(embedder, dedup_threshold=0.95, hybrid=True),
         generator,
         CitationVerifier(embedder),
-        QuoteExtractor(embedder),
+        QuoteExtractor(embedder, min_confidence=min_confidence),
         min_score=MIN_SCORE,
+        quotes_first=quotes_first,
     )
 
 
 def confident_engine(settings: Settings, embedder: Any) -> AnswerEngine:
     """Quotes shown at the default minimum confidence; the LLM must not be called."""
-    return AnswerEngine(
-        Retriever(embedder, dedup_threshold=0.95, hybrid=True),
-        CallForbiddenGenerator(),
-        CitationVerifier(embedder),
-        QuoteExtractor(embedder, min_confidence=settings.quote_min_confidence),
-        min_score=MIN_SCORE,
-    )
+    return engine(embedder, CallForbiddenGenerator(), min_confidence=settings.quote_min_confidence)
 
 
 async def last_event(events: AsyncIterator[AnswerEvent]) -> Answer:
@@ -127,13 +124,7 @@ def test_extract_answers_the_p100_question_without_calling_the_llm(
 def test_extract_below_the_minimum_confidence_shows_no_quote(
     embedder: Any, session: Session
 ) -> None:
-    strict = AnswerEngine(
-        Retriever(embedder, dedup_threshold=0.95, hybrid=True),
-        CallForbiddenGenerator(),
-        CitationVerifier(embedder),
-        QuoteExtractor(embedder, min_confidence=0.99),
-        min_score=MIN_SCORE,
-    )
+    strict = engine(embedder, CallForbiddenGenerator(), min_confidence=0.99)
     answer = asyncio.run(ask(strict, session, GPU_QUESTION, AnswerMode.EXTRACT))
     assert (answer.kind, answer.citations, len(answer.sources)) == (AnswerKind.UNANSWERED, [], 5)
 
@@ -189,6 +180,26 @@ def test_a_follow_up_is_quoted_for_its_standalone_question(embedder: Any, sessio
     assert extractor.asked == [standalone]
 
 
+def test_auto_quotes_a_confident_answer_without_calling_the_llm(
+    settings: Settings, embedder: Any, session: Session
+) -> None:
+    answer = asyncio.run(
+        ask(confident_engine(settings, embedder), session, GPU_QUESTION, AnswerMode.AUTO)
+    )
+    assert answer.kind is AnswerKind.QUOTED
+    assert "8" in answer.text and cited_pages(answer) & {7, 8}
+
+
+def unsure_engine(embedder: Any, generator: Generator) -> AnswerEngine:
+    """No quote is ever confident enough, so ``auto`` always asks the model."""
+    return engine(embedder, generator, min_confidence=1.0)
+
+
+def model_first_engine(embedder: Any, generator: Generator) -> AnswerEngine:
+    """``auto`` as it was before 4 Dec: the model first, quotes when nothing it wrote holds."""
+    return engine(embedder, generator, quotes_first=False)
+
+
 def test_auto_shows_only_the_supported_sentence(embedder: Any, session: Session) -> None:
     scripted = ScriptedGenerator(
         "8 NVIDIA P100 GPUs were used to train the big models [1]. "
@@ -196,21 +207,44 @@ def test_auto_shows_only_the_supported_sentence(embedder: Any, session: Session)
         "Question: How many P100 GPUs? "
         "The teacher's book [2]."
     )
-    answer = asyncio.run(ask(engine(embedder, scripted), session, GPU_QUESTION, AnswerMode.AUTO))
+    answer = asyncio.run(
+        ask(unsure_engine(embedder, scripted), session, GPU_QUESTION, AnswerMode.AUTO)
+    )
     assert answer.kind is AnswerKind.GENERATED
     assert answer.text == "8 NVIDIA P100 GPUs were used to train the big models [1]."
     assert answer.removed == 3
     assert [c.support is Support.SUPPORTED for c in answer.claims] == [True, False, False, False]
 
 
-def test_auto_falls_back_to_quotes_when_nothing_is_supported(
-    embedder: Any, session: Session
+WRONG_ANSWER = "The big model was trained on 7 P100 GPUs [1]."
+
+
+@pytest.mark.parametrize(
+    ("quotes_first", "min_confidence", "kind", "shown"),
+    [
+        # No confident quote and nothing the model wrote holds: say so.
+        (True, 1.0, AnswerKind.UNANSWERED, UNANSWERED_TEXT),
+        # The earlier order (model first) quotes when nothing the model wrote holds.
+        (False, 0.0, AnswerKind.QUOTED, "8 NVIDIA P100 GPUs"),
+    ],
+)
+def test_auto_never_shows_an_unsupported_written_answer(
+    embedder: Any,
+    session: Session,
+    quotes_first: bool,
+    min_confidence: float,
+    kind: AnswerKind,
+    shown: str,
 ) -> None:
-    scripted = ScriptedGenerator("The big model was trained on 7 P100 GPUs [1].")
-    answer = asyncio.run(ask(engine(embedder, scripted), session, GPU_QUESTION, AnswerMode.AUTO))
-    assert answer.kind is AnswerKind.QUOTED
-    assert "8 NVIDIA P100 GPUs" in answer.text and answer.removed == 1
-    assert answer.claims[-1].text == "The big model was trained on 7 P100 GPUs [1]."
+    asking = engine(
+        embedder,
+        ScriptedGenerator(WRONG_ANSWER),
+        min_confidence=min_confidence,
+        quotes_first=quotes_first,
+    )
+    answer = asyncio.run(ask(asking, session, GPU_QUESTION, AnswerMode.AUTO))
+    assert (answer.kind, shown in answer.text, answer.removed) == (kind, True, 1)
+    assert answer.claims[-1].text == WRONG_ANSWER  # listed with its label, not shown
 
 
 def test_generate_keeps_the_whole_answer(embedder: Any, session: Session) -> None:
@@ -245,8 +279,11 @@ def test_related_question_is_never_not_found_in_auto(embedder: Any, session: Ses
 def test_p100_question_in_auto_with_the_real_model(
     embedder: Any, session: Session, vllm_server: VLLMServerHandle
 ) -> None:
+    # Model first, so the real model writes (the default would quote without it).
     generator = vllm_server.make_generator(timeout_s=300, retries=1)
-    answer = asyncio.run(ask(engine(embedder, generator), session, GPU_QUESTION, AnswerMode.AUTO))
+    answer = asyncio.run(
+        ask(model_first_engine(embedder, generator), session, GPU_QUESTION, AnswerMode.AUTO)
+    )
     asyncio.run(generator.aclose())
     assert answer.kind in (AnswerKind.GENERATED, AnswerKind.QUOTED)
     assert "8" in answer.text and cited_pages(answer) & {7, 8}, answer.text

@@ -28,7 +28,9 @@ def generator() -> ScriptedGenerator:
 
 @pytest.fixture(scope="module")
 def client(embedder: Any, generator: ScriptedGenerator) -> Iterator[TestClient]:
-    settings = load_settings(max_upload_mb=5)
+    # No quote is ever confident enough, so `auto` asks the (scripted) model every time:
+    # these tests are about generation through the API.
+    settings = load_settings(max_upload_mb=5, quote_min_confidence=1.0)
     with TestClient(create_app(settings, embedder=embedder, generator=generator)) as c:
         yield c
 
@@ -283,6 +285,20 @@ def test_generator_down_gives_503_with_passages(
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "generator_unavailable"
     assert len(response.json()["sources"]) == 5
+
+
+def test_a_confident_quote_answers_in_auto_while_the_model_is_down(
+    embedder: Any, attention_pdf: bytes
+) -> None:
+    model = ScriptedGenerator()
+    model.available = False
+    with TestClient(create_app(load_settings(), embedder=embedder, generator=model)) as client:
+        sid = client.post("/v1/sessions").json()["session_id"]
+        files = [("files", ("attention.pdf", attention_pdf, "application/pdf"))]
+        assert client.post(f"/v1/sessions/{sid}/documents", files=files).status_code == 200
+        response = client.post(f"/v1/sessions/{sid}/query", json={"question": GPU_QUESTION})
+    assert response.status_code == 200
+    assert (response.json()["answer_kind"], "8" in response.json()["answer"]) == ("quoted", True)
 
 
 def test_a_model_dying_mid_answer_gives_503_with_passages(

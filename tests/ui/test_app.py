@@ -144,6 +144,8 @@ def test_answer_streams_with_cited_source_cards(
     upload(app, ("attention-is-all-you-need.pdf", attention_pdf, "application/pdf"))
     assert listed(app) == ["attention-is-all-you-need.pdf"]
     app.slider(key="top_k").set_value(3)
+    # `auto` would quote this one without the model; the model's answer streams here.
+    app.radio(key="answer_mode").set_value(AnswerMode.GENERATE)
     ask(app, GPU_QUESTION)
 
     user, assistant = app.chat_message
@@ -197,6 +199,7 @@ def test_generator_down_shows_a_clear_message_and_the_passages(
         assert "not reachable" in texts(at.sidebar.markdown)
         assert "no written answers" in texts(at.main.warning)
         upload(at, crazyones)
+        at.radio(key="answer_mode").set_value(AnswerMode.GENERATE)  # needs the model
         ask(at, "Who are the crazy ones?")
     finally:
         scripted_generator.available = True

@@ -20,10 +20,12 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
+from core.settings import AnswerMode
 from serving.api import create_app
 from tests.conftest import PROJECT_ROOT
 from tests.support import GPU_QUESTION, free_port
 from tests.ui.conftest import ApiServer, serving, ui_settings
+from ui.page import ANSWER_MODES
 
 pytestmark = [pytest.mark.browser, pytest.mark.vllm]
 
@@ -164,6 +166,8 @@ def test_upload_ask_and_read_the_streamed_answer_with_its_sources(
     expect(documents.get_by_text("attention-is-all-you-need.pdf")).to_be_visible()
     screenshot(page, tmp_path, "1-uploaded")
 
+    # `auto` would quote this one without the model; here the model's answer streams.
+    page.get_by_text(ANSWER_MODES[AnswerMode.GENERATE]).click()
     page.get_by_test_id("stChatInputTextArea").fill(GPU_QUESTION)
     page.keyboard.press("Enter")
     answer = page.get_by_test_id("stChatMessage").nth(1)
