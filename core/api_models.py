@@ -115,8 +115,9 @@ class QueryRequest(BaseModel):
     answer_mode: AnswerMode | None = Field(
         None,
         description=(
-            "auto (generate, show only supported sentences, else quotes), generate (the "
-            "model's answer as written) or extract (quotes, no LLM); default PGPT_ANSWER_MODE."
+            "auto (confident quotes, else the model's answer with only its supported "
+            "sentences), generate (the model's answer as written) or extract (quotes, no "
+            "LLM); default PGPT_ANSWER_MODE."
         ),
     )
 

@@ -142,8 +142,9 @@ class AnswerEngine:
         ``history``: earlier turns for the prompt, as many of the latest as fit.
         ``standalone``: a follow-up rewritten with its context ("its training" -> the big
         model's); claims and quotes are judged against it, since they cannot see history.
-        ``extract`` never calls the LLM. ``auto`` and ``generate`` raise
-        GeneratorUnavailableError before the first token when the LLM is down.
+        ``extract`` never calls the LLM, nor does ``auto`` when a quote is confident;
+        otherwise ``auto`` and ``generate`` raise GeneratorUnavailableError before the first
+        token when the LLM is down.
         """
         started = time.perf_counter()
         judged = standalone or question
