@@ -465,7 +465,12 @@ async def chat_completions(
             return unavailable_response(exc, started.hits)
         done = openai_compat.completion(completion, answer, standalone)
         return JSONResponse(done.model_dump(mode="json"))
-    model = (await services.generator.info()).model  # known by now: the answer has begun
+    model = (
+        # Quoted without the model (which may be down): named as /models names the service.
+        started.first.answer.model or models.CHAT_MODEL_ID
+        if isinstance(started.first, DoneEvent)
+        else (await services.generator.info()).model  # known by now: the model is writing
+    )
     return event_stream(openai_compat.chunk_events(events, completion, model, standalone))
 
 
@@ -483,6 +488,7 @@ class Started:
     standalone: str
     events: AsyncIterator[AnswerEvent]
     hits: list[Hit]
+    first: AnswerEvent  # also the first of ``events``
 
 
 async def start_answer(
@@ -518,7 +524,7 @@ async def start_answer(
         first = await anext(events)
     except GeneratorUnavailableError as exc:
         return unavailable_response(exc, hits)
-    return Started(standalone, chained(first, events), hits)
+    return Started(standalone, chained(first, events), hits, first)
 
 
 async def chained(

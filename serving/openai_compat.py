@@ -60,7 +60,7 @@ def completion(ids: CompletionIds, answer: Answer, standalone: str) -> models.Ch
     return models.ChatCompletion(
         id=ids.id,
         created=ids.created,
-        model=answer.model,
+        model=answer.model or models.CHAT_MODEL_ID,  # quotes: no model wrote them
         choices=[models.ChatChoice(message=models.AssistantMessage(content=answer.text))],
         pgpt=responses.query_result(answer, standalone),
     )

@@ -287,18 +287,37 @@ def test_generator_down_gives_503_with_passages(
     assert len(response.json()["sources"]) == 5
 
 
-def test_a_confident_quote_answers_in_auto_while_the_model_is_down(
-    embedder: Any, attention_pdf: bytes
-) -> None:
+@pytest.fixture(scope="module")
+def model_down(embedder: Any, attention_pdf: bytes) -> Iterator[tuple[TestClient, str]]:
+    """Default settings, the attention paper loaded, and a model that cannot be reached."""
     model = ScriptedGenerator()
     model.available = False
     with TestClient(create_app(load_settings(), embedder=embedder, generator=model)) as client:
         sid = client.post("/v1/sessions").json()["session_id"]
         files = [("files", ("attention.pdf", attention_pdf, "application/pdf"))]
         assert client.post(f"/v1/sessions/{sid}/documents", files=files).status_code == 200
-        response = client.post(f"/v1/sessions/{sid}/query", json={"question": GPU_QUESTION})
+        yield client, sid
+
+
+def test_a_confident_quote_answers_in_auto_while_the_model_is_down(
+    model_down: tuple[TestClient, str],
+) -> None:
+    client, sid = model_down
+    response = client.post(f"/v1/sessions/{sid}/query", json={"question": GPU_QUESTION})
     assert response.status_code == 200
     assert (response.json()["answer_kind"], "8" in response.json()["answer"]) == ("quoted", True)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_quoted_chat_completion_names_the_service_as_its_model(
+    model_down: tuple[TestClient, str], stream: bool
+) -> None:
+    client, sid = model_down
+    asked = {"messages": [{"role": "user", "content": GPU_QUESTION}], "stream": stream}
+    response = client.post(f"/v1/sessions/{sid}/chat/completions", json=asked)
+    assert response.status_code == 200
+    first = json.loads(response.text.split("\n")[0].removeprefix("data: ")) if stream else None
+    assert (first or response.json())["model"] == "privategptpp"
 
 
 def test_a_model_dying_mid_answer_gives_503_with_passages(

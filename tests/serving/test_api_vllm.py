@@ -25,7 +25,10 @@ pytestmark = pytest.mark.vllm
 
 @pytest.fixture(scope="module")
 def client(embedder: Any, vllm_server: VLLMServerHandle) -> Iterator[TestClient]:
-    settings = load_settings(vllm_url=vllm_server.url, answer_max_tokens=96, temperature=0.0)
+    # No quote is ever confident enough, so `auto` asks the real model every time.
+    settings = load_settings(
+        vllm_url=vllm_server.url, answer_max_tokens=96, temperature=0.0, quote_min_confidence=1.0
+    )
     generator = vllm_server.make_generator(timeout_s=120, retries=1)
     with TestClient(create_app(settings, embedder=embedder, generator=generator)) as c:
         yield c
