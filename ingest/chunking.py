@@ -144,7 +144,7 @@ class TokenChunker:
                 else max(previous_start + 1, previous_end - len(piece) + 1)
             )
             offset = segment.find(piece, earliest)
-            if offset < 0:
+            if offset < 0:  # a chunk inside the previous one breaks that rule; place it anyway
                 offset = segment.find(piece, previous_start + 1)
             if offset < 0:  # cannot happen with keep_separator; fail loudly if it ever does
                 raise RuntimeError("text splitter returned a chunk that is not in the text")

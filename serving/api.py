@@ -466,8 +466,7 @@ async def chat_completions(
         done = openai_compat.completion(completion, answer, standalone)
         return JSONResponse(done.model_dump(mode="json"))
     model = (
-        # Quoted without the model (which may be down): named as /models names the service.
-        started.first.answer.model or models.CHAT_MODEL_ID
+        openai_compat.answered_by(started.first.answer)  # answered at once: no model needed
         if isinstance(started.first, DoneEvent)
         else (await services.generator.info()).model  # known by now: the model is writing
     )

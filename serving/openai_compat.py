@@ -56,11 +56,17 @@ def conversation(messages: Sequence[models.ChatMessage]) -> tuple[str, list[Turn
     return question, replayed(exchanges)
 
 
+def answered_by(answer: Answer) -> str:
+    """The model that wrote ``answer``; for quotes, which no model wrote, the service's name
+    (the one model /models lists)."""
+    return answer.model or models.CHAT_MODEL_ID
+
+
 def completion(ids: CompletionIds, answer: Answer, standalone: str) -> models.ChatCompletion:
     return models.ChatCompletion(
         id=ids.id,
         created=ids.created,
-        model=answer.model or models.CHAT_MODEL_ID,  # quotes: no model wrote them
+        model=answered_by(answer),
         choices=[models.ChatChoice(message=models.AssistantMessage(content=answer.text))],
         pgpt=responses.query_result(answer, standalone),
     )
