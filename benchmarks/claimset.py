@@ -31,16 +31,16 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from benchmarks.common import COVIDQA
-from rag.verification import content_words
+from rag.verification import content_words, sentence_spans
 
 SPLIT_SEED = 20260412
 PASSAGE_CHARS = 800  # about one 192-token chunk
 Split = Literal["calibration", "held-out"]
+PARAGRAPH_BREAK = "\n\n"
 
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
 _NUMBER = re.compile(r"(?<![\w.])\d+(?:[.,]\d+)*(?![\w])")
 _NAME = re.compile(r"(?<=[a-z,;:(] )[A-Z][A-Za-z0-9\-]+")
 _LONG_WORD = re.compile(r"\b[a-z]{7,}\b")
@@ -67,7 +67,7 @@ class _Sentence:
 
 def build_claims(path: Path = COVIDQA) -> list[LabelledClaim]:
     data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    contexts = ["\n\n".join(p["context"] for p in entry["paragraphs"]) for entry in data]
+    contexts = [PARAGRAPH_BREAK.join(p["context"] for p in entry["paragraphs"]) for entry in data]
     order = list(range(len(contexts)))
     random.Random(SPLIT_SEED).shuffle(order)
     split_of: dict[int, Split] = {
@@ -79,14 +79,18 @@ def build_claims(path: Path = COVIDQA) -> list[LabelledClaim]:
     claims: list[LabelledClaim] = []
     for article, entry in enumerate(data):
         context = contexts[article]
+        offset = 0  # of the paragraph in the article's context
         for paragraph in entry["paragraphs"]:
             for qa in paragraph["qas"]:
-                answer = qa["answers"][0]["text"].strip() if qa["answers"] else ""
-                if not answer:
+                if not qa["answers"] or not qa["answers"][0]["text"].strip():
+                    continue
+                answer, at = _located(qa["answers"][0], context, offset)
+                if at < 0:
                     continue
                 claims += _claims_for(
                     qa["question"].strip(),
                     answer,
+                    at,
                     context,
                     sentences[article],
                     article,
@@ -94,12 +98,29 @@ def build_claims(path: Path = COVIDQA) -> list[LabelledClaim]:
                     topic_index,
                     rng,
                 )
+            offset += len(paragraph["context"]) + len(PARAGRAPH_BREAK)
     return claims
+
+
+def _located(answer: dict[str, Any], context: str, offset: int) -> tuple[str, int]:
+    """The answer text and where the annotator marked it in the article's context.
+
+    A short answer often occurs more than once ("NLRP3 inflammasome"); the sentence that
+    answers is the one the annotator marked, not the first occurrence. Falls back to the
+    first occurrence when the recorded offset does not hold the text (-1: nowhere).
+    """
+    raw = answer["text"]
+    text = raw.strip()
+    start = offset + answer["answer_start"] + (len(raw) - len(raw.lstrip()))
+    if context[start : start + len(text)] == text:
+        return text, start
+    return text, context.find(text)
 
 
 def _claims_for(
     question: str,
     answer: str,
+    at: int,
     context: str,
     sentences: list[_Sentence],
     article: int,
@@ -107,9 +128,6 @@ def _claims_for(
     topics: _TopicIndex,
     rng: random.Random,
 ) -> list[LabelledClaim]:
-    at = context.find(answer)
-    if at < 0:
-        return []
     holding = [s for s in sentences if s.start < at + len(answer) and s.end > at]
     if len(holding) != 1:  # the answer runs over sentences: no single claim states it
         return []
@@ -151,14 +169,13 @@ def _claims_for(
 
 
 def _sentences(text: str) -> list[_Sentence]:
-    found = []
-    for match in _SENTENCE.finditer(text):
-        raw = match.group()
-        stripped = raw.strip()
-        if len(content_words(stripped)) >= 3:
-            start = match.start() + (len(raw) - len(raw.lstrip()))
-            found.append(_Sentence(start, start + len(stripped), stripped))
-    return found
+    """The article's sentences as the verifier splits passages (so "R0 to be 2.2" stays
+    one sentence), those with at least three content words."""
+    return [
+        _Sentence(start, end, text[start:end])
+        for start, end in sentence_spans(text)
+        if len(content_words(text[start:end])) >= 3
+    ]
 
 
 def _answer_clause(sentence: str, answer: str) -> str | None:

@@ -42,12 +42,12 @@ MIN_CONTENT_WORDS = 3
 # calibration half and MIN_TOPICALITY its cut at precision >= 0.95 there
 # (`verifier_bench --calibrate` prints them). Lead and weights cost no embedding: the
 # passage's sentences are embedded to score the claim anyway.
-TOPICALITY_BIAS = 0.424
-LEAD_COSINE_WEIGHT = 2.893
-LEAD_WORDS_WEIGHT = 4.535
-RELEVANCE_WEIGHT = 0.514
-QUESTION_WORDS_WEIGHT = 1.424
-MIN_TOPICALITY = 1.472
+TOPICALITY_BIAS = 0.315
+LEAD_COSINE_WEIGHT = 2.976
+LEAD_WORDS_WEIGHT = 4.346
+RELEVANCE_WEIGHT = 1.109
+QUESTION_WORDS_WEIGHT = 0.601
+MIN_TOPICALITY = 1.335
 # The claim set's passages all hold the answer, so the lead never met a passage that is
 # all off the question (where its nearest sentence still leads): a floor on the absolute
 # bar, at about the 2nd percentile of the calibration answers, keeps those out.
