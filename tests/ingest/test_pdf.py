@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import logging
 import random
@@ -176,8 +177,11 @@ def test_decompression_limits_are_on() -> None:
     assert pypdf.get_configuration().zlib_maximum_output_length == 75_000_000
 
 
-def _page_drawing(writer: PdfWriter, content: bytes, *, via_form: bool) -> None:
-    """A page of ``writer`` that draws ``content`` (compressed) directly or via a form."""
+def _page_drawing(
+    writer: PdfWriter, content: bytes, *, via_form: bool, ascii85: bool = False
+) -> None:
+    """A page of ``writer`` that draws ``content`` (compressed, then with ``ascii85`` also
+    written as ASCII85 text) directly or via a form."""
     page = writer.add_blank_page(612, 792)
     font = DictionaryObject(
         {
@@ -190,6 +194,10 @@ def _page_drawing(writer: PdfWriter, content: bytes, *, via_form: bool) -> None:
     stream = StreamObject()
     stream._data = zlib.compress(content, 1)
     stream[NameObject("/Filter")] = NameObject("/FlateDecode")
+    if ascii85:
+        stream._data = base64.a85encode(stream._data, adobe=True)[2:]  # "<~" is not PDF's
+        filters = [NameObject("/ASCII85Decode"), NameObject("/FlateDecode")]
+        stream[NameObject("/Filter")] = ArrayObject(filters)
     resources = DictionaryObject({NameObject("/Font"): fonts})
     if via_form:
         stream[NameObject("/Type")] = NameObject("/XObject")
@@ -208,15 +216,27 @@ def _page_drawing(writer: PdfWriter, content: bytes, *, via_form: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text_mode", "via_form"),
-    [("pdfium", False), ("pdfium", True), ("plain", False), ("auto", False)],
+    ("text_mode", "via_form", "encrypted", "ascii85"),
+    [
+        ("pdfium", False, False, False),
+        ("pdfium", True, False, False),
+        # Streams the bytes do not show as plain Flate: pypdf's walk decides.
+        ("pdfium", True, True, False),
+        ("pdfium", False, False, True),
+        ("plain", False, False, False),
+        ("auto", False, False, False),
+    ],
 )
-def test_decompression_bomb_is_refused(text_mode: TextMode, via_form: bool) -> None:
+def test_decompression_bomb_is_refused(
+    text_mode: TextMode, via_form: bool, encrypted: bool, ascii85: bool
+) -> None:
     """A 0.5 MB page whose content stream (or the form it draws) inflates to 100 MB stops
     at pypdf's limit, whichever library extracts the text."""
     writer = PdfWriter()
     content = b"BT /F1 12 Tf 72 720 Td (hi) Tj ET\n" + b" " * (100 * 1024 * 1024)
-    _page_drawing(writer, content, via_form=via_form)
+    _page_drawing(writer, content, via_form=via_form, ascii85=ascii85)
+    if encrypted:  # an empty user password, as on many SEC filings
+        writer.encrypt(user_password="", owner_password="owner", algorithm="AES-128")
     buffer = io.BytesIO()
     writer.write(buffer)
     assert len(buffer.getvalue()) < 1024 * 1024
