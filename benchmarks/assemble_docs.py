@@ -16,6 +16,7 @@ ORDER = [
     "ingest-onnx-int8",
     "pdf-text-pdfium",
     "ingest-pdfium",
+    "ingest-bomb-check",
     "ocr",
     "retrieval",
     "retrieval-changes",

@@ -179,7 +179,10 @@ class QueryResult(BaseModel):
     removed_claims: int = Field(0, description="The model's sentences removed as unsupported.")
     not_found_reason: str | None = Field(None, description="Why nothing relevant was found.")
     timings: TimingsOut
-    model: str
+    model: str = Field(
+        description="The language model asked for this answer (its draft may have been "
+        "replaced by quotes); empty when none was asked: a confident quote or nothing found."
+    )
 
 
 class TextSpan(BaseModel):

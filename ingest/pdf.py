@@ -1,8 +1,9 @@
 """PDF bytes -> pages of text, entirely in memory.
 
-pypdf opens and checks every file (damage, passwords, page count, decompression limits);
-the text itself comes from PDFium ('pdfium', the default: about 20x faster than pypdf, and
-each printed line on one line) or from pypdf's own extractor ('plain', 'layout', 'auto').
+pypdf opens and checks every file (damage, passwords, page count); decompression bombs are
+refused at pypdf's limits before any text is read. The text itself comes from PDFium
+('pdfium', the default: about 20x faster than pypdf, and each printed line on one line)
+or from pypdf's own extractor ('plain', 'layout', 'auto').
 """
 
 from __future__ import annotations
