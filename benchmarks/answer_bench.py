@@ -52,7 +52,7 @@ from benchmarks.embedding_cache import CachingEmbedder
 from core.settings import AnswerMode, Settings, load_settings
 from rag.answer import AnswerEngine, AnswerKind, DoneEvent
 from rag.citations import CITATION_PATTERN
-from rag.embedding import Embedder, configure_threads, make_embedder
+from rag.embedding import Embedder, configure_threads, make_embedder, resolve_batch_size
 from rag.generation import Generator, GeneratorInfo, GeneratorStatus, Message
 from rag.pipeline import Ingestor
 from rag.sessions import Session, SessionStore
@@ -384,7 +384,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = choose_questions(questions, QUESTIONS)[args.skip : args.skip + args.limit]
     timer = Stopwatch()
 
-    ingest_embedder = CachingEmbedder.ours(embedder) if args.cache else None
+    ingest_embedder = (
+        CachingEmbedder.ours(embedder, resolve_batch_size(settings)) if args.cache else None
+    )
 
     async def run(url: str | None) -> list[Row]:
         return await ask_all(

@@ -17,6 +17,8 @@ ORDER = [
     "pdf-text-pdfium",
     "ingest-pdfium",
     "ingest-bomb-check",
+    "embedding-batch",
+    "ingest-embedding-batch",
     "ocr",
     "retrieval",
     "retrieval-changes",

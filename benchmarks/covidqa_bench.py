@@ -42,7 +42,13 @@ from benchmarks.embedding_cache import CachingEmbedder
 from benchmarks.variants import VARIANTS
 from core.settings import Settings, load_settings
 from ingest.loader import load_document
-from rag.embedding import Embedder, configure_threads, make_embedder, resolve_backend
+from rag.embedding import (
+    Embedder,
+    configure_threads,
+    make_embedder,
+    resolve_backend,
+    resolve_batch_size,
+)
 from rag.pipeline import Ingestor, make_chunker
 from rag.retrieval import Retriever, make_retriever
 from rag.sessions import Session
@@ -98,7 +104,7 @@ class Resources:
         if not self.use_cache:
             return self.embedder
         if self._caching is None:
-            self._caching = CachingEmbedder.ours(self.embedder)
+            self._caching = CachingEmbedder.ours(self.embedder, resolve_batch_size(self.settings))
         return self._caching
 
     @property

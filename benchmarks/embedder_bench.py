@@ -31,7 +31,12 @@ from benchmarks.common import (
 )
 from core.settings import Settings, load_settings
 from ingest.loader import load_document
-from rag.embedding import Embedder, SentenceTransformerEmbedder, make_embedder
+from rag.embedding import (
+    Embedder,
+    SentenceTransformerEmbedder,
+    make_embedder,
+    resolve_batch_size,
+)
 from rag.pipeline import make_chunker
 
 FILING = "financebench-dev/pdfs/BESTBUY_2023_10K.pdf"
@@ -81,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.embedding_model,
         device="cpu",
         dtype="float32",
-        batch_size=settings.embedding_batch_size,
+        batch_size=resolve_batch_size(settings.model_copy(update={"embedding_backend": "torch"})),
     )
     texts = filing_chunks(settings, reference, data.path(FILING), args.chunks)
     tokens = [reference.count_tokens(text) for text in texts]
@@ -138,11 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         ],
         rows,
     )
+    batches = ", ".join(
+        f"{resolve_batch_size(settings.model_copy(update={'embedding_backend': name}))} ({name})"
+        for name in backends
+    )
     report = f"""## Embedding backends: speed and agreement
 
 {len(texts)} chunks of {Path(FILING).name} (median {median(tokens):.0f} tokens, as ingested:
 context header included), {args.rounds} alternating rounds, {args.threads} threads, batches of
-{settings.embedding_batch_size}; in every round each backend also embeds {len(asked)} questions
+{batches}; in every round each backend also embeds {len(asked)} questions
 one at a time, as a search does.
 
 {table}

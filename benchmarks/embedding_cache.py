@@ -91,9 +91,13 @@ class CachingEmbedder:
         self.count_tokens = embedder.count_tokens  # picklable: chunking runs in a worker
 
     @classmethod
-    def ours(cls, embedder: Embedder) -> CachingEmbedder:
-        """Our embedder behind its own on-disk cache of vectors (benchmark data only)."""
-        path = cache_file("ours", embedder.name, embedder.dtype)
+    def ours(cls, embedder: Embedder, batch_size: int) -> CachingEmbedder:
+        """Our embedder behind its own on-disk cache of vectors (benchmark data only).
+
+        The batch size is part of the file's name: int8 vectors depend a little on the
+        batch they were embedded in (dynamic quantization scales over the batch).
+        """
+        path = cache_file("ours", embedder.name, f"{embedder.dtype}-batch{batch_size}")
         return cls(embedder, CachedVectors(path, embedder.dimension))
 
     @property

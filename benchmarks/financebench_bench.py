@@ -51,7 +51,13 @@ from benchmarks.variants import VARIANTS, Variant
 from core.settings import Settings, load_settings
 from ingest.loader import get_parser_pool
 from ingest.models import ParsedDocument
-from rag.embedding import Embedder, configure_threads, make_embedder, resolve_backend
+from rag.embedding import (
+    Embedder,
+    configure_threads,
+    make_embedder,
+    resolve_backend,
+    resolve_batch_size,
+)
 from rag.pipeline import Ingestor
 from rag.retrieval import Retriever, make_retriever
 from rag.sessions import Session
@@ -153,7 +159,7 @@ class Resources:
         if not self.use_cache:
             return self.embedder
         if self._caching is None:
-            self._caching = CachingEmbedder.ours(self.embedder)
+            self._caching = CachingEmbedder.ours(self.embedder, resolve_batch_size(self.settings))
         return self._caching
 
     @property

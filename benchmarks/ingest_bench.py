@@ -50,6 +50,7 @@ from rag.embedding import (
     configure_threads,
     make_embedder,
     resolve_backend,
+    resolve_batch_size,
     resolve_model_path,
 )
 from rag.pipeline import Ingestor
@@ -629,7 +630,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     store = make_store(settings, ours_embedder)
     ingestor = Ingestor(settings, ours_embedder)
     bf16_session, memory, bf16_embed_s = measure_memory(
-        store, ingestor, ours_embedder, articles, settings.embedding_batch_size
+        store, ingestor, ours_embedder, articles, resolve_batch_size(settings)
     )
     fp32_store = make_store(fp32_settings, fp32_embedder)
     fp32_session = fp32_store.create()
@@ -827,7 +828,7 @@ def render(
 worker process (PDF text mode `{settings.pdf_text_mode}`), the token chunker
 (chunk_size_tokens={settings.chunk_size_tokens},
 chunk_overlap_tokens={settings.chunk_overlap_tokens}), all-MiniLM-L6-v2 in
-{embedder.dtype} ({resolve_backend(settings)} backend, batch {settings.embedding_batch_size}),
+{embedder.dtype} ({resolve_backend(settings)} backend, batch {resolve_batch_size(settings)}),
 FAISS `IndexIDMap2(IndexFlatIP)`.
 **LangChain**: PyPDFLoader, RecursiveCharacterTextSplitter(1000, 200) characters,
 HuggingFaceEmbeddings on the same model folder (its default float32), FAISS.from_documents.

@@ -35,7 +35,7 @@ from benchmarks.common import (
 )
 from benchmarks.embedding_cache import CachingEmbedder
 from core.settings import load_settings
-from rag.embedding import configure_threads, make_embedder
+from rag.embedding import configure_threads, make_embedder, resolve_batch_size
 from rag.extract import (
     CONFIDENCE_BIAS,
     CONFIDENCE_WEIGHTS,
@@ -61,7 +61,7 @@ class Example:
 
 async def collect() -> list[Example]:
     settings = load_settings(threads=1)
-    embedder = CachingEmbedder.ours(make_embedder(settings))
+    embedder = CachingEmbedder.ours(make_embedder(settings), resolve_batch_size(settings))
     services = build_services(settings, embedder=embedder)
     articles, questions = load_covidqa()
     sessions = ArticleSessions(services.store, services.ingestor, articles)

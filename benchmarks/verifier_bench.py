@@ -37,7 +37,7 @@ from benchmarks.common import (
 from benchmarks.embedding_cache import CachedVectors, CachingEmbedder
 from core.settings import load_settings
 from rag import verification
-from rag.embedding import configure_threads, make_embedder
+from rag.embedding import configure_threads, make_embedder, resolve_batch_size
 from rag.verification import (
     CitationVerifier,
     Evidence,
@@ -330,7 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cache = args.evidence_cache
     if cache is not None:  # vectors of one embedder are no use to another
         model = Path(inner.name).name
-        cache = cache.with_name(f"{cache.stem}-{model}-{inner.dtype}{cache.suffix}")
+        batch = resolve_batch_size(load_settings(threads=args.threads))
+        cache = cache.with_name(f"{cache.stem}-{model}-{inner.dtype}-batch{batch}{cache.suffix}")
     embedder = CachingEmbedder(inner, CachedVectors(cache, inner.dimension))
     embedder.embed(all_texts(claims))  # every text once; the verifier then only looks up
     embedder.save()

@@ -256,6 +256,13 @@ def limit_kernel_cache(capacity: int) -> None:
         os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(capacity))
 
 
+# Chunks per batch when PGPT_EMBEDDING_BATCH_SIZE is unset. ONNX Runtime on the CPU: 8
+# (docs/benchmarks/embedding-batch.md: a small batch's activations stay in cache, 1.2-1.5x
+# the speed of 64 on 2 cores); torch, which also serves the GPU: 64.
+ONNX_BATCH_SIZE = 8
+TORCH_BATCH_SIZE = 64
+
+
 def resolve_backend(settings: Settings) -> Literal["torch", "onnx", "onnx-int8"]:
     """'auto': int8 ONNX for the bundled model on the CPU (faster at equal hit@5), else torch."""
     if settings.embedding_backend != "auto":
@@ -265,8 +272,16 @@ def resolve_backend(settings: Settings) -> Literal["torch", "onnx", "onnx-int8"]
     return "onnx-int8" if resolve_device(settings.embedding_device) == "cpu" else "torch"
 
 
+def resolve_batch_size(settings: Settings) -> int:
+    """PGPT_EMBEDDING_BATCH_SIZE, or the backend's own default when it is unset."""
+    if settings.embedding_batch_size is not None:
+        return settings.embedding_batch_size
+    return TORCH_BATCH_SIZE if resolve_backend(settings) == "torch" else ONNX_BATCH_SIZE
+
+
 def make_embedder(settings: Settings) -> Embedder:
     backend = resolve_backend(settings)
+    batch_size = resolve_batch_size(settings)
     if backend != "torch":
         from rag.onnx_model import onnx_model_file
 
@@ -281,7 +296,7 @@ def make_embedder(settings: Settings) -> Embedder:
             model_file,
             quantized=backend == "onnx-int8",
             threads=settings.threads,
-            batch_size=settings.embedding_batch_size,
+            batch_size=batch_size,
         )
     limit_kernel_cache(settings.onednn_cache_capacity)
     configure_threads(settings.threads)
@@ -289,5 +304,5 @@ def make_embedder(settings: Settings) -> Embedder:
         settings.embedding_model,
         device=settings.embedding_device,
         dtype=settings.embedding_dtype,
-        batch_size=settings.embedding_batch_size,
+        batch_size=batch_size,
     )

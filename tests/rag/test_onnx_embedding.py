@@ -23,6 +23,7 @@ from rag.embedding import (
     SentenceTransformerEmbedder,
     make_embedder,
     resolve_backend,
+    resolve_batch_size,
 )
 from rag.onnx_model import PREPARE_COMMAND, onnx_model_file, prepare_onnx_model
 
@@ -147,6 +148,20 @@ def test_the_auto_backend_is_int8_onnx_only_for_the_bundled_model_on_the_cpu(
     overrides: dict[str, str], backend: str
 ) -> None:
     assert resolve_backend(load_settings(**overrides)) == backend
+
+
+@pytest.mark.parametrize(
+    ("overrides", "batch_size"),
+    [
+        ({"embedding_device": "cpu"}, 8),  # int8 ONNX: small batches stay in cache
+        ({"embedding_device": "cpu", "embedding_backend": "torch"}, 64),
+        ({"embedding_device": "cpu", "embedding_batch_size": 32}, 32),  # set: as set
+    ],
+)
+def test_an_unset_batch_size_is_the_backends_own(
+    overrides: dict[str, object], batch_size: int
+) -> None:
+    assert resolve_batch_size(load_settings(**overrides)) == batch_size
 
 
 def test_the_default_embedder_on_the_cpu_never_imports_torch() -> None:
