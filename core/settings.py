@@ -124,9 +124,9 @@ class Settings(BaseSettings):
         None,
         ge=1,
         description=(
-            "Chunks per embedding batch. Unset: 8 for the ONNX backends (on the CPU a small "
-            "batch's activations stay in cache: 1.2-1.5x the speed of 64, "
-            "docs/benchmarks/embedding-batch.md), 64 for torch (a GPU wants large batches)."
+            "Chunks per embedding batch. Unset: 8 for the ONNX backends (CPU only; measured "
+            "1.1-1.5x the speed of 64 on 2 cores, docs/benchmarks/embedding-batch.md), 64 "
+            "for torch (a GPU wants large batches)."
         ),
     )
     embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(

@@ -257,8 +257,8 @@ def limit_kernel_cache(capacity: int) -> None:
 
 
 # Chunks per batch when PGPT_EMBEDDING_BATCH_SIZE is unset. ONNX Runtime on the CPU: 8
-# (docs/benchmarks/embedding-batch.md: a small batch's activations stay in cache, 1.2-1.5x
-# the speed of 64 on 2 cores); torch, which also serves the GPU: 64.
+# (docs/benchmarks/embedding-batch.md: 1.1-1.5x the speed of 64 on 2 cores, retrieval
+# equal or better, a third of the peak memory); torch, which also serves the GPU: 64.
 ONNX_BATCH_SIZE = 8
 TORCH_BATCH_SIZE = 64
 
