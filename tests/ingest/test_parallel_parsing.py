@@ -27,7 +27,13 @@ from ingest.models import ParsedDocument
 from rag.index import make_index
 from rag.pipeline import Ingestor
 from rag.sessions import SessionStore
-from tests.privacy.documents import form_chain, pages_pdf, text_pdf, text_stream
+from tests.privacy.documents import (
+    first_extra_object,
+    form_chain,
+    pages_pdf,
+    text_pdf,
+    text_stream,
+)
 
 TEN_Q = "financebench-dev/pdfs/Pfizer_2023Q2_10Q.pdf"  # 72 pages
 
@@ -36,7 +42,7 @@ def stalling_pdf(report_page_count: int) -> bytes:
     """Report pages, then one page whose drawing keeps either text extractor busy for
     minutes (PDFium draws a chain of forms 2^20 times: `form_chain`)."""
     contents = [text_stream(lines) for lines in report_pages(report_page_count)] + [b"/X Do"]
-    first_form = 4 + 2 * len(contents)  # after the catalog, pages, font, pages and contents
+    first_form = first_extra_object(len(contents))
     return pages_pdf(
         contents,
         extra_objects=form_chain(first_form),

@@ -45,12 +45,21 @@ def assemble(objects: Sequence[bytes], *, root: int = 1) -> bytes:
     return bytes(out)
 
 
+FIRST_PAGE_OBJECT = 4  # pages_pdf: catalog, pages and font come first
+
+
+def first_extra_object(page_count: int) -> int:
+    """The object number of the first of ``pages_pdf``'s ``extra_objects``."""
+    return FIRST_PAGE_OBJECT + 2 * page_count
+
+
 def pages_pdf(
     contents: Sequence[bytes], *, extra_objects: Sequence[bytes] = (), resources: bytes = b""
 ) -> bytes:
     """A PDF with one page per content stream (object layout: catalog, pages, font, then
-    page and content in turn, then ``extra_objects``); ``resources`` join every page's."""
-    first_page = 4
+    page and content in turn, then ``extra_objects`` from ``first_extra_object``);
+    ``resources`` join every page's."""
+    first_page = FIRST_PAGE_OBJECT
     page_numbers = [first_page + 2 * i for i in range(len(contents))]
     kids = b" ".join(b"%d 0 R" % n for n in page_numbers)
     objects = [
