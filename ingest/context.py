@@ -33,6 +33,8 @@ _PERIOD = re.compile(
     re.IGNORECASE,
 )
 _SPACES = re.compile(r"\s+")
+# A cover page's rule, drawn as a run of underscores, can share a line with the name.
+_RULE = re.compile(r"_{3,}")
 SHORT_LINE_WORDS = 6
 _FUNCTION_WORDS = frozenset(
     [
@@ -130,10 +132,10 @@ def _registrant(text: str) -> str | None:
     for number, line in enumerate(lines):
         if _REGISTRANT.search(line):
             for previous in reversed(lines[max(0, number - 3) : number]):
-                candidate = _REGISTRANT.split(previous)[0].strip(" (")
+                candidate = _RULE.split(_REGISTRANT.split(previous)[0])[-1].strip(" (")
                 if _LETTER.search(candidate) and len(candidate) <= MAX_TITLE_CHARS:
                     return _SPACES.sub(" ", candidate)
-            before = _REGISTRANT.split(line)[0].strip(" (")
+            before = _RULE.split(_REGISTRANT.split(line)[0])[-1].strip(" (")
             if _LETTER.search(before) and len(before) <= MAX_TITLE_CHARS:
                 return _SPACES.sub(" ", before)
     return None

@@ -38,6 +38,14 @@ def test_a_filing_header_names_company_form_and_period() -> None:
     )
 
 
+def test_a_rule_drawn_on_the_registrants_line_is_not_part_of_its_name() -> None:
+    cover = COVER.replace("\nAMAZON.COM, INC.", "\nCommission File No. 000-22513\n" + "_" * 36 + " AMAZON.COM, INC.")
+    document = ParsedDocument("AMAZON_2017_10K.pdf", "application/pdf", (Page(1, cover),))
+    assert document_header(document) == (
+        "AMAZON 2017 10K | AMAZON.COM, INC. | Form 10-K | fiscal year ended December 31, 2017"
+    )
+
+
 def test_a_page_sits_under_its_own_heading_or_the_last_one_before_it() -> None:
     assert page_headings(filing())[2] == "AMAZON.COM, INC.; CONSOLIDATED STATEMENTS OF CASH FLOWS"
     assert page_headings(filing())[3] == page_headings(filing())[2]
