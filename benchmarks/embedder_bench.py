@@ -1,4 +1,4 @@
-"""Embedding speed and agreement of the embedding backends (torch, onnx, onnx-int8).
+"""Embedding speed and agreement of the embedding backends (torch, onnx, onnx-int8, openvino-int8).
 
 The chunks are a real filing's, made by the product's own path (load_document, the
 chunker, each chunk's indexed text with its context header): what an upload embeds.
@@ -41,7 +41,7 @@ from rag.pipeline import make_chunker
 
 FILING = "financebench-dev/pdfs/BESTBUY_2023_10K.pdf"
 QUESTIONS = "financebench-dev/questions.jsonl"
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "onnx", "onnx-int8", "openvino-int8")
 
 
 def filing_chunks(settings: Settings, embedder: Embedder, path: Path, count: int) -> list[str]:

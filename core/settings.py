@@ -129,18 +129,20 @@ class Settings(BaseSettings):
             "for torch (a GPU wants large batches)."
         ),
     )
-    embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8"] = Field(
+    embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8", "openvino-int8"] = Field(
         "auto",
         description=(
             "What runs the embedding model: 'torch' (sentence-transformers, in "
             "PGPT_EMBEDDING_DTYPE), 'onnx' (ONNX Runtime on the CPU, float32), 'onnx-int8' "
-            "(the same with int8 weights), or 'auto': onnx-int8 for the bundled model on the "
-            "CPU, torch on CUDA or for another model. Measured on 2 cores: onnx-int8 ingests "
-            "1.6-2.2x LangChain's pages/s (torch bf16 1.3-1.6x), with hit@5 within 0.01 of "
-            "torch on COVID-QA (0.705 vs 0.713), financebench-dev and -holdout (equal) "
-            "(docs/benchmarks/ingest-onnx-int8.md). The ONNX files are built once by "
-            "`pgpt embedder --prepare-only` (make setup). With PGPT_EMBEDDING_DEVICE=cpu "
-            "and an ONNX backend the server never imports torch."
+            "(the same with dynamic int8 weights), 'openvino-int8' (OpenVINO, static int8 "
+            "weights and activations), or 'auto': openvino-int8 for the bundled model on "
+            "the CPU, torch on CUDA or for another model. Measured on 2 cores, ingest against "
+            "LangChain's pages/s: openvino-int8 2.7-4.2x, onnx-int8 2.2-3.3x in the same "
+            "session, torch bf16 1.3-1.6x; hit@5 within 0.01 of each other on COVID-QA and "
+            "financebench-dev (docs/benchmarks/embedder-backends.md). The model files are "
+            "built once by `pgpt embedder --prepare-only` (make setup). With "
+            "PGPT_EMBEDDING_DEVICE=cpu and an ONNX or OpenVINO backend the server never "
+            "imports torch."
         ),
     )
     onednn_cache_capacity: int = Field(

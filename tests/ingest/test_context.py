@@ -39,7 +39,8 @@ def test_a_filing_header_names_company_form_and_period() -> None:
 
 
 def test_a_rule_drawn_on_the_registrants_line_is_not_part_of_its_name() -> None:
-    cover = COVER.replace("\nAMAZON.COM, INC.", "\nCommission File No. 000-22513\n" + "_" * 36 + " AMAZON.COM, INC.")
+    rule_and_name = "\nCommission File No. 000-22513\n" + "_" * 36 + " AMAZON.COM, INC."
+    cover = COVER.replace("\nAMAZON.COM, INC.", rule_and_name)
     document = ParsedDocument("AMAZON_2017_10K.pdf", "application/pdf", (Page(1, cover),))
     assert document_header(document) == (
         "AMAZON 2017 10K | AMAZON.COM, INC. | Form 10-K | fiscal year ended December 31, 2017"
