@@ -19,6 +19,7 @@ ORDER = [
     "ingest-bomb-check",
     "embedding-batch",
     "ingest-embedding-batch",
+    "ingest-openvino",
     "ocr",
     "retrieval",
     "retrieval-changes",

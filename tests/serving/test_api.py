@@ -58,8 +58,9 @@ def test_healthz_reports_generator_and_embedder(client: TestClient) -> None:
     body = client.get("/healthz").json()
     assert body["status"] == "ok"
     assert body["generator"]["status"] == "ready"
-    # The default on a CPU: the bundled model's int8 ONNX copy.
-    assert body["embedder"] == {"model": "all-MiniLM-L6-v2-onnx", "device": "cpu", "dtype": "int8"}
+    # The default on a CPU: the bundled model in OpenVINO's int8.
+    expected = {"model": "all-MiniLM-L6-v2-openvino", "device": "cpu", "dtype": "int8"}
+    assert body["embedder"] == expected
 
 
 def test_session_lifecycle(client: TestClient) -> None:
