@@ -240,7 +240,9 @@ class OpenVinoEmbedder(OnnxEmbedder):
         self._request = compiled.create_infer_request()
 
     def _run(self, feed: dict[str, np.ndarray], last: bool) -> np.ndarray:
-        return np.asarray(self._request.infer(feed)[0])
+        # A copy of the output: the lock is released before pooling, and the request's own
+        # output buffer belongs to the next batch.
+        return np.asarray(self._request.infer(feed, share_outputs=False)[0])
 
 
 def max_sequence_length(folder: Path) -> int:

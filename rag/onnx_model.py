@@ -58,7 +58,7 @@ def onnx_model_file(settings: Settings, backend: OnnxBackend) -> Path:
         chosen = settings.embedding_backend
         named = backend if chosen == backend else f"{chosen} (on the CPU: {backend})"
         raise ConfigError(
-            f"PGPT_EMBEDDING_BACKEND={named} needs the ONNX embedding model {path}, which "
+            f"PGPT_EMBEDDING_BACKEND={named} needs the embedding model file {path}, which "
             f"is not built. Build it once with: {PREPARE_COMMAND} (make setup does this), "
             "with the same PGPT_CACHE_DIR; or set PGPT_EMBEDDING_BACKEND=torch."
         )
