@@ -1,4 +1,4 @@
-"""Embedding speed by batch size, the CPU default backend (int8 ONNX), on real documents.
+"""Embedding speed by batch size with the CPU default backend, on real documents.
 
 Each document is chunked as an upload is (filing_chunks: the product's loader and chunker,
 each chunk's indexed text) and embedded whole at every batch size, in alternating rounds

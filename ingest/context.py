@@ -132,13 +132,18 @@ def _registrant(text: str) -> str | None:
     for number, line in enumerate(lines):
         if _REGISTRANT.search(line):
             for previous in reversed(lines[max(0, number - 3) : number]):
-                candidate = _RULE.split(_REGISTRANT.split(previous)[0])[-1].strip(" (")
+                candidate = _name_before_registrant(previous)
                 if _LETTER.search(candidate) and len(candidate) <= MAX_TITLE_CHARS:
                     return _SPACES.sub(" ", candidate)
-            before = _RULE.split(_REGISTRANT.split(line)[0])[-1].strip(" (")
+            before = _name_before_registrant(line)
             if _LETTER.search(before) and len(before) <= MAX_TITLE_CHARS:
                 return _SPACES.sub(" ", before)
     return None
+
+
+def _name_before_registrant(line: str) -> str:
+    """The text before "(Exact name of registrant...", after any rule drawn before it."""
+    return _RULE.split(_REGISTRANT.split(line)[0])[-1].strip(" (")
 
 
 def _first_title_line(text: str) -> str | None:

@@ -147,16 +147,11 @@ class OnnxEmbedder:
     """
 
     def __init__(self, model_file: Path, *, quantized: bool, threads: int, batch_size: int) -> None:
-        from tokenizers import Tokenizer
-
         folder = Path(resolve_model_path("bundled"))
         max_length = max_sequence_length(folder)
         tokenizer_json = (folder / "tokenizer.json").read_text(encoding="utf-8")
-        # Configured once here and only read after that, so threads may share it. The
-        # file's own settings (truncation at 128, padding to 128) are not the model's.
-        self._tokenizer = Tokenizer.from_str(tokenizer_json)
-        self._tokenizer.no_padding()
-        self._tokenizer.enable_truncation(max_length)
+        # Configured once here and only read after that, so threads may share it.
+        self._tokenizer = model_tokenizer(tokenizer_json, max_length)
         self._load(model_file, threads)
         self._batch_size = batch_size
         self.name = "all-MiniLM-L6-v2-onnx"
@@ -243,6 +238,17 @@ class OpenVinoEmbedder(OnnxEmbedder):
         # A copy of the output: the lock is released before pooling, and the request's own
         # output buffer belongs to the next batch.
         return np.asarray(self._request.infer(feed, share_outputs=False)[0])
+
+
+def model_tokenizer(tokenizer_json: str, max_length: int) -> Any:
+    """The model's Rust tokenizer, unpadded and cut at ``max_length``: the file's own
+    settings (truncation at 128, padding to 128) are not the model's."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(tokenizer_json)
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length)
+    return tokenizer
 
 
 def max_sequence_length(folder: Path) -> int:

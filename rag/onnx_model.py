@@ -160,14 +160,12 @@ def quantize_openvino_int8(source: Path, target: Path) -> None:
     """
     openvino = load_openvino()  # telemetry blocked before NNCF looks for it
     import nncf
-    from tokenizers import Tokenizer
 
-    from rag.embedding import max_sequence_length, pad_batch, resolve_model_path
+    from rag.embedding import max_sequence_length, model_tokenizer, pad_batch, resolve_model_path
 
     folder = Path(resolve_model_path("bundled"))
-    tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_sequence_length(folder))
+    tokenizer_json = (folder / "tokenizer.json").read_text(encoding="utf-8")
+    tokenizer = model_tokenizer(tokenizer_json, max_sequence_length(folder))
     texts = CALIBRATION_TEXTS.read_text(encoding="utf-8").splitlines()
     encodings = sorted(tokenizer.encode_batch(texts), key=lambda e: len(e.ids))
     batches = [
