@@ -146,6 +146,10 @@ class OnnxEmbedder:
     over the attention mask, L2 normalization.
     """
 
+    # Each batch is padded to its longest input only: ONNX Runtime has no per-shape cost,
+    # and rounding widths up to 16 tokens was 4% slower (docs/benchmarks/embedding-batch.md).
+    _pad_multiple = 1
+
     def __init__(self, model_file: Path, *, quantized: bool, threads: int, batch_size: int) -> None:
         folder = Path(resolve_model_path("bundled"))
         max_length = max_sequence_length(folder)
@@ -199,7 +203,7 @@ class OnnxEmbedder:
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids), reverse=True)
         for start in range(0, len(order), self._batch_size):
             batch = order[start : start + self._batch_size]
-            feed = pad_batch([encodings[i] for i in batch])
+            feed = pad_batch([encodings[i] for i in batch], self._pad_multiple)
             last = start + self._batch_size >= len(order)
             with self._lock:
                 hidden = self._run(feed, last)
@@ -214,6 +218,12 @@ OPENVINO_SHAPE_CACHE = 32  # compiled shapes kept by OpenVINO's CPU plugin
 
 class OpenVinoEmbedder(OnnxEmbedder):
     """The bundled model in OpenVINO's static int8 (rag/onnx_model.py), on the CPU."""
+
+    # OpenVINO compiles kernels for each new input shape and keeps OPENVINO_SHAPE_CACHE of
+    # them. Four documents' batches had 99 distinct shapes, which kept evicting each other;
+    # with widths rounded up to 16 tokens they have 17, which stay cached: 1.10-1.16x the
+    # chunks/s and half the memory growth (docs/benchmarks/embedder-backends.md section 7).
+    _pad_multiple = 16
 
     def __init__(self, model_file: Path, *, threads: int, batch_size: int) -> None:
         super().__init__(model_file, quantized=True, threads=threads, batch_size=batch_size)
@@ -256,9 +266,10 @@ def max_sequence_length(folder: Path) -> int:
     return int(_read_json(folder / "sentence_bert_config.json")["max_seq_length"])
 
 
-def pad_batch(encodings: Sequence[Any]) -> dict[str, np.ndarray]:
-    """The model's three inputs for one batch, padded with zeros to its longest input."""
-    width = max(len(e.ids) for e in encodings)
+def pad_batch(encodings: Sequence[Any], multiple: int = 1) -> dict[str, np.ndarray]:
+    """The model's three inputs for one batch, padded with zeros to its longest input,
+    rounded up to a multiple of ``multiple`` tokens."""
+    width = -(-max(len(e.ids) for e in encodings) // multiple) * multiple
     feed = {
         name: np.zeros((len(encodings), width), dtype=np.int64)
         for name in ("input_ids", "attention_mask", "token_type_ids")

@@ -23,8 +23,12 @@ from rag.embedding import (
     OpenVinoEmbedder,
     SentenceTransformerEmbedder,
     make_embedder,
+    max_sequence_length,
+    model_tokenizer,
+    pad_batch,
     resolve_backend,
     resolve_batch_size,
+    resolve_model_path,
 )
 from rag.onnx_model import PREPARE_COMMAND, onnx_model_file, prepare_onnx_model
 
@@ -139,6 +143,19 @@ def test_vectors_come_back_in_input_order_whatever_the_lengths(
     batched = float32_embedder.embed(SENTENCES)
     alone = np.vstack([float32_embedder.embed([text]) for text in SENTENCES])
     assert np.abs(batched - alone).max() < 1e-4
+
+
+def test_a_batch_is_padded_to_a_multiple_of_tokens_with_the_padding_masked() -> None:
+    folder = Path(resolve_model_path("bundled"))
+    tokenizer = model_tokenizer(
+        (folder / "tokenizer.json").read_text(encoding="utf-8"), max_sequence_length(folder)
+    )
+    encodings = tokenizer.encode_batch(SENTENCES[:2])  # 13 and 10 tokens
+    feed = pad_batch(encodings, multiple=16)
+    assert (feed["input_ids"].shape, feed["attention_mask"].sum(axis=1).tolist()) == (
+        (2, 16),
+        [len(encodings[0].ids), len(encodings[1].ids)],
+    )
 
 
 def test_the_backend_setting_picks_the_embedder(
