@@ -33,6 +33,8 @@ _PERIOD = re.compile(
     re.IGNORECASE,
 )
 _SPACES = re.compile(r"\s+")
+_NUMBER = re.compile(r"\d+")
+RUNNING_PAGES = 4  # pages a line must run on, page number and all, to be a running header
 # A cover page's rule, drawn as a run of underscores, can share a line with the name.
 _RULE = re.compile(r"_{3,}")
 SHORT_LINE_WORDS = 6
@@ -91,10 +93,11 @@ def document_header(document: ParsedDocument) -> str:
 def page_headings(document: ParsedDocument) -> dict[int, str]:
     """Page number -> the heading the page sits under: its own top heading lines, else
     the last heading of an earlier page."""
+    running = _running_lines(document)
     headings: dict[int, str] = {}
     current = ""
     for page in document.pages:
-        lines = _heading_lines(page.text)
+        lines = _heading_lines(page.text, running)
         if lines:
             current = "; ".join(lines)
         headings[page.number] = current
@@ -154,11 +157,30 @@ def _first_title_line(text: str) -> str | None:
     return None
 
 
-def _heading_lines(text: str) -> list[str]:
+def _running_lines(document: ParsedDocument) -> frozenset[str]:
+    """Shapes (digits as '#') of top lines that carry the page's own number, such as
+    '47700 Federal Register / Vol. 85, No. 152 / Proposed Rules': a running header or
+    footer, the same on every page, says nothing about the page it is on."""
+    pages: dict[tuple[str, int, int], int] = {}
+    for page in document.pages:
+        for line in _top_lines(page.text):
+            shape = _NUMBER.sub("#", line)
+            for position, number in enumerate(_NUMBER.findall(line)):
+                # The printed page number runs with the page: a constant offset.
+                key = (shape, position, int(number) - page.number)
+                pages[key] = pages.get(key, 0) + 1
+    return frozenset(shape for (shape, _, _), count in pages.items() if count >= RUNNING_PAGES)
+
+
+def _top_lines(text: str) -> list[str]:
+    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n")[:TOP_LINES])
+    return [line for line in lines if line]
+
+
+def _heading_lines(text: str, running: frozenset[str] = frozenset()) -> list[str]:
     found: list[str] = []
-    for line in text.split("\n")[:TOP_LINES]:
-        line = _SPACES.sub(" ", line).strip()
-        if _BOILERPLATE.match(line) or not line:
+    for line in _top_lines(text):
+        if _BOILERPLATE.match(line) or _NUMBER.sub("#", line) in running:
             continue
         if not _is_heading(line, MAX_HEADING_CHARS):
             break  # body text starts: what follows is not a heading

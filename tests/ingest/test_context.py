@@ -52,6 +52,21 @@ def test_a_page_sits_under_its_own_heading_or_the_last_one_before_it() -> None:
     assert page_headings(filing())[3] == page_headings(filing())[2]
 
 
+def test_a_running_header_with_the_page_number_is_no_pages_heading() -> None:
+    """The Federal Register's header alternates sides, its page number 47698 + page."""
+    pages = [Page(1, "ESTIMATED COSTS\nThe agency estimates that the AD affects 12 airplanes.")]
+    for number in range(2, 11):
+        printed = 47698 + number
+        running = (
+            f"{printed} Federal Register / Vol. 85, No. 152 / Proposed Rules"
+            if number % 2
+            else f"Federal Register / Vol. 85, No. 152 / Proposed Rules {printed}"
+        )
+        pages.append(Page(number, f"{running}\nthe airplanes listed in paragraph (c) of this AD."))
+    document = ParsedDocument("federal-register.pdf", "application/pdf", tuple(pages))
+    assert set(page_headings(document).values()) == {"ESTIMATED COSTS"}
+
+
 def test_a_text_document_is_titled_by_its_first_line() -> None:
     text = "Role of S-Palmitoylation on IFITM5\n\nhttps://example.org/\n\nThe body starts here."
     document = ParsedDocument("covidqa-001.txt", "text/plain", (Page(1, text),))
