@@ -20,6 +20,7 @@ ORDER = [
     "embedding-batch",
     "ingest-embedding-batch",
     "ingest-openvino",
+    "ingest-openvino-widths",
     "ocr",
     "retrieval",
     "retrieval-changes",

@@ -587,12 +587,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress("parse-only scaling")
     scaling = parse_scaling(options.long_pdfs, settings, options.long_repeats)
 
-    progress("profiling the embedding stage")
-    sample = runs[(options.pdfs[0].name, "ours")][0].chunk_texts
-    breakdown = {
-        "bfloat16": embed_breakdown(ours_embedder, sample),
-        "float32": embed_breakdown(fp32_embedder, sample),
-    }
+    # torch.profiler sees torch's ops only: another backend's time would all be "outside".
+    breakdown = None
+    if resolve_backend(settings) == "torch":
+        progress("profiling the embedding stage")
+        sample = runs[(options.pdfs[0].name, "ours")][0].chunk_texts
+        breakdown = {
+            "bfloat16": embed_breakdown(ours_embedder, sample),
+            "float32": embed_breakdown(fp32_embedder, sample),
+        }
 
     progress("measuring matmul peaks")
     size = options.matmul_size
@@ -678,13 +681,42 @@ def main(argv: Sequence[str] | None = None) -> int:
 # --- report ---------------------------------------------------------------------------
 
 
+def render_breakdown(breakdown: dict[str, dict[str, float]]) -> str:
+    b16, f32 = breakdown["bfloat16"], breakdown["float32"]
+    kinds = sorted((k for k in b16 if k != "total"), key=lambda k: -b16[k])
+    return markdown_table(
+        ["where the time goes", "bfloat16 s", "share", "float32 s", "share", "bf16 speed-up"],
+        [
+            [
+                kind,
+                f"{b16[kind]:.2f}",
+                f"{b16[kind] / b16['total']:.0%}",
+                f"{f32.get(kind, 0.0):.2f}",
+                f"{f32.get(kind, 0.0) / f32['total']:.0%}",
+                f"{f32.get(kind, 0.0) / max(b16[kind], 1e-9):.2f}x",
+            ]
+            for kind in kinds
+        ]
+        + [
+            [
+                "**total (one embed call)**",
+                f"{b16['total']:.2f}",
+                "100%",
+                f"{f32['total']:.2f}",
+                "100%",
+                f"{f32['total'] / b16['total']:.2f}x",
+            ]
+        ],
+    )
+
+
 def render(
     runs: dict[tuple[str, str], list[IngestRun]],
     options: Options,
     *,
     peaks: dict[tuple[str, str], float],
     shape: EncoderShape,
-    breakdown: dict[str, dict[str, float]],
+    breakdown: dict[str, dict[str, float]] | None,
     embedder: Embedder,
     scaling: dict[tuple[str, int], list[float]],
     corpus_sections: str,
@@ -793,35 +825,22 @@ def render(
     per_token = 2 * shape.matmul_params
     full_chunk = settings.chunk_size_tokens + SPECIAL_TOKENS
     attention_full = 4 * shape.layers * shape.hidden * full_chunk**2
-    b16, f32 = breakdown["bfloat16"], breakdown["float32"]
-    kinds = sorted((k for k in b16 if k != "total"), key=lambda k: -b16[k])
-    breakdown_table = markdown_table(
-        ["where the time goes", "bfloat16 s", "share", "float32 s", "share", "bf16 speed-up"],
-        [
-            [
-                kind,
-                f"{b16[kind]:.2f}",
-                f"{b16[kind] / b16['total']:.0%}",
-                f"{f32.get(kind, 0.0):.2f}",
-                f"{f32.get(kind, 0.0) / f32['total']:.0%}",
-                f"{f32.get(kind, 0.0) / max(b16[kind], 1e-9):.2f}x",
-            ]
-            for kind in kinds
-        ]
-        + [
-            [
-                "**total (one embed call)**",
-                f"{b16['total']:.2f}",
-                "100%",
-                f"{f32['total']:.2f}",
-                "100%",
-                f"{f32['total'] / b16['total']:.2f}x",
-            ]
-        ],
-    )
     scaling_text = render_scaling(scaling, runs, options)
     sample_doc = options.pdfs[0].name
     sample_chunks = len(runs[(sample_doc, "ours")][0].chunk_texts)
+    if breakdown is None:
+        breakdown_text = (
+            f"Where the embedding time goes: not profiled in this run (torch.profiler sees "
+            f"torch's ops only, and ours ran on `{resolve_backend(settings)}`); the ONNX "
+            "Runtime profile of the int8 model is in docs/benchmarks/embedder-backends.md, "
+            "section 5."
+        )
+    else:
+        breakdown_text = (
+            f"Where the embedding time goes: one embed() of the {sample_chunks} chunks of "
+            f"{sample_doc}\n(ours) under torch.profiler, self time per kind of op, our embedder "
+            "in bfloat16 and the\nsame model in float32:\n\n" + render_breakdown(breakdown)
+        )
     return f"""## Ingestion throughput
 
 **Ours**: `rag.pipeline.Ingestor` as the API runs it: the in-memory loader in a parser
@@ -868,11 +887,7 @@ a square {options.matmul_size}³ product and the FFN's own shape ({ffn_m} tokens
 "chunks/s at peak" is what the embedding stage would reach if all its FLOPs ran at the
 square-matmul peak of the pipeline's dtype.
 
-Where the embedding time goes: one embed() of the {sample_chunks} chunks of {sample_doc}
-(ours) under torch.profiler, self time per kind of op, our embedder in bfloat16 and the
-same model in float32:
-
-{breakdown_table}
+{breakdown_text}
 
 ### Parse only: page-parallel parsing
 

@@ -147,7 +147,8 @@ class OnnxEmbedder:
     """
 
     # Each batch is padded to its longest input only: ONNX Runtime has no per-shape cost,
-    # and rounding widths up to 16 tokens was 4% slower (docs/benchmarks/embedding-batch.md).
+    # and rounding widths up to 16 tokens was 4% slower (docs/benchmarks/embedder-backends.md,
+    # section 7).
     _pad_multiple = 1
 
     def __init__(self, model_file: Path, *, quantized: bool, threads: int, batch_size: int) -> None:
