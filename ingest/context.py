@@ -35,6 +35,7 @@ _PERIOD = re.compile(
 _SPACES = re.compile(r"\s+")
 _NUMBER = re.compile(r"\d+")
 RUNNING_PAGES = 4  # pages a line must run on, page number and all, to be a running header
+PAGE_NUMBER_DIGITS = 6
 # A cover page's rule, drawn as a run of underscores, can share a line with the name.
 _RULE = re.compile(r"_{3,}")
 SHORT_LINE_WORDS = 6
@@ -166,6 +167,8 @@ def _running_lines(document: ParsedDocument) -> frozenset[str]:
         for line in _top_lines(page.text):
             shape = _NUMBER.sub("#", line)
             for position, number in enumerate(_NUMBER.findall(line)):
+                if len(number) > PAGE_NUMBER_DIGITS:
+                    continue  # no page number, and int() refuses over 4,300 digits
                 # The printed page number runs with the page: a constant offset.
                 key = (shape, position, int(number) - page.number)
                 pages[key] = pages.get(key, 0) + 1

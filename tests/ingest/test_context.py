@@ -67,6 +67,13 @@ def test_a_running_header_with_the_page_number_is_no_pages_heading() -> None:
     assert set(page_headings(document).values()) == {"ESTIMATED COSTS"}
 
 
+def test_a_top_line_with_a_number_too_long_to_parse_is_read_as_text() -> None:
+    digits = "7" * 5000  # int() refuses more than 4,300 digits
+    pages = tuple(Page(n, f"TERMS\nSerial {digits}\nbody text.") for n in range(1, 6))
+    document = ParsedDocument("serials.pdf", "application/pdf", pages)
+    assert page_headings(document)[5] == "TERMS"
+
+
 def test_a_text_document_is_titled_by_its_first_line() -> None:
     text = "Role of S-Palmitoylation on IFITM5\n\nhttps://example.org/\n\nThe body starts here."
     document = ParsedDocument("covidqa-001.txt", "text/plain", (Page(1, text),))
