@@ -262,6 +262,13 @@ def model_tokenizer(tokenizer_json: str, max_length: int) -> Any:
     return tokenizer
 
 
+def bundled_model_tokenizer() -> Any:
+    """``model_tokenizer`` of the bundled model, as its ONNX and OpenVINO copies read input."""
+    folder = Path(resolve_model_path("bundled"))
+    tokenizer_json = (folder / "tokenizer.json").read_text(encoding="utf-8")
+    return model_tokenizer(tokenizer_json, max_sequence_length(folder))
+
+
 def max_sequence_length(folder: Path) -> int:
     """The longest input the sentence-transformers model folder says it embeds."""
     return int(_read_json(folder / "sentence_bert_config.json")["max_seq_length"])

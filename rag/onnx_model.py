@@ -161,11 +161,9 @@ def quantize_openvino_int8(source: Path, target: Path) -> None:
     openvino = load_openvino()  # telemetry blocked before NNCF looks for it
     import nncf
 
-    from rag.embedding import max_sequence_length, model_tokenizer, pad_batch, resolve_model_path
+    from rag.embedding import bundled_model_tokenizer, pad_batch
 
-    folder = Path(resolve_model_path("bundled"))
-    tokenizer_json = (folder / "tokenizer.json").read_text(encoding="utf-8")
-    tokenizer = model_tokenizer(tokenizer_json, max_sequence_length(folder))
+    tokenizer = bundled_model_tokenizer()
     texts = CALIBRATION_TEXTS.read_text(encoding="utf-8").splitlines()
     encodings = sorted(tokenizer.encode_batch(texts), key=lambda e: len(e.ids))
     batches = [

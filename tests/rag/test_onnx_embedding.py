@@ -22,13 +22,11 @@ from rag.embedding import (
     OnnxEmbedder,
     OpenVinoEmbedder,
     SentenceTransformerEmbedder,
+    bundled_model_tokenizer,
     make_embedder,
-    max_sequence_length,
-    model_tokenizer,
     pad_batch,
     resolve_backend,
     resolve_batch_size,
-    resolve_model_path,
 )
 from rag.onnx_model import PREPARE_COMMAND, onnx_model_file, prepare_onnx_model
 
@@ -146,11 +144,7 @@ def test_vectors_come_back_in_input_order_whatever_the_lengths(
 
 
 def test_a_batch_is_padded_to_a_multiple_of_tokens_with_the_padding_masked() -> None:
-    folder = Path(resolve_model_path("bundled"))
-    tokenizer = model_tokenizer(
-        (folder / "tokenizer.json").read_text(encoding="utf-8"), max_sequence_length(folder)
-    )
-    encodings = tokenizer.encode_batch(SENTENCES[:2])  # 13 and 10 tokens
+    encodings = bundled_model_tokenizer().encode_batch(SENTENCES[:2])  # 13 and 10 tokens
     feed = pad_batch(encodings, multiple=16)
     assert (feed["input_ids"].shape, feed["attention_mask"].sum(axis=1).tolist()) == (
         (2, 16),
