@@ -4,6 +4,9 @@ Benchmark data only: the product never imports this module. The cache file holds
 SHA-256 of each embedded text and its vector, never the text itself, under
 ``~/.cache/privategptpp-bench/``. Delete the folder to start cold; pass ``--no-cache``
 to a benchmark to bypass it (ingestion timings are always measured without it).
+A file also keeps the vector of one fixed probe text: when today's embedder gives that
+text another vector (other weights or quantization), the file is stale and the run starts
+cold instead of mixing two embedders' vectors.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from benchmarks.common import progress
 from rag.embedding import Embedder
 
 CACHE_DIR = Path.home() / ".cache" / "privategptpp-bench"
+PROBE_TEXT = "Probe: 8 NVIDIA P100 GPUs trained the big model for 3.5 days (page 7)."
+PROBE_TOLERANCE = 1e-4  # the same build gives the same vector to the bit
 
 
 def _key(text: str) -> bytes:
@@ -27,16 +32,28 @@ def _key(text: str) -> bytes:
 class CachedVectors:
     """SHA-256 of a text -> its vector, loaded from and saved to one .npz file."""
 
-    def __init__(self, path: Path | None, dimension: int) -> None:
-        """``path`` None: in memory only, for one run."""
+    def __init__(self, path: Path | None, dimension: int, probe: np.ndarray | None = None) -> None:
+        """``path`` None: in memory only, for one run. ``probe``: today's vector of
+        PROBE_TEXT; a file made with another one is stale and not read."""
         self.path = path
         self._dimension = dimension
+        self._probe = probe
         self._rows: dict[bytes, np.ndarray] = {}
         self._dirty = False
         if path is not None and path.exists():
             with np.load(path) as data:
-                keys, vectors = data["keys"], data["vectors"]
-            self._rows = {bytes(k): v for k, v in zip(keys, vectors, strict=True)}
+                if self._current(data):
+                    keys, vectors = data["keys"], data["vectors"]
+                    self._rows = {bytes(k): v for k, v in zip(keys, vectors, strict=True)}
+                else:
+                    progress(f"  embedding cache: {path} is from another embedder build; cold")
+
+    def _current(self, data: np.lib.npyio.NpzFile) -> bool:
+        if self._probe is None:
+            return True
+        if "probe" not in data.files:
+            return False
+        return bool(np.allclose(data["probe"], self._probe, atol=PROBE_TOLERANCE, rtol=0.0))
 
     def lookup(self, texts: Sequence[str], embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
         """Vectors of ``texts``; the ones never seen are embedded with ``embed`` and kept."""
@@ -66,12 +83,14 @@ class CachedVectors:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self.path.exists():
                 with np.load(self.path) as data:
-                    for key, vector in zip(data["keys"], data["vectors"], strict=True):
-                        self._rows.setdefault(bytes(key), vector)
+                    if self._current(data):
+                        for key, vector in zip(data["keys"], data["vectors"], strict=True):
+                            self._rows.setdefault(bytes(key), vector)
             keys = np.array(list(self._rows), dtype="S32")
             vectors = np.vstack(list(self._rows.values())).astype(np.float32)
+            probe = {} if self._probe is None else {"probe": self._probe}
             temporary = self.path.with_suffix(".tmp.npz")
-            np.savez(temporary, keys=keys, vectors=vectors)
+            np.savez(temporary, keys=keys, vectors=vectors, **probe)
             temporary.replace(self.path)
         self._dirty = False
         progress(f"  embedding cache: {len(keys)} vectors in {self.path}")
@@ -98,7 +117,8 @@ class CachingEmbedder:
         batch they were embedded in (dynamic quantization scales over the batch).
         """
         path = cache_file("ours", embedder.name, f"{embedder.dtype}-batch{batch_size}")
-        return cls(embedder, CachedVectors(path, embedder.dimension))
+        probe = embedder.embed([PROBE_TEXT])[0]
+        return cls(embedder, CachedVectors(path, embedder.dimension, probe))
 
     @property
     def cached_count(self) -> int:
