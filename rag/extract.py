@@ -108,6 +108,7 @@ class Quote:
     text: str
     score: float  # the ranking score against the question
     confidence: float = 0.0  # of the answer it belongs to (quote_confidence)
+    similarity: float = 0.0  # embedding cosine to the question, one term of the score
 
     def cited(self) -> str:
         return f"{' '.join(self.text.split())} [{self.n}]"
@@ -154,12 +155,13 @@ class QuoteExtractor:
         scored = []
         for (n, start, end, text), vector in zip(candidates, vectors[1:], strict=True):
             overlap = len(asked & content_words(text)) / len(asked) if asked else 0.0
+            similarity = float(vector @ vectors[0])
             score = (
-                DENSE_WEIGHT * float(vector @ vectors[0])
+                DENSE_WEIGHT * similarity
                 + OVERLAP_WEIGHT * overlap
                 + TYPE_WEIGHT * holds_expected(text, expected)
             )
-            scored.append(Quote(n, start, end, text, score))
+            scored.append(Quote(n, start, end, text, score, similarity=similarity))
         scored.sort(key=lambda q: -q.score)
         return scored
 
@@ -173,7 +175,7 @@ def confidence_features(question: str, scored: Sequence[Quote]) -> dict[str, flo
     overlap = len(asked & said) / len(asked) if asked else 0.0
     typed = float(holds_expected(best.text, expected))
     return {
-        "dense": (best.score - OVERLAP_WEIGHT * overlap - TYPE_WEIGHT * typed) / DENSE_WEIGHT,
+        "dense": best.similarity,
         "overlap": overlap,
         "typed": typed if expected is not Expected.ANY else 0.0,
         "open_question": float(expected is Expected.ANY),
