@@ -51,7 +51,7 @@ class CachedVectors:
     def _current(self, data: np.lib.npyio.NpzFile) -> bool:
         if self._probe is None:
             return True
-        if "probe" not in data.files:
+        if "probe" not in data.files or data["probe"].shape != self._probe.shape:
             return False
         return bool(np.allclose(data["probe"], self._probe, atol=PROBE_TOLERANCE, rtol=0.0))
 
@@ -88,9 +88,9 @@ class CachedVectors:
                             self._rows.setdefault(bytes(key), vector)
             keys = np.array(list(self._rows), dtype="S32")
             vectors = np.vstack(list(self._rows.values())).astype(np.float32)
-            probe = {} if self._probe is None else {"probe": self._probe}
+            probe = np.zeros(0, np.float32) if self._probe is None else self._probe
             temporary = self.path.with_suffix(".tmp.npz")
-            np.savez(temporary, keys=keys, vectors=vectors, **probe)
+            np.savez(temporary, keys=keys, vectors=vectors, probe=probe)
             temporary.replace(self.path)
         self._dirty = False
         progress(f"  embedding cache: {len(keys)} vectors in {self.path}")

@@ -34,3 +34,11 @@ def test_saving_over_a_stale_file_keeps_only_the_new_vectors(tmp_path: Path) -> 
     fresh.lookup(["seven"], _vectors)
     fresh.save()
     assert CachedVectors(path, 2, np.array([0.8, 0.6])).size == 1
+
+
+def test_a_file_made_without_a_probe_is_not_read_with_one(tmp_path: Path) -> None:
+    path = tmp_path / "cache.npz"
+    cache = CachedVectors(path, 2)
+    cache.lookup(["one"], _vectors)
+    cache.save()
+    assert CachedVectors(path, 2, np.array([0.6, 0.8])).size == 0
