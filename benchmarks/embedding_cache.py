@@ -25,6 +25,11 @@ PROBE_TEXT = "Probe: 8 NVIDIA P100 GPUs trained the big model for 3.5 days (page
 PROBE_TOLERANCE = 1e-4  # the same build gives the same vector to the bit
 
 
+def probe_vector(embedder: Embedder) -> np.ndarray:
+    """The embedder's vector of PROBE_TEXT, embedded alone: what a cache file must match."""
+    return embedder.embed([PROBE_TEXT])[0]
+
+
 def _key(text: str) -> bytes:
     return hashlib.sha256(text.encode("utf-8")).digest()
 
@@ -117,8 +122,7 @@ class CachingEmbedder:
         batch they were embedded in (dynamic quantization scales over the batch).
         """
         path = cache_file("ours", embedder.name, f"{embedder.dtype}-batch{batch_size}")
-        probe = embedder.embed([PROBE_TEXT])[0]
-        return cls(embedder, CachedVectors(path, embedder.dimension, probe))
+        return cls(embedder, CachedVectors(path, embedder.dimension, probe_vector(embedder)))
 
     @property
     def cached_count(self) -> int:

@@ -34,7 +34,7 @@ from benchmarks.common import (
     progress,
     write_report,
 )
-from benchmarks.embedding_cache import PROBE_TEXT, CachedVectors, CachingEmbedder
+from benchmarks.embedding_cache import CachedVectors, CachingEmbedder, probe_vector
 from core.settings import load_settings
 from rag import verification
 from rag.embedding import configure_threads, make_embedder, resolve_batch_size
@@ -332,8 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = Path(inner.name).name
         batch = resolve_batch_size(load_settings(threads=args.threads))
         cache = cache.with_name(f"{cache.stem}-{model}-{inner.dtype}-batch{batch}{cache.suffix}")
-    probe = inner.embed([PROBE_TEXT])[0]
-    embedder = CachingEmbedder(inner, CachedVectors(cache, inner.dimension, probe))
+    embedder = CachingEmbedder(inner, CachedVectors(cache, inner.dimension, probe_vector(inner)))
     embedder.embed(all_texts(claims))  # every text once; the verifier then only looks up
     embedder.save()
     evidence = collect_evidence(CitationVerifier(embedder), claims)
