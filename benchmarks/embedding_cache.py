@@ -27,7 +27,7 @@ PROBE_TOLERANCE = 1e-4  # the same build gives the same vector to the bit
 
 def probe_vector(embedder: Embedder) -> np.ndarray:
     """The embedder's vector of PROBE_TEXT, embedded alone: what a cache file must match."""
-    return embedder.embed([PROBE_TEXT])[0]
+    return np.asarray(embedder.embed([PROBE_TEXT])[0])
 
 
 def _key(text: str) -> bytes:
