@@ -1,159 +1,91 @@
-"""Which parser reads which file, and the errors every format shares.
+"""Every format an upload may be: the one table the loader dispatches from, and from which
+the UI's accepted types, the error listing them and README's list of formats are made.
 
-PDF, plain text and Markdown stay in ingest/loader.py; the formats added for #14 are
-dispatched from here so each lives in its own module. Every parser takes the bytes, the
-display name and ``max_pages`` and returns a ParsedDocument; a damaged file gets
-CorruptDocumentError and a password-protected one ProtectedDocumentError, each naming
-the file, the format and what to do.
+A 'document' format is parsed by one call, ``parse(data, filename, *, max_pages)``, in a
+parser worker; PDFs and images have paths of their own in ingest/loader.py (page counts,
+page ranges, OCR). The file's content wins over its name: a PDF or an image is
+recognised by its bytes whatever it is called.
 """
 
 from __future__ import annotations
 
-import io
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
-from core.errors import (
-    CorruptDocumentError,
-    DocumentTooComplexError,
-    EmptyDocumentError,
-    ProtectedDocumentError,
-)
-from ingest.models import Heading, Page, ParsedDocument
-
-# An encrypted Word, PowerPoint or Excel file is an OLE compound file, not a ZIP.
-OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-ZIP_MAGIC = b"PK\x03\x04"
-# A ZIP whose parts unpack to more than this is refused before any XML is parsed.
-MAX_UNPACKED_BYTES = 512 * 1024 * 1024
-
-BLOCK_SEPARATOR = "\n\n"
+from ingest.models import ParsedDocument
+from ingest.ocr import image_kind
+from ingest.pdf import looks_like_pdf
+from ingest.sheets import parse_csv, parse_xlsx
+from ingest.slides import parse_pptx
+from ingest.text import parse_markdown, parse_plain_text
+from ingest.webpage import parse_html
+from ingest.word import parse_docx
 
 Parser = Callable[..., ParsedDocument]
+# 'pdf' and 'image' go through the loader's own paths; 'document' is one parse call.
+FormatKind = Literal["pdf", "image", "document"]
 
 
 @dataclass(frozen=True, slots=True)
 class Format:
-    label: str  # "Word document", as a person names it
-    extensions: frozenset[str]
-    parse: Parser  # parse(data, filename, *, max_pages) -> ParsedDocument
+    name: str  # "Word", as the list of accepted types names it
+    extensions: tuple[str, ...]  # lower case, with the dot; the first is the usual one
+    kind: FormatKind
+    # A 'document' is read by parse(data, filename, *, max_pages); PDFs and images by the
+    # loader's own paths.
+    parse: Parser | None = None
+    note: str = ""  # said after the extensions: "scanned too"
 
 
-def _formats() -> tuple[Format, ...]:
-    from ingest.sheets import parse_csv, parse_xlsx
-    from ingest.slides import parse_pptx
-    from ingest.webpage import parse_html
-    from ingest.word import parse_docx
-
-    return (
-        Format("Word document", frozenset({".docx"}), parse_docx),
-        Format("PowerPoint presentation", frozenset({".pptx"}), parse_pptx),
-        Format("Excel workbook", frozenset({".xlsx"}), parse_xlsx),
-        Format("CSV file", frozenset({".csv"}), parse_csv),
-        Format("HTML page", frozenset({".html", ".htm"}), parse_html),
-    )
+FORMATS: tuple[Format, ...] = (
+    Format("PDF", (".pdf",), "pdf", note="scanned too"),
+    Format("images", (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"), "image"),
+    Format("Word", (".docx",), "document", parse_docx),
+    Format("PowerPoint", (".pptx",), "document", parse_pptx),
+    Format("Excel", (".xlsx",), "document", parse_xlsx),
+    Format("CSV", (".csv",), "document", parse_csv),
+    Format("HTML", (".html", ".htm"), "document", parse_html),
+    Format("plain text", (".txt", ".text"), "document", parse_plain_text),
+    Format("Markdown", (".md", ".markdown"), "document", parse_markdown),
+)
 
 
 def format_for(extension: str) -> Format | None:
     """The format a file name's extension (lower case, with its dot) stands for."""
-    return next((f for f in _formats() if extension in f.extensions), None)
+    return next((f for f in FORMATS if extension in f.extensions), None)
 
 
-def open_office_zip(data: bytes, filename: str, label: str) -> zipfile.ZipFile:
-    """The ZIP inside a .docx/.pptx/.xlsx, after refusing encrypted, damaged and
-    zip-bomb files."""
-    if data.startswith(OLE_MAGIC):
-        raise protected_error(filename, label)
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        unpacked = sum(member.file_size for member in archive.infolist())
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise corrupt_error(filename, label, exc) from None
-    if unpacked > MAX_UNPACKED_BYTES:
-        raise DocumentTooComplexError(
-            f"'{filename}' unpacks to {unpacked // 1024 // 1024} MB; the limit is "
-            f"{MAX_UNPACKED_BYTES // 1024 // 1024} MB. Split it into smaller files.",
-            filename=filename,
-        )
-    return archive
+def format_of(data: bytes, extension: str) -> Format | None:
+    """The format of an upload: by its content for PDFs and images, else by its name."""
+    if looks_like_pdf(data):
+        return format_for(".pdf")
+    if image_kind(data) is not None:
+        return format_for(".png")
+    return format_for(extension)
 
 
-def corrupt_error(filename: str, label: str, exc: BaseException | None) -> CorruptDocumentError:
-    # Only the exception's type: library messages can quote the file's content.
-    reason = f" ({type(exc).__name__})" if exc is not None else ""
-    return CorruptDocumentError(
-        f"'{filename}' is a damaged {label} that cannot be read{reason}. Open it in the "
-        "program that made it, save a fresh copy, and upload that.",
-        filename=filename,
-    )
+def accepted_extensions() -> tuple[str, ...]:
+    """Every extension an upload may have, with its dot ('.pdf', '.png', ...), in table order."""
+    return tuple(extension for f in FORMATS for extension in f.extensions)
 
 
-def protected_error(filename: str, label: str) -> ProtectedDocumentError:
-    return ProtectedDocumentError(
-        f"'{filename}' is a password-protected {label} (or an old binary Office file), which "
-        "cannot be opened here. Remove the password (or save it in the current format), "
-        "and upload the new copy.",
-        filename=filename,
-    )
+def accepted_types() -> str:
+    """The accepted types as a sentence: 'PDF (.pdf, scanned too), images (...), ... or
+    Markdown (.md, .markdown)'."""
+    named = [
+        f"{f.name} ({', '.join((*f.extensions, f.note) if f.note else f.extensions)})"
+        for f in FORMATS
+    ]
+    return f"{', '.join(named[:-1])} or {named[-1]}"
 
 
-class PageText:
-    """Builds one page's text block by block, recording headings at their offsets."""
-
-    def __init__(self, number: int) -> None:
-        self.number = number
-        self._blocks: list[str] = []
-        self._length = 0
-        self.headings: list[Heading] = []
-
-    def heading(self, title: str, level: int) -> None:
-        title = " ".join(title.split())
-        if title:
-            self.headings.append(Heading(self.number, self._next_offset(), level, title))
-            self.add(title)
-
-    def add(self, block: str) -> None:
-        block = block.strip()
-        if block:
-            self._length = self._next_offset() + len(block)
-            self._blocks.append(block)
-
-    def page(self) -> Page:
-        return Page(self.number, BLOCK_SEPARATOR.join(self._blocks))
-
-    def _next_offset(self) -> int:
-        return self._length + len(BLOCK_SEPARATOR) if self._blocks else 0
-
-
-def labelled_row(header: list[str], values: list[str]) -> str:
-    """A table row as 'Header: value; ...' so each passage says what its numbers are."""
-    cells = []
-    for index, value in enumerate(values):
-        if not value:
-            continue
-        name = header[index] if index < len(header) and header[index] else f"column {index + 1}"
-        cells.append(f"{name}: {value}")
-    return "; ".join(cells)
-
-
-def check_page_count(count: int, max_pages: int, filename: str, unit: str) -> None:
-    if count > max_pages:
-        raise DocumentTooComplexError(
-            f"'{filename}' has {count} {unit}s; the limit is {max_pages}. "
-            "Split it into smaller files, or raise PGPT_MAX_PAGES.",
-            filename=filename,
-        )
-
-
-def require_text(pages: tuple[Page, ...], filename: str, label: str) -> None:
-    if not any(page.text.strip() for page in pages):
-        raise EmptyDocumentError(
-            f"'{filename}' is {_a(label)} {label} without any text. Check the file and upload "
-            "it again.",
-            filename=filename,
-        )
-
-
-def _a(label: str) -> str:
-    return "an" if label[0] in "AEIOU" or label.startswith("HTML") else "a"
+def readme_format_list() -> str:
+    """README's list of formats, one line per format (tests/ingest/test_formats.py keeps
+    README in step with it)."""
+    lines = []
+    for f in FORMATS:
+        extensions = ", ".join(f"`{extension}`" for extension in f.extensions)
+        note = f" ({f.note})" if f.note else ""
+        lines.append(f"- {f.name}{note}: {extensions}")
+    return "\n".join(lines)

@@ -40,7 +40,6 @@ IMAGE_MEDIA_TYPES = {
     "tiff": "image/tiff",
     "webp": "image/webp",
 }
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp"})
 # Larger images are refused before decoding: 50 megapixels is a 600 dpi A3 scan.
 MAX_IMAGE_PIXELS = 50_000_000
 # ONNX Runtime threads per worker: both cores of a small machine for the one page in hand.

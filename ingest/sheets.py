@@ -10,15 +10,15 @@ from datetime import date, datetime
 from typing import Any
 
 from core.errors import PGPTError
-from ingest.formats import (
-    PageText,
+from ingest.models import Heading, Page, ParsedDocument
+from ingest.parse_helpers import (
+    PageBuilder,
     check_page_count,
     corrupt_error,
     labelled_row,
     open_office_zip,
     require_text,
 )
-from ingest.models import Heading, Page, ParsedDocument
 from ingest.text import decode_text
 
 XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -74,7 +74,7 @@ def _document(
     headings: list[Heading] = []
     has_rows = False
     for number, (name, rows) in enumerate(sheets, start=1):
-        page = PageText(number)
+        page = PageBuilder(number)
         page.heading(name, 1)
         filled = [row for row in rows if any(cell.strip() for cell in row)]
         if filled:

@@ -7,15 +7,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from core.errors import PGPTError
-from ingest.formats import (
-    PageText,
+from ingest.models import Heading, Page, ParsedDocument
+from ingest.parse_helpers import (
+    PageBuilder,
     check_page_count,
     corrupt_error,
     labelled_row,
     open_office_zip,
     require_text,
 )
-from ingest.models import Heading, Page, ParsedDocument
 
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.presentationml.presentation"
 LABEL = "PowerPoint presentation"
@@ -50,7 +50,7 @@ def _read(
     pages: list[Page] = []
     headings: list[Heading] = []
     for number, slide in enumerate(slides, start=1):
-        page = PageText(number)
+        page = PageBuilder(number)
         title_shape = slide.shapes.title
         # Every slide is a section of its own: its title, or "Slide N" when it has none.
         title = title_shape.text_frame.text if title_shape is not None else ""

@@ -57,6 +57,14 @@ def parse_text(data: bytes, filename: str, *, markdown: bool, max_pages: int) ->
     )
 
 
+def parse_plain_text(data: bytes, filename: str, *, max_pages: int) -> ParsedDocument:
+    return parse_text(data, filename, markdown=False, max_pages=max_pages)
+
+
+def parse_markdown(data: bytes, filename: str, *, max_pages: int) -> ParsedDocument:
+    return parse_text(data, filename, markdown=True, max_pages=max_pages)
+
+
 def decode_text(data: bytes, filename: str) -> str:
     """BOM first, then strict UTF-8, then charset-normalizer's best guess; newlines -> '\\n'."""
     text = _decode(data, filename)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 
 from core.errors import PGPTError
-from ingest.formats import corrupt_error, require_text
 from ingest.models import Page, ParsedDocument
+from ingest.parse_helpers import corrupt_error, require_text
 from ingest.text import decode_text, find_markdown_headings
 
 # trafilatura and its helpers log parsing oddities, some quoting the page; keep them quiet.

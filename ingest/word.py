@@ -6,14 +6,14 @@ import io
 import re
 
 from core.errors import PGPTError
-from ingest.formats import (
-    PageText,
+from ingest.models import ParsedDocument
+from ingest.parse_helpers import (
+    PageBuilder,
     corrupt_error,
     labelled_row,
     open_office_zip,
     require_text,
 )
-from ingest.models import ParsedDocument
 
 MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 LABEL = "Word document"
@@ -41,13 +41,13 @@ def parse_docx(data: bytes, filename: str, *, max_pages: int) -> ParsedDocument:
     )
 
 
-def _read(data: bytes) -> PageText:
+def _read(data: bytes) -> PageBuilder:
     from docx import Document
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
     document = Document(io.BytesIO(data))
-    page = PageText(1)
+    page = PageBuilder(1)
     for block in document.iter_inner_content():
         if isinstance(block, Paragraph):
             level = _heading_level(block)

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from core.errors import CorruptDocumentError, EmptyDocumentError, ProtectedDocumentError
-from ingest.formats import OLE_MAGIC
 from ingest.loader import load_document
+from ingest.parse_helpers import OLE_MAGIC
 from tests.ingest.office_documents import (
     FACT,
     csv_bytes,
