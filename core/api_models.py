@@ -7,11 +7,43 @@ web UI can parse what the API sends into the very models the API declares.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.settings import AnswerMode
+
+
+class PageUnit(StrEnum):
+    """What a document's page is."""
+
+    PAGE = "page"
+    SLIDE = "slide"
+    SHEET = "sheet"
+    DOCUMENT = "document"  # no fixed pages (Word, HTML): the heading is the place
+
+
+class Support(StrEnum):
+    """How well the passages a claim cites back it."""
+
+    SUPPORTED = "supported"
+    WEAK = "weak"
+    UNSUPPORTED = "unsupported"
+
+
+class AnswerKind(StrEnum):
+    GENERATED = "generated"  # written by the model
+    QUOTED = "quoted"  # sentences quoted verbatim from the passages
+    NOT_FOUND = "not_found"  # the not-found reply: no passage relevant to the question
+    UNANSWERED = "unanswered"  # passages were found, yet nothing backed can be shown
+
+
+class GeneratorStatus(StrEnum):
+    READY = "ready"
+    STARTING = "starting"
+    RESTARTING = "restarting"
+    UNAVAILABLE = "unavailable"
 
 
 class ErrorDetail(BaseModel):
@@ -38,9 +70,7 @@ class DocumentOut(BaseModel):
     pages: int
     chunks: int
     media_type: str = ""
-    page_unit: str = Field(
-        "page", description="What a page is: page, slide, sheet, or document (no fixed pages)"
-    )
+    page_unit: PageUnit = Field(PageUnit.PAGE, description="What a page of the document is.")
     ocr_pages: list[int] = Field(
         default_factory=list, description="Pages whose text was read by OCR"
     )
@@ -90,7 +120,7 @@ class Passage(BaseModel):
     char_end: int
     text: str
     score: float
-    page_unit: str = "page"  # page, slide, sheet, or document (no fixed pages)
+    page_unit: PageUnit = PageUnit.PAGE
     ocr: bool = False  # some of the passage was read by OCR
 
 
@@ -140,7 +170,7 @@ class NumberedPassage(Passage):
 class ClaimOut(BaseModel):
     text: str
     citations: list[int]
-    support: str = Field(description="supported, weak or unsupported")
+    support: Support
     score: float = Field(
         description=(
             "A written claim: how well its passage backs it (the verifier's score). A quote: "
@@ -170,8 +200,8 @@ class QueryResult(BaseModel):
     claims: list[ClaimOut]
     grounded: bool
     answer_mode: AnswerMode = Field(AnswerMode.GENERATE, description="The mode asked for.")
-    answer_kind: str = Field(
-        "generated",
+    answer_kind: AnswerKind = Field(
+        AnswerKind.GENERATED,
         description="generated (by the model), quoted (from the passages), not_found (no "
         "relevant passage), unanswered (passages found, but nothing backed by them to show; "
         "the claims hold the model's unbacked draft).",
@@ -224,7 +254,7 @@ class TokenChunk(BaseModel):
 
 
 class GeneratorHealth(BaseModel):
-    status: str = Field(description="ready, starting, restarting or unavailable")
+    status: GeneratorStatus
     model: str | None = None
     context_length: int | None = None
 

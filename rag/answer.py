@@ -6,8 +6,8 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
+from core.api_models import AnswerKind as AnswerKind
 from core.settings import AnswerMode
 from rag.citations import Citation, parse_citations
 from rag.conversation import Turn
@@ -31,13 +31,6 @@ class Timings:
     retrieval_ms: float
     ttft_ms: float | None
     total_ms: float
-
-
-class AnswerKind(StrEnum):
-    GENERATED = "generated"  # written by the model
-    QUOTED = "quoted"  # sentences quoted verbatim from the passages
-    NOT_FOUND = "not_found"  # the not-found reply: no passage relevant to the question
-    UNANSWERED = "unanswered"  # passages were found, yet nothing backed can be shown
 
 
 # Shown instead of an answer when passages were found but nothing the model wrote holds up

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol, TypedDict
+
+from core.api_models import GeneratorStatus as GeneratorStatus
 
 
 class Message(TypedDict):
     role: str  # "system" | "user" | "assistant"
     content: str
-
-
-class GeneratorStatus(StrEnum):
-    READY = "ready"
-    STARTING = "starting"
-    RESTARTING = "restarting"
-    UNAVAILABLE = "unavailable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,11 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN
 
+from core.api_models import Support as Support
 from rag.citations import CITATION_PATTERN, cited_numbers
 from rag.embedding import Embedder
 from rag.prompts import NOT_FOUND_ANSWER
@@ -62,12 +62,6 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z\-']+|\d+(?:[.,]\d+)*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _STOPWORDS = frozenset(STOPWORDS_EN)
 _PROMPT_LABEL = re.compile(r"(?i)^\W*(question|passages?)\s*:")
-
-
-class Support(StrEnum):
-    SUPPORTED = "supported"
-    WEAK = "weak"
-    UNSUPPORTED = "unsupported"
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from core.api_models import (
     NumberedPassage,
     PageImageInfo,
     PageText,
+    PageUnit,
     Passage,
     QueryResult,
     TextSpan,
@@ -30,7 +31,7 @@ def document_out(info: DocumentInfo) -> DocumentOut:
         pages=info.pages,
         chunks=info.chunks,
         media_type=info.media_type,
-        page_unit=info.page_unit,
+        page_unit=PageUnit(info.page_unit),
         ocr_pages=list(info.ocr_pages),
         size_bytes=info.size_bytes,
         memory_bytes=info.memory_bytes,
@@ -69,7 +70,7 @@ def passage(hit: Hit) -> Passage:
         char_end=c.char_end,
         text=c.text,
         score=round(hit.score, 4),
-        page_unit=c.page_unit,
+        page_unit=PageUnit(c.page_unit),
         ocr=c.ocr,
     )
 
@@ -113,7 +114,7 @@ def query_result(answer: Answer, standalone_question: str) -> QueryResult:
         ],
         grounded=answer.grounded,
         answer_mode=answer.mode,
-        answer_kind=answer.kind.value,
+        answer_kind=answer.kind,
         removed_claims=answer.removed,
         not_found_reason=answer.not_found_reason,
         timings=TimingsOut(

@@ -1,6 +1,6 @@
 """PrivateGPT++ in the browser: add documents, ask questions, read answers with their sources.
 
-The Streamlit page: a thin client of the REST API (serving/api.py). Every document and
+The Streamlit page: a thin client of the REST API (serving/app.py). Every document and
 every answer lives behind the API; this page only sends requests and shows the results.
 `pgpt up` runs this file (ui.PAGE_PATH); `streamlit run app.py` next to `pgpt serve` too.
 """
@@ -19,7 +19,16 @@ from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileMan
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from core.api_models import Health, NumberedPassage, QueryResult, TokenChunk, UploadProgress
+from core.api_models import (
+    AnswerKind,
+    GeneratorStatus,
+    Health,
+    NumberedPassage,
+    QueryResult,
+    Support,
+    TokenChunk,
+    UploadProgress,
+)
 from core.errors import ConfigError
 from core.settings import AnswerMode, Settings, load_settings
 from ui.client import (
@@ -385,27 +394,33 @@ def health(client: ApiClient, ui: UiState) -> Health:
 
 
 GENERATOR_DOWN = {
-    "starting": "The language model is starting: answers work in a minute or two. "
-    "Until then, questions show the passages that match best.",
-    "restarting": "The language model stopped and is being restarted: answers work again in "
-    "a minute or two. Your documents and this conversation are kept; until then, questions "
-    "show the passages that match best.",
-    "unavailable": "The language model is not reachable, so there are no written answers "
-    "for now; questions show the passages that match best.",
+    GeneratorStatus.STARTING: (
+        "The language model is starting: answers work in a minute or two. "
+        "Until then, questions show the passages that match best."
+    ),
+    GeneratorStatus.RESTARTING: (
+        "The language model stopped and is being restarted: answers work again in a minute "
+        "or two. Your documents and this conversation are kept; until then, questions show "
+        "the passages that match best."
+    ),
+    GeneratorStatus.UNAVAILABLE: (
+        "The language model is not reachable, so there are no written answers for now; "
+        "questions show the passages that match best."
+    ),
 }
 
 
 def model_status(status: Health) -> None:
     generator = status.generator
     st.header("Model", divider="gray")
-    if generator.status == "ready":
+    if generator.status is GeneratorStatus.READY:
         context = generator.context_length
         context_label = f"  \n:gray[{context:,}-token context]" if context else ""
         st.markdown(
             f":green-badge[:material/check: ready] "
             f"**{escape_markdown(generator.model or 'unknown')}**{context_label}"
         )
-    elif generator.status in {"starting", "restarting"}:
+    elif generator.status in (GeneratorStatus.STARTING, GeneratorStatus.RESTARTING):
         st.markdown(
             f":orange-badge[:material/hourglass_top: {generator.status}] answers work in a minute"
         )
@@ -507,7 +522,7 @@ def render_answer(turn: Turn, index: int, slot: DeltaGenerator) -> None:
         searched = result.standalone_question
         if searched and searched != turn.question:
             st.caption(f":material/search: Searched as: {escape_markdown(searched)}")
-        quoted = result.answer_kind == "quoted"
+        quoted = result.answer_kind is AnswerKind.QUOTED
         st.caption(f"{'quoted from your documents' if quoted else result.model} · {seconds:.1f} s")
         if quoted:
             st.caption(
@@ -563,14 +578,14 @@ def removed_note(result: QueryResult) -> None:
         return
     with st.expander(f":material/filter_alt: {len(removed)} sentence(s) removed as not backed"):
         for claim in removed:
-            label = "Weakly backed" if claim.support == "weak" else "Not backed"
+            label = "Weakly backed" if claim.support is Support.WEAK else "Not backed"
             st.markdown(f"- {label}: “{escape_markdown(claim.text)}”")
 
 
 def support_check(result: QueryResult) -> None:
     """How well each sentence of the answer is backed by the passages it cites."""
     claims = [c for c in result.claims if c.shown]
-    doubtful = [c for c in claims if c.support != "supported"]
+    doubtful = [c for c in claims if c.support is not Support.SUPPORTED]
     if not claims:
         return
     if not doubtful:
@@ -581,7 +596,7 @@ def support_check(result: QueryResult) -> None:
     backed = len(claims) - len(doubtful)
     lines = [f"**{backed} of {len(claims)} sentences are backed by the passages they cite.**"]
     for claim in doubtful:
-        label = "Weakly backed" if claim.support == "weak" else "Not backed"
+        label = "Weakly backed" if claim.support is Support.WEAK else "Not backed"
         lines.append(f"- {label}: “{escape_markdown(claim.text)}”")
     st.warning("\n".join(lines), icon=":material/fact_check:")
 
@@ -718,10 +733,8 @@ def main() -> None:
         model_status(status)
 
     state = status.generator.status
-    if state != "ready":
-        st.warning(
-            GENERATOR_DOWN.get(state, GENERATOR_DOWN["unavailable"]), icon=":material/power_off:"
-        )
+    if state is not GeneratorStatus.READY:
+        st.warning(GENERATOR_DOWN[state], icon=":material/power_off:")
     if ui.notice is not None:
         if ui.notice.kind == "success":
             st.success(escape_markdown(ui.notice.text), icon=":material/check_circle:")

@@ -10,7 +10,7 @@ import html
 import re
 from collections.abc import Collection, Mapping, Sequence
 
-from core.api_models import DocumentOut, NumberedPassage, PageText
+from core.api_models import DocumentOut, NumberedPassage, PageText, PageUnit
 from rag.citations import CITATION_PATTERN, marker_numbers
 from ui.client import PageImage, PageView
 
@@ -112,13 +112,13 @@ def card_anchor(turn: int, n: int) -> str:
 def pages_label(passage: NumberedPassage) -> str:
     """Where the passage is: 'page 7', 'slide 2', 'sheet 2 · Budget', 'Intro > Costs'."""
     unit, first, last = passage.page_unit, passage.page, passage.page_end
-    if unit == "document":  # Word, HTML: no fixed pages, the heading is the place
+    if unit is PageUnit.DOCUMENT:  # Word, HTML: no fixed pages, the heading is the place
         label = passage.section or "the document"
     else:
         label = f"{unit} {first}" if last <= first else f"{unit}s {first}–{last}"
         if last > first and passage.highlight is not None:
             label += f" (highlight on {unit} {passage.highlight.page})"
-        if unit in ("sheet", "slide") and passage.section:
+        if unit in (PageUnit.SHEET, PageUnit.SLIDE) and passage.section:
             label += f" · {passage.section}"
     if passage.ocr:
         label += " (read by OCR)"
@@ -128,10 +128,10 @@ def pages_label(passage: NumberedPassage) -> str:
 def size_label(doc: DocumentOut) -> str:
     """'12 pages · 40 passages · 12 pages read by OCR · 2.1 MB in memory' (slides, sheets
     as such): the memory is what the server holds for it (its file and text)."""
-    unit = "page" if doc.page_unit == "document" else doc.page_unit
+    unit = PageUnit.PAGE if doc.page_unit is PageUnit.DOCUMENT else doc.page_unit
     pages, chunks = doc.pages, doc.chunks
     label = f"{pages} {unit}{'s' * (pages != 1)} · {chunks} passage{'s' * (chunks != 1)}"
-    if doc.page_unit == "document" and pages == 1:
+    if doc.page_unit is PageUnit.DOCUMENT and pages == 1:
         label = f"{chunks} passage{'s' * (chunks != 1)}"
     ocr = len(doc.ocr_pages)
     if ocr:

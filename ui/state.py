@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import streamlit as st
 
@@ -51,7 +52,7 @@ class Turn:
 
 @dataclass
 class Notice:
-    kind: str  # "success" | "warning"
+    kind: Literal["success", "warning"]
     text: str
 
 
