@@ -17,6 +17,7 @@ from core.openvino import load_openvino
 from core.ort import load_onnxruntime
 from core.settings import Settings
 from ingest.chunking import TokenizerCounter
+from rag.onnx_model import onnx_model_file
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class SentenceTransformerEmbedder:
 
 
 class OnnxEmbedder:
-    """The bundled model exported to ONNX (rag/onnx_model.py), run by ONNX Runtime on CPU.
+    """The bundled model exported to ONNX (rag/embedding_build.py), run by ONNX Runtime on CPU.
 
     Same vectors as SentenceTransformerEmbedder: the model's Rust tokenizer, mean pooling
     over the attention mask, L2 normalization.
@@ -218,7 +219,7 @@ OPENVINO_SHAPE_CACHE = 32  # compiled shapes kept by OpenVINO's CPU plugin
 
 
 class OpenVinoEmbedder(OnnxEmbedder):
-    """The bundled model in OpenVINO's static int8 (rag/onnx_model.py), on the CPU."""
+    """The bundled model in OpenVINO's static int8 (rag/embedding_build.py), on the CPU."""
 
     # OpenVINO compiles kernels for each new input shape and keeps OPENVINO_SHAPE_CACHE of
     # them. Four documents' batches had 99 distinct shapes, which kept evicting each other;
@@ -353,8 +354,6 @@ def make_embedder(settings: Settings) -> Embedder:
     backend = resolve_backend(settings)
     batch_size = resolve_batch_size(settings)
     if backend != "torch":
-        from rag.onnx_model import onnx_model_file
-
         if settings.embedding_device == "cuda":
             raise ConfigError(
                 f"PGPT_EMBEDDING_BACKEND={backend} runs on the CPU only; "

@@ -86,7 +86,7 @@ def embedder_command(prepare_only: bool) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from core.settings import load_settings
-    from rag.onnx_model import prepare_onnx_model
+    from rag.embedding_build import prepare_onnx_model
 
     try:
         settings = load_settings()

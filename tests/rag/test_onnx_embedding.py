@@ -28,7 +28,8 @@ from rag.embedding import (
     resolve_backend,
     resolve_batch_size,
 )
-from rag.onnx_model import PREPARE_COMMAND, onnx_model_file, prepare_onnx_model
+from rag.embedding_build import prepare_onnx_model
+from rag.onnx_model import PREPARE_COMMAND, onnx_model_file
 
 # Real sentences of very different lengths (a question, table rows, prose, one longer than
 # the model's 256-token window), so batches are padded and one input is truncated.

@@ -6,7 +6,8 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from rag.onnx_model import onnx_model_dir, prepare_onnx_model
+from rag.embedding_build import prepare_onnx_model
+from rag.onnx_model import onnx_model_dir
 from serving.cli import main
 
 
