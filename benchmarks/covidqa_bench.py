@@ -39,6 +39,7 @@ from benchmarks.common import (
     write_report,
 )
 from benchmarks.embedding_cache import CachingEmbedder
+from benchmarks.results import retrieval_figures, write_results
 from benchmarks.variants import VARIANTS
 from core.settings import Settings, load_settings
 from ingest.loader import load_document
@@ -580,6 +581,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         total_s=clock.elapsed(),
     )
     write_report(report, args.output)
+    figures = retrieval_figures(results, dataset=f"COVID-QA ({len(questions)} questions)", ks=[5])
+    write_results(args.output, figures, command=command, machine=machine.describe())
     progress(f"done in {clock.elapsed():.0f} s")
     return 0
 

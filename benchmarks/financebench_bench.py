@@ -47,6 +47,7 @@ from benchmarks.common import (
 )
 from benchmarks.embedding_cache import CachedVectors, CachingEmbedder, cache_file
 from benchmarks.pdf_modes import COMPARED_MODES, parse_text_modes
+from benchmarks.results import retrieval_figures, write_results
 from benchmarks.variants import VARIANTS, Variant
 from core.settings import Settings, load_settings
 from ingest.loader import get_parser_pool
@@ -594,17 +595,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     resources = Resources(settings, paths, use_cache=not args.no_cache)
     methods = [make_method(name, resources) for name in args.methods.split(",")]
 
+    command = command_line("benchmarks.financebench_bench", argv)
+
     def report(results: list[MethodResult]) -> None:
         text = render(
             results,
             questions,
-            command=command_line("benchmarks.financebench_bench", argv),
+            command=command,
             machine=machine.describe(),
             settings=settings,
             total_s=clock.elapsed(),
             set_name=args.set,
         )
         write_report(text, args.output)
+        dataset = f"financebench-{args.set} ({len(questions)} questions)"
+        figures = retrieval_figures(results, dataset=dataset, ks=[5, 10])
+        write_results(args.output, figures, command=command, machine=machine.describe())
 
     evaluate(methods, questions, k=max(KS), on_result=report)
     progress(f"done in {clock.elapsed():.0f} s")

@@ -36,6 +36,7 @@ from benchmarks.common import (
     progress,
     write_report,
 )
+from benchmarks.results import Figure, write_results
 from core.settings import Settings, load_settings
 from ingest.models import Chunk
 from rag.generation import Message
@@ -344,6 +345,33 @@ async def measure(
             )
 
 
+def figures(results: Results) -> list[Figure]:
+    """Time to first token on new passages and throughput under concurrency, beside HF."""
+    return [
+        Figure(
+            "Generation",
+            f"time to first token, new passages ({results.prompt_tokens:,} prompt tokens)",
+            median([t.ttft_s for t in results.vllm_miss]) * 1000,
+            "ms",
+            "transformers",
+            median([t.ttft_s for t in results.hf_single]) * 1000,
+            higher_is_better=False,
+            headline=True,
+            digits=0,
+        ),
+        Figure(
+            "Generation",
+            "tokens/s, concurrent requests",
+            median([b.tokens_per_s for b in results.vllm_batch]),
+            "tokens/s",
+            "transformers, one batch",
+            median([b.tokens_per_s for b in results.hf_batch]),
+            headline=True,
+            digits=1,
+        ),
+    ]
+
+
 def report(
     results: Results,
     settings: Settings,
@@ -497,6 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results, settings, options, args.hf_threads, command, machine.describe(), clock.elapsed()
     )
     write_report(text, args.output)
+    write_results(args.output, figures(results), command=command, machine=machine.describe())
     return 0
 
 

@@ -43,6 +43,7 @@ from benchmarks.common import (
     progress,
     write_report,
 )
+from benchmarks.results import Figure, write_results
 
 LOOPBACK = "127.0.0.1"
 OPERATIONS = ("upload", "search", "query")
@@ -392,6 +393,40 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], *, generator: bool 
 # --- the report -----------------------------------------------------------------------
 
 
+def load_figures(report: LoadReport, *, headline: bool = False) -> list[Figure]:
+    """Server errors, lost documents and search latency of one load run."""
+    config = report.config
+    run = f"{config.clients} clients for {config.duration_s:.0f} s"
+    searches = sorted(s.seconds for s in report.samples if s.operation == "search")
+    counts = {
+        "server errors": len(report.server_errors),
+        "lost documents": len(report.lost_documents),
+    }
+    figures = [
+        Figure(
+            "Load and soak",
+            f"{run}: {name}",
+            count,
+            higher_is_better=False,
+            headline=headline,
+            digits=0,
+        )
+        for name, count in counts.items()
+    ]
+    if searches:
+        figures.append(
+            Figure(
+                "Load and soak",
+                f"{run}: search p50",
+                percentile(searches, 50) * 1000,
+                "ms",
+                higher_is_better=False,
+                digits=0,
+            )
+        )
+    return figures
+
+
 def render(report: LoadReport, machine: str, command: str) -> str:
     config = report.config
     by_operation: dict[str, list[Sample]] = defaultdict(list)
@@ -484,6 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = run_load(api_url, config)
     command = command_line("benchmarks.load_bench", argv)
     write_report(render(report, machine.describe(), command), args.output)
+    write_results(args.output, load_figures(report), command=command, machine=machine.describe())
     failed = report.server_errors or report.lost_documents or report.foreign_passages
     return 1 if failed or report.client_errors else 0
 

@@ -35,6 +35,7 @@ from benchmarks.common import (
     progress,
     write_report,
 )
+from benchmarks.results import Figure, write_results
 from ingest.ocr import OCR_THREADS
 
 PAPER = PDFS / "attention-is-all-you-need.pdf"
@@ -225,6 +226,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for run in runs:
         progress(f"{run.dpi} dpi: {run.seconds:.0f} s, median CER {statistics.median(run.cer):.3f}")
     write_report(report(runs, argv, machine), args.output)
+    figures = [
+        Figure(
+            "OCR",
+            f"scanned attention paper, median character error rate ({run.dpi} dpi)",
+            statistics.median(run.cer),
+            higher_is_better=False,
+            headline=index == 0,
+        )
+        for index, run in enumerate(runs)
+    ]
+    command = command_line("benchmarks.ocr_bench", argv)
+    write_results(args.output, figures, command=command, machine=machine)
     return 0
 
 

@@ -30,6 +30,7 @@ from benchmarks.common import (
     progress,
     write_report,
 )
+from benchmarks.results import Figure, write_results
 from core.memory import release_freed_memory
 from core.settings import load_settings
 from ingest.loader import get_parser_pool, load_document
@@ -286,10 +287,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             timings.append(timing)
     progress("memory")
     memory = measure_memory(memory_pdfs, args.threads)
-    text = report(
-        timings, memory, machine.describe(), command_line("benchmarks.render_bench", argv), repeats
-    )
+    command = command_line("benchmarks.render_bench", argv)
+    text = report(timings, memory, machine.describe(), command, repeats)
     write_report(text, args.output)
+    figures = [
+        Figure(
+            "Page view",
+            f"{t.case.label}, {t.width} px, with highlight, p50",
+            median(t.highlighted) * 1000,
+            "ms",
+            "same page without highlight",
+            median(t.plain) * 1000,
+            higher_is_better=False,
+            digits=0,
+        )
+        for t in timings
+        if t.width == min(WIDTHS)
+    ]
+    write_results(args.output, figures, command=command, machine=machine.describe())
     progress(f"done in {clock.elapsed():.0f} s")
     return 0
 

@@ -37,9 +37,11 @@ from benchmarks.load_bench import (
     LoadConfig,
     LoadReport,
     generated_document,
+    load_figures,
     local_deployment,
     render,
 )
+from benchmarks.results import Figure, write_results
 
 EVICTION_WAIT_S = 45.0  # the API evicts expired sessions every 30 s
 MIB = 1024 * 1024
@@ -259,6 +261,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = describe_machine(threads=2)
     command = command_line("benchmarks.soak_bench", argv)
     write_report(render_soak(result, rounds, machine.describe(), command), args.output)
+    figures = load_figures(rounds[-1].report, headline=True)
+    if len(rounds) > 1:
+        growth = (rounds[-1].watch.last - rounds[0].watch.last) / MIB
+        figures.append(
+            Figure(
+                "Load and soak",
+                f"RSS growth, round {len(rounds)} vs round 1",
+                growth,
+                "MiB",
+                higher_is_better=False,
+                headline=True,
+                digits=0,
+            )
+        )
+    write_results(args.output, figures, command=command, machine=machine.describe())
     return 1 if any(done.failed for done in rounds) else 0
 
 
