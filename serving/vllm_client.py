@@ -20,6 +20,7 @@ import httpx
 from core.errors import GeneratorUnavailableError
 from core.settings import Settings
 from rag.generation import GeneratorInfo, GeneratorStatus, Message
+from serving.affinity import SESSION_HEADER, session_affinity
 
 T = TypeVar("T")
 
@@ -106,6 +107,7 @@ class VLLMGenerator:
             headers=headers,
             timeout=httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s)),
             transport=transport,
+            event_hooks={"request": [add_session_affinity]},
         )
 
     async def status(self) -> GeneratorStatus:
@@ -113,6 +115,10 @@ class VLLMGenerator:
         (``supervised``), an unreachable one is STARTING until first ready, then RESTARTING."""
         try:
             health = await self._client.get("/health", timeout=STATUS_TIMEOUT_S)
+            if health.status_code != 200:
+                # vllm-router's /health fails while any replica is down; its /readiness
+                # says whether one still serves (vLLM has no /readiness: 404).
+                health = await self._client.get("/readiness", timeout=STATUS_TIMEOUT_S)
             if health.status_code == 200:
                 models = await self._client.get("/v1/models", timeout=STATUS_TIMEOUT_S)
                 if models.status_code == 200 and models.json().get("data"):
@@ -274,6 +280,13 @@ class VLLMGenerator:
             f"The LLM server at {self.base_url} answered {response.status_code} "
             f"to {response.request.url.path}: {detail}"
         )
+
+
+async def add_session_affinity(request: httpx.Request) -> None:
+    """A call made for a session names it by its keyed hash, for vllm-router (never the id)."""
+    key = session_affinity.get()
+    if key is not None:
+        request.headers[SESSION_HEADER] = key
 
 
 def _is_retryable(exc: httpx.TransportError) -> bool:
