@@ -2,7 +2,7 @@
 
 Each error carries a stable machine-readable ``code`` and a message written for
 the person who caused it: which file, what is wrong, what to do. Mapping to
-HTTP status codes and UI messages happens at the edges (``serving/api.py``,
+HTTP status codes and UI messages happens at the edges (``serving/http_errors.py``,
 ``app.py``), never here.
 """
 

@@ -228,7 +228,7 @@ def serve_command(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from core.settings import load_settings
-    from serving.api import create_app
+    from serving.app import create_app
 
     settings = load_settings()
     # No access log: URLs carry session ids, which are bearer secrets.

@@ -27,7 +27,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.settings import load_settings
-from serving.api import create_app
+from serving.app import create_app
 from tests.privacy.documents import (
     FONT,
     assemble,

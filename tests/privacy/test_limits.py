@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import serving.api
+import serving.app
 from core.settings import Settings, load_settings
 from ingest.text import parse_text
 from rag.pipeline import make_chunker
-from serving.api import create_app
+from serving.app import create_app
 from tests.serving.fakes import ScriptedGenerator
 
 VOCABULARY = [
@@ -73,7 +73,7 @@ def assert_capacity_refusal(response: Any, *phrases: str) -> None:
 def test_idle_sessions_are_evicted_after_their_ttl(
     embedder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(serving.api, "EVICTION_INTERVAL_S", 0.2)
+    monkeypatch.setattr(serving.app, "EVICTION_INTERVAL_S", 0.2)
     app = create_app(
         load_settings(session_ttl_s=2), embedder=embedder, generator=ScriptedGenerator()
     )

@@ -33,7 +33,7 @@ from fastapi.testclient import TestClient
 from core.settings import load_settings
 from ingest.loader import load_document
 from rag.conversation import Turn
-from serving.api import create_app
+from serving.app import create_app
 from tests.plugins.vllm_server import VLLMServerHandle
 from tests.privacy.documents import text_pdf
 from tests.privacy.servers import Sandbox, Server, start_api

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.settings import load_settings
-from serving.api import create_app
+from serving.app import create_app
 from tests.serving.fakes import ScriptedGenerator
 from tests.support import FOLLOW_UP_QUESTION as FOLLOW_UP
 from tests.support import GPU_ANSWER_PAGES, GPU_QUESTION

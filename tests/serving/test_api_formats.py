@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from core.settings import load_settings
-from serving.api import create_app
+from serving.app import create_app
 from tests.ingest.office_documents import (
     csv_bytes,
     docx_bytes,

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from core.settings import load_settings
 from rag.prompts import build_messages
 from rag.retrieval import Hit
-from serving.api import create_app
+from serving.app import create_app
 from tests.plugins.vllm_server import VLLMServerHandle
 from tests.serving.test_api import parse_sse
 from tests.support import GPU_ANSWER_PAGES, GPU_QUESTION

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from core.settings import load_settings
-from serving.api import create_app
+from serving.app import create_app
 from tests.plugins.vllm_server import VLLMServerHandle
 from tests.support import FOLLOW_UP_QUESTION as FOLLOW_UP
 from tests.support import GPU_ANSWER_PAGES, GPU_QUESTION

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from core.settings import load_settings
-from serving.api import create_app
+from serving.app import create_app
 from tests.serving.fakes import ScriptedGenerator
 from tests.support import GPU_QUESTION
 

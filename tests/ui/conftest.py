@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from core.settings import Settings, load_settings
-from serving.api import create_app
+from serving.app import create_app
 from tests.serving.fakes import ScriptedGenerator
 from tests.support import LOOPBACK, free_port
 

@@ -17,9 +17,10 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
 from core.settings import AnswerMode
+from ingest.formats import accepted_extensions
 from rag.answer import UNANSWERED_TEXT
 from rag.generation import GeneratorStatus
-from serving.api import create_app
+from serving.app import create_app
 from tests.conftest import PROJECT_ROOT
 from tests.serving.fakes import ScriptedGenerator
 from tests.support import FOLLOW_UP_QUESTION as FOLLOW_UP
@@ -110,6 +111,24 @@ def test_the_page_also_runs_from_the_ui_package(
     at.run()
     assert not at.exception, at.exception
     assert "Add documents to begin" in texts(at.info)
+
+
+def test_the_controls_come_from_the_api_not_the_ui_environment(
+    api_server: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The UI process's own environment is not the server's configuration.
+    monkeypatch.setenv("PGPT_ANSWER_MAX_TOKENS", "96")
+    monkeypatch.setenv("PGPT_MAX_UPLOAD_MB", "50")
+    at = start_app(monkeypatch, api_server.url)
+    sliders = {s.key: (s.min, s.max, s.value) for s in at.slider}
+    # The ranges are QueryRequest's, the starting values the server's settings.
+    assert sliders == {
+        "top_k": (1, 20, 5),
+        "max_tokens": (16, 4096, 384),
+        "temperature": (0.0, 2.0, 0.1),
+    }
+    uploader = at.file_uploader[0].proto
+    assert (list(uploader.type), uploader.max_upload_size_mb) == (list(accepted_extensions()), 5)
 
 
 def test_each_file_gets_its_result_and_a_bad_one_its_own_error(
@@ -424,10 +443,10 @@ def test_the_api_key_is_sent(
         upload(at, crazyones)
         assert listed(at) == ["crazyones.pdf"]
 
+        # A wrong key is told at once, before any file is sent.
         wrong = start_app(monkeypatch, server.url, api_key="guess")
-        upload(wrong, crazyones)
-        assert listed(wrong) == []
-        assert "API key" in texts(wrong.sidebar.error)
+        assert "PGPT_API_KEY is not the one the API was started with" in texts(wrong.error)
+        assert not wrong.file_uploader
 
 
 def test_an_unreachable_api_is_explained(monkeypatch: pytest.MonkeyPatch) -> None:

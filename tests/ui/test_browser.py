@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
 from core.settings import AnswerMode
-from serving.api import create_app
+from serving.app import create_app
 from tests.conftest import PROJECT_ROOT
 from tests.support import GPU_QUESTION, free_port
 from tests.ui.conftest import ApiServer, serving, ui_settings
@@ -48,7 +48,8 @@ UI_START_TIMEOUT_S = 90
 @pytest.fixture(scope="module")
 def browser_api(vllm_server: Any, embedder: Any) -> Iterator[ApiServer]:
     """The real API, answering with the real embedded vLLM server."""
-    settings = ui_settings(vllm_url=vllm_server.url)
+    # Short answers (the UI starts at the server's setting): the model runs on a shared CPU.
+    settings = ui_settings(vllm_url=vllm_server.url, answer_max_tokens=96)
     with serving(create_app(settings, embedder=embedder)) as server:
         yield server
 
@@ -66,11 +67,7 @@ def streamlit_ui(api_url: str, log_dir: Path) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = log_dir / "streamlit.log"
-    env = {
-        **os.environ,
-        "PGPT_API_URL": api_url,
-        "PGPT_ANSWER_MAX_TOKENS": "96",  # short answers: the model runs on a shared CPU
-    }
+    env = {**os.environ, "PGPT_API_URL": api_url}
     env.pop("PGPT_API_KEY", None)
     argv = [
         sys.executable, "-m", "streamlit", "run", "app.py",

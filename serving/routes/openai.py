@@ -1,4 +1,5 @@
-"""OpenAI chat shapes <-> our conversation and answers, for /v1/sessions/{id}/chat/completions."""
+"""OpenAI-compatible chat: /chat/completions and /models under /v1/sessions/{id}, and the
+mapping between OpenAI chat shapes and our conversation and answers."""
 
 from __future__ import annotations
 
@@ -9,14 +10,23 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
 from core import api_models as models
-from core.errors import InvalidRequestError, PGPTError
-from rag.answer import Answer, AnswerEvent, TokenEvent
+from core.errors import GeneratorUnavailableError, InvalidRequestError, PGPTError
+from rag.answer import Answer, AnswerEvent, DoneEvent, TokenEvent
 from rag.conversation import Turn
 from rag.followup import replayed
 from serving import responses
+from serving.http_errors import unavailable_response
+from serving.routes.answers import last_answer, start_answer
+from serving.routes.deps import ServicesDep, SessionDep, event_stream
 
 MAX_QUESTION_CHARS = 4000  # as /query allows
+SERVED_SINCE = int(time.time())  # the `created` of the one model /models lists
+
+router = APIRouter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +126,57 @@ async def chunk_events(
 
 def data(body: Any) -> str:
     return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+@router.post(
+    "/sessions/{session_id}/chat/completions",
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "chat.completion, or chat.completion.chunk events when stream",
+        },
+        503: {"model": models.UnavailableBody},
+    },
+)
+async def chat_completions(
+    body: models.ChatCompletionRequest, session: SessionDep, services: ServicesDep
+) -> Response:
+    """OpenAI-compatible: point an OpenAI client's ``base_url`` at ``/v1/sessions/<id>``.
+
+    The conversation comes from ``messages`` (the session's own conversation is not used
+    or changed); citations, sources and claims are in the extra top-level field ``pgpt``.
+    """
+    question, history = conversation(body.messages)
+    started = await start_answer(
+        services,
+        session,
+        question,
+        history,
+        top_k=services.settings.top_k,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        temperature=body.temperature,
+    )
+    if isinstance(started, JSONResponse):
+        return started
+    standalone, events = started.standalone, started.events
+    ids = CompletionIds.new()
+    if not body.stream:
+        try:
+            answer = await last_answer(events)
+        except GeneratorUnavailableError as exc:  # the model died mid-answer
+            return unavailable_response(exc, started.hits)
+        done = completion(ids, answer, standalone)
+        return JSONResponse(done.model_dump(mode="json"))
+    model = (
+        answered_by(started.first.answer)  # answered at once: no model needed
+        if isinstance(started.first, DoneEvent)
+        else (await services.generator.info()).model  # known by now: the model is writing
+    )
+    return event_stream(chunk_events(events, ids, model, standalone))
+
+
+@router.get("/sessions/{session_id}/models")
+def list_models(session: SessionDep) -> models.ModelList:
+    """The one model an OpenAI client can pick here: answers from this session's documents."""
+    card = models.ModelCard(id=models.CHAT_MODEL_ID, created=SERVED_SINCE)
+    return models.ModelList(data=[card])
