@@ -128,10 +128,10 @@ class SearchResult(BaseModel):
     results: list[Passage]
 
 
-class QueryRequest(BaseModel):
-    question: str = Field(min_length=1, max_length=4000)
-    top_k: int = Field(5, ge=1, le=20)
-    stream: bool = False
+class AnswerOptions(BaseModel):
+    """How a question is answered: the options of a query that a client lets people choose."""
+
+    top_k: int = Field(5, ge=1, le=20, description="Passages retrieved and given to the model.")
     max_tokens: int | None = Field(None, ge=16, le=4096, description="Answer length cap.")
     temperature: float | None = Field(None, ge=0, le=2)
     use_conversation: bool = Field(
@@ -150,6 +150,25 @@ class QueryRequest(BaseModel):
             "LLM); default PGPT_ANSWER_MODE."
         ),
     )
+
+
+class QueryRequest(AnswerOptions):
+    question: str = Field(min_length=1, max_length=4000)
+    stream: bool = False
+
+
+class ClientConfig(BaseModel):
+    """GET /v1/config: what a client (the web UI) needs of the server's configuration: its
+    limits, the formats it reads, and the answer settings a client's controls start at."""
+
+    max_upload_mb: float = Field(description="Largest accepted file, in MB.")
+    session_ttl_s: int = Field(description="Idle time after which a session is deleted.")
+    accepted_extensions: list[str] = Field(description="With the dot: .pdf, .png, ...")
+    accepted_types: str = Field(description="The formats as a sentence, with their extensions.")
+    top_k: int = Field(description="PGPT_TOP_K")
+    max_tokens: int = Field(description="PGPT_ANSWER_MAX_TOKENS")
+    temperature: float = Field(description="PGPT_TEMPERATURE")
+    answer_mode: AnswerMode = Field(description="PGPT_ANSWER_MODE")
 
 
 class Highlight(BaseModel):
