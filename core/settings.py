@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from core.errors import ConfigError
 
 Device = Literal["auto", "cpu", "cuda"]
+S = TypeVar("S", bound=BaseSettings)
 
 
 class AnswerMode(StrEnum):
@@ -29,10 +30,24 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "privategptpp"
 
 
-class Settings(BaseSettings):
+class ApiConnection(BaseSettings):
+    """Where the REST API is and the key it wants: all that a client (the web UI) reads of
+    the configuration; the rest it asks the API for (GET /v1/config)."""
+
     model_config = SettingsConfigDict(
         env_prefix="PGPT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
+
+    api_url: str = Field("http://127.0.0.1:8000", description="Where the UI finds the REST API.")
+    api_key: SecretStr | None = Field(
+        None,
+        description="When set, every /v1/ route needs 'Authorization: Bearer <key>' (the UI "
+        "sends it).",
+    )
+
+
+class Settings(ApiConnection):
+    """Every knob of the server, and the API connection it shares with the UI."""
 
     # --- runtime ---------------------------------------------------------
     threads: int = Field(2, ge=1, description="CPU threads for torch and FAISS in the API process.")
@@ -391,10 +406,6 @@ class Settings(BaseSettings):
     # --- API and UI -----------------------------------------------------
     api_host: str = Field("127.0.0.1", description="REST API listen address.")
     api_port: int = Field(8000, ge=1, le=65535, description="REST API port.")
-    api_key: SecretStr | None = Field(
-        None, description="When set, every /v1/ route needs 'Authorization: Bearer <key>'."
-    )
-    api_url: str = Field("http://127.0.0.1:8000", description="Where the UI finds the REST API.")
     ui_port: int = Field(8501, ge=1, le=65535, description="Streamlit UI port.")
 
     @field_validator("vllm_url")
@@ -452,8 +463,17 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment, turning validation errors into one readable message."""
+    return load(Settings, **overrides)
+
+
+def load_api_connection() -> ApiConnection:
+    """The UI's part of the settings: where the API is, and its key."""
+    return load(ApiConnection)
+
+
+def load(settings_class: type[S], **overrides: object) -> S:
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return settings_class(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(describe(err) for err in exc.errors())
         raise ConfigError(f"Invalid configuration: {problems}") from None

@@ -10,6 +10,7 @@ import httpx
 from pydantic import ValidationError
 
 from core.api_models import (
+    ClientConfig,
     DocumentList,
     DocumentOut,
     ErrorBody,
@@ -24,7 +25,6 @@ from core.api_models import (
     UploadProgress,
     UploadResult,
 )
-from core.settings import AnswerMode
 
 # Parsing and embedding a long PDF on a CPU can take minutes; answers stream for as long.
 UPLOAD_TIMEOUT = httpx.Timeout(10.0, read=900.0, write=300.0)
@@ -127,6 +127,11 @@ class ApiClient:
     def health(self) -> Health:
         response = self._request("GET", "/healthz", timeout=HEALTH_TIMEOUT)
         return Health.model_validate_json(response.content)
+
+    def config(self) -> ClientConfig:
+        """The server's limits, formats and answer settings (what the page needs of them)."""
+        response = self._request("GET", "/v1/config")
+        return ClientConfig.model_validate_json(response.content)
 
     def create_session(self) -> SessionCreated:
         response = self._request("POST", "/v1/sessions")
@@ -232,30 +237,15 @@ class ApiClient:
             raise ApiUnreachableError(self.base_url, type(exc).__name__) from None
         return UploadOutcome(filename, error="The server ended the upload without a result.")
 
-    def ask(
-        self,
-        session_id: str,
-        question: str,
-        *,
-        top_k: int,
-        max_tokens: int,
-        temperature: float,
-        answer_mode: AnswerMode | None = None,
-    ) -> Iterator[AnswerEvent]:
-        """Stream the answer: TokenChunks, then the QueryResult (or UnavailableBody).
+    def ask(self, session_id: str, request: QueryRequest) -> Iterator[AnswerEvent]:
+        """Stream the answer (the request is sent streamed): TokenChunks, then the QueryResult
+        (or UnavailableBody).
 
         Raises SessionExpiredError, ApiError and ApiUnreachableError before the first event.
         """
-        request = QueryRequest(
-            question=question,
-            top_k=top_k,
-            stream=True,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            answer_mode=answer_mode,
-        )
         path = f"/v1/sessions/{session_id}/query"
-        payload = request.model_dump(mode="json", exclude_none=True)
+        streamed = request.model_copy(update={"stream": True})
+        payload = streamed.model_dump(mode="json", exclude_none=True)
         try:
             with self._http.stream("POST", path, json=payload, timeout=ANSWER_TIMEOUT) as response:
                 if response.status_code == 503:

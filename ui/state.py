@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import streamlit as st
 
-from core.api_models import DocumentOut, Health, NumberedPassage, QueryResult, SessionCreated
-from core.settings import Settings
+from core.api_models import (
+    ClientConfig,
+    DocumentOut,
+    Health,
+    NumberedPassage,
+    QueryResult,
+    SessionCreated,
+)
+from core.settings import ApiConnection
 from ui.client import (
     ApiClient,
     ApiError,
@@ -23,6 +31,7 @@ from ui.client import (
 # would be a secret in browser history. A reloaded page or a restarted UI (whose memory of
 # the session is gone) finds the marker and tells the user why the documents are gone.
 SESSION_MARKER = "session"
+HEALTH_MAX_AGE_S = 10.0
 
 
 @dataclass
@@ -69,6 +78,7 @@ class UiState:
     notice: Notice | None = None
     health: Health | None = None
     health_checked_at: float = 0.0
+    config: ClientConfig | None = None
 
     def clear(self, notice: Notice | None = None) -> None:
         """Forget the session, documents and chat; the next uploader starts empty."""
@@ -87,13 +97,28 @@ def ui_state() -> UiState:
     return state
 
 
-def api_client(settings: Settings) -> ApiClient:
+def api_client(connection: ApiConnection) -> ApiClient:
     """This browser session's API client (one connection pool per browser session)."""
     if "api" not in st.session_state:
-        key = settings.api_key.get_secret_value() if settings.api_key else None
-        st.session_state.api = ApiClient(settings.api_url, key)
+        key = connection.api_key.get_secret_value() if connection.api_key else None
+        st.session_state.api = ApiClient(connection.api_url, key)
     client: ApiClient = st.session_state.api
     return client
+
+
+def health(client: ApiClient, ui: UiState) -> Health:
+    """/healthz, re-read at most every few seconds (every click reruns the page)."""
+    if ui.health is None or time.monotonic() - ui.health_checked_at > HEALTH_MAX_AGE_S:
+        ui.health = client.health()
+        ui.health_checked_at = time.monotonic()
+    return ui.health
+
+
+def server_config(client: ApiClient, ui: UiState) -> ClientConfig:
+    """The server's limits, formats and answer settings, read once per browser session."""
+    if ui.config is None:
+        ui.config = client.config()
+    return ui.config
 
 
 def session_id(client: ApiClient, ui: UiState) -> str:
@@ -107,12 +132,12 @@ def session_id(client: ApiClient, ui: UiState) -> str:
     return ui.session.session_id
 
 
-def notice_lost_session(ui: UiState, settings: Settings) -> None:
+def notice_lost_session(ui: UiState, config: ClientConfig) -> None:
     """A page that had a session, but whose state starts empty: the UI or the API restarted."""
     if ui.session is not None or SESSION_MARKER not in st.query_params:
         return
     del st.query_params[SESSION_MARKER]
-    minutes = max(1, round(settings.session_ttl_s / 60))
+    minutes = max(1, round(config.session_ttl_s / 60))
     ui.notice = Notice(
         "warning",
         "This page lost its session: the server or the page was restarted. Documents are held "

@@ -12,18 +12,21 @@ import pytest
 
 from core.api_models import (
     ClaimOut,
+    ClientConfig,
     DocumentOut,
     EmbedderHealth,
     ErrorDetail,
     GeneratorHealth,
     Health,
     NumberedPassage,
+    QueryRequest,
     QueryResult,
     SessionCreated,
     TimingsOut,
     TokenChunk,
     UnavailableBody,
 )
+from core.settings import AnswerMode
 from tests.conftest import PROJECT_ROOT
 from ui.client import (
     ApiClient,
@@ -45,6 +48,7 @@ FOUND = NumberedPassage(
     text="Eight GPUs.",
     score=0.71,
 )
+QUESTION = QueryRequest(question="How many?", top_k=3, max_tokens=96, temperature=0.2)
 RESULT = QueryResult(
     answer="Eight [1].",
     citations=[FOUND],
@@ -80,7 +84,7 @@ def test_parse_sse_reads_events_comments_and_multiline_data() -> None:
     ]
 
 
-def test_ask_sends_the_settings_and_key_and_reads_the_stream_into_models() -> None:
+def test_ask_sends_the_request_streamed_with_the_key_and_reads_the_stream_into_models() -> None:
     seen: list[httpx.Request] = []
     body = (
         'event: token\ndata: {"text": "Eight"}\n\n'
@@ -93,7 +97,7 @@ def test_ask_sends_the_settings_and_key_and_reads_the_stream_into_models() -> No
         return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
     client = ApiClient("http://api", "k3y", transport=httpx.MockTransport(handle))
-    events = list(client.ask("s1", "How many?", top_k=3, max_tokens=96, temperature=0.2))
+    events = list(client.ask("s1", QUESTION))
 
     assert events == [TokenChunk(text="Eight"), TokenChunk(text=" [1]."), RESULT]
     [request] = seen
@@ -116,7 +120,7 @@ def test_ask_turns_a_503_into_the_passages_found() -> None:
         return httpx.Response(503, json={"error": error, "sources": [FOUND.model_dump()]})
 
     client = ApiClient("http://api", transport=httpx.MockTransport(handle))
-    [event] = client.ask("s1", "How many?", top_k=3, max_tokens=96, temperature=0.2)
+    [event] = client.ask("s1", QUESTION)
     assert event == UnavailableBody(
         error=ErrorDetail(code="generator_unavailable", message="The model is down."),
         sources=[FOUND],
@@ -131,7 +135,7 @@ def test_an_error_event_mid_stream_becomes_failed() -> None:
         return httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
 
     client = ApiClient("http://api", transport=httpx.MockTransport(handle))
-    events = list(client.ask("s1", "How many?", top_k=3, max_tokens=96, temperature=0.2))
+    events = list(client.ask("s1", QUESTION))
     assert events == [
         UnavailableBody(
             error=ErrorDetail(code="generator_unavailable", message="Gone."), sources=[]
@@ -139,12 +143,22 @@ def test_an_error_event_mid_stream_becomes_failed() -> None:
     ]
 
 
-def test_health_session_and_documents_are_api_models() -> None:
+def test_health_config_session_and_documents_are_api_models() -> None:
     health = Health(
         status="ok",
         generator=GeneratorHealth(status="ready", model="scripted", context_length=4096),
         embedder=EmbedderHealth(model="all-MiniLM-L6-v2", device="cpu", dtype="bfloat16"),
         sessions=0,
+    )
+    config = ClientConfig(
+        max_upload_mb=5,
+        session_ttl_s=600,
+        accepted_extensions=[".pdf", ".md"],
+        accepted_types="PDF (.pdf) or Markdown (.md)",
+        top_k=4,
+        max_tokens=384,
+        temperature=0.1,
+        answer_mode=AnswerMode.AUTO,
     )
     created = SessionCreated(session_id="s1", expires_at=datetime(2026, 1, 1, tzinfo=UTC))
     document = DocumentOut(
@@ -152,6 +166,7 @@ def test_health_session_and_documents_are_api_models() -> None:
     )
     routes = {
         ("GET", "/healthz"): health.model_dump(mode="json"),
+        ("GET", "/v1/config"): config.model_dump(mode="json"),
         ("POST", "/v1/sessions"): created.model_dump(mode="json"),
         ("GET", "/v1/sessions/s1/documents"): {"documents": [document.model_dump()]},
     }
@@ -161,6 +176,7 @@ def test_health_session_and_documents_are_api_models() -> None:
 
     client = ApiClient("http://api", transport=httpx.MockTransport(handle))
     assert client.health() == health
+    assert client.config() == config
     assert client.create_session() == created
     assert client.documents("s1") == [document]
 
@@ -212,7 +228,7 @@ def test_an_unknown_session_and_a_body_without_error_are_told_apart() -> None:
 
 def test_the_ui_modules_import_without_fastapi_torch_or_vllm() -> None:
     probe = (
-        "import sys, ui.client, ui.render, core.api_models, rag.citations; "
+        "import sys, ui.client, ui.render, ui.limits, core.api_models, rag.citations; "
         "print(sorted(m for m in ('fastapi', 'torch', 'vllm', 'numpy') if m in sys.modules))"
     )
     out = subprocess.run(
