@@ -63,10 +63,8 @@ class Settings(ApiConnection):
     parse_timeout_s: float = Field(
         30,
         gt=0,
-        description=(
-            "Wall-clock limit for parsing one file (a PDF: the base of its limit, to which "
-            "PGPT_PARSE_TIMEOUT_PER_PAGE_S is added for every page)."
-        ),
+        description="Wall-clock limit for parsing one file (a PDF: the base of its limit, to "
+        "which PGPT_PARSE_TIMEOUT_PER_PAGE_S is added for every page).",
     )
     # pypdf reads ~20 pages/s on a quiet core but ~1 page/s on one shared by 30 busy
     # processes (measured: a 50-page range of a 10-K passed 55 s), while a hostile page
@@ -74,54 +72,41 @@ class Settings(ApiConnection):
     parse_timeout_per_page_s: float = Field(
         2.0,
         ge=0,
-        description=(
-            "Extra parse time per PDF page, so a long well-formed file fits its limit and "
-            "only a page that stalls hits it."
-        ),
+        description="Extra parse time per PDF page, so a long well-formed file fits its limit and "
+        "only a page that stalls hits it.",
     )
     parser_workers: int = Field(
         0,
         ge=0,
-        description=(
-            "Parser worker processes; a long PDF is split into page ranges parsed side by "
-            "side. 0: one per CPU core available to the server."
-        ),
+        description="Parser worker processes; a long PDF is split into page ranges parsed side by "
+        "side. 0: one per CPU core available to the server.",
     )
     ocr: bool = Field(
         True,
-        description=(
-            "Read scanned PDF pages and images (PNG, JPEG, TIFF, WebP) by OCR, in memory and "
-            "offline. false: scans and images are refused as having no text."
-        ),
+        description="Read scanned PDF pages and images (PNG, JPEG, TIFF, WebP) by OCR, in memory "
+        "and offline. false: scans and images are refused as having no text.",
     )
     ocr_dpi: int = Field(
         150,
         ge=72,
         le=400,
-        description=(
-            "Resolution at which scanned PDF pages are rendered for OCR; higher reads small "
-            "print better but is slower (docs/benchmarks/ocr.md)."
-        ),
+        description="Resolution at which scanned PDF pages are rendered for OCR; higher reads "
+        "small print better but is slower (docs/benchmarks/ocr.md).",
     )
     # 192/64 had the best hit@5 on COVID-QA (docs/benchmarks/chunk-size-sweep.md).
     chunk_size_tokens: int = Field(192, ge=16, description="Chunk size in embedding-model tokens.")
     chunk_overlap_tokens: int = Field(64, ge=0, description="Tokens shared by consecutive chunks.")
     pdf_text_mode: Literal["pdfium", "plain", "layout", "auto"] = Field(
         "pdfium",
-        description=(
-            "How PDF text is extracted (pypdf always opens and checks the file): 'pdfium' "
-            "(PDFium: each printed line, a table's row included, on one line; about 20x "
-            "faster than pypdf), 'plain' (pypdf's reading order), 'layout' (pypdf keeping "
-            "rows on one line, numbers beside their labels) or 'auto' (pypdf's layout on "
-            "pages that look like tables, plain elsewhere)."
-        ),
+        description="How PDF text is extracted (pypdf always opens and checks the file): 'pdfium' "
+        "(each printed line, a table's row included, on one line; the fastest), 'plain' (pypdf's "
+        "reading order), 'layout' (pypdf keeping rows on one line) or 'auto' (pypdf's layout on "
+        "pages that look like tables); docs/benchmarks/pdf-text-pdfium.md.",
     )
     context_headers: bool = Field(
         True,
-        description=(
-            "Embed and index every chunk with a short header (document name, title and "
-            "period, the page's heading); never shown and never shifting highlights."
-        ),
+        description="Embed and index every chunk with a short header (document name, title and "
+        "period, the page's heading); never shown and never shifting highlights.",
     )
 
     # --- embedding and index --------------------------------------------
@@ -138,39 +123,25 @@ class Settings(ApiConnection):
     embedding_batch_size: int | None = Field(
         None,
         ge=1,
-        description=(
-            "Chunks per embedding batch. Unset: 8 for the ONNX backends (CPU only; measured "
-            "1.1-1.5x the speed of 64 on 2 cores, docs/benchmarks/embedding-batch.md), 64 "
-            "for torch (a GPU wants large batches)."
-        ),
+        description="Chunks per embedding batch. Unset: 8 for the ONNX backends (the fastest on "
+        "a CPU, docs/benchmarks/embedding-batch.md), 64 for torch (a GPU wants large batches).",
     )
     embedding_backend: Literal["auto", "torch", "onnx", "onnx-int8", "openvino-int8"] = Field(
         "auto",
-        description=(
-            "What runs the embedding model: 'torch' (sentence-transformers, in "
-            "PGPT_EMBEDDING_DTYPE), 'onnx' (ONNX Runtime on the CPU, float32), 'onnx-int8' "
-            "(the same with dynamic int8 weights), 'openvino-int8' (OpenVINO, static int8 "
-            "weights and activations), or 'auto': openvino-int8 for the bundled model on "
-            "the CPU, torch on CUDA or for another model. Measured on 2 cores, ingest against "
-            "LangChain's pages/s: openvino-int8 3.0-4.5x (2.7-4.2x in the session that "
-            "measured onnx-int8 at 2.2-3.3x), torch bf16 1.3-1.6x; hit@5 within 0.01 of each "
-            "other on COVID-QA and financebench-dev (docs/benchmarks/embedder-backends.md). "
-            "The model files are "
-            "built once by `pgpt embedder --prepare-only` (make setup). With "
-            "PGPT_EMBEDDING_DEVICE=cpu and an ONNX or OpenVINO backend the server never "
-            "imports torch."
-        ),
+        description="What runs the embedding model: 'torch' (sentence-transformers, in "
+        "PGPT_EMBEDDING_DTYPE), 'onnx' (ONNX Runtime on the CPU, float32), 'onnx-int8' (dynamic "
+        "int8 weights), 'openvino-int8' (OpenVINO, static int8 weights and activations: the "
+        "fastest on a CPU, as accurate) or 'auto': openvino-int8 for the bundled model on the "
+        "CPU, else torch (docs/benchmarks/embedder-backends.md). Model files are built by `pgpt "
+        "embedder --prepare-only` (make setup). With PGPT_EMBEDDING_DEVICE=cpu and an ONNX or "
+        "OpenVINO backend the server never imports torch.",
     )
     onednn_cache_capacity: int = Field(
         64,
         ge=0,
-        description=(
-            "Kernels oneDNN keeps compiled for the CPU embedder, one per input shape (batch x "
-            "tokens) at a few MiB each; after 100 new shapes RSS had grown 278 MiB with "
-            "oneDNN's default of 1024, 173 MiB with 64 (docs/benchmarks/shape-memory.md). "
-            "0 keeps oneDNN's default. Read before the first embedding; "
-            "ONEDNN_PRIMITIVE_CACHE_CAPACITY, when set, wins."
-        ),
+        description="Kernels oneDNN keeps compiled for the CPU embedder, one per input shape at a "
+        "few MiB each: fewer bound the memory new shapes take (docs/benchmarks/shape-memory.md). "
+        "0 keeps oneDNN's default (1024); ONEDNN_PRIMITIVE_CACHE_CAPACITY, when set, wins.",
     )
     index_device: Device = Field(
         "auto", description="'auto' uses faiss-gpu when installed and a GPU is present."
@@ -185,17 +156,13 @@ class Settings(ApiConnection):
         0.95,
         gt=0,
         le=1,
-        description=(
-            "Hits at least this similar to a better hit of the same document are collapsed "
-            "(the very same text collapses across documents too)."
-        ),
+        description="Hits at least this similar to a better hit of the same document are "
+        "collapsed (the very same text collapses across documents too).",
     )
     hybrid: bool = Field(
         True,
-        description=(
-            "Fuse BM25 with dense hits (reciprocal rank fusion); on because it measures better "
-            "(COVID-QA hit@5 0.71 vs 0.56 dense, docs/benchmarks.md)."
-        ),
+        description="Fuse BM25 with dense hits (reciprocal rank fusion): better hits than dense "
+        "alone (docs/benchmarks.md, Retrieval quality: COVID-QA).",
     )
     lexical_weight: float = Field(
         1.0,
@@ -206,61 +173,45 @@ class Settings(ApiConnection):
         0.5,
         gt=0,
         le=3,
-        description=(
-            "BM25 term-frequency saturation: lower, a word repeated all over a table (a "
-            "year forty times) counts less. 0.5 against bm25s' 1.5: hit@5 0.688 vs 0.656 "
-            "on financebench-dev, equal on financebench-holdout (hit@10 0.464 vs 0.429), "
-            "COVID-QA 0.713 vs 0.704."
-        ),
+        description="BM25 term-frequency saturation: lower, a word repeated all over a table (a "
+        "year forty times) counts less (against bm25s' 1.5: "
+        "docs/benchmarks/retrieval-changes.md).",
     )
     retrieval_candidates: int = Field(
         0,
         ge=0,
         le=1000,
-        description=(
-            "Candidates each ranking (dense, BM25) contributes before fusion and selection; "
-            "0 means 3 x top_k."
-        ),
+        description="Candidates each ranking (dense, BM25) contributes before fusion and "
+        "selection; 0 means 3 x top_k.",
     )
     query_cleaning: bool = Field(
         True,
-        description=(
-            "Search with the question stripped of answer-format instructions ('round to one "
-            "decimal place', 'answer in USD millions'); the LLM still gets the full question."
-        ),
+        description="Search with the question stripped of answer-format instructions ('round to "
+        "one decimal place', 'answer in USD millions'); the LLM still gets the full question.",
     )
     measure_terms: bool = Field(
         True,
-        description=(
-            "Search for a financial measure the question names (gross margin, quick ratio, "
-            "capex) with the statement lines that compute it (rag/glossary.py). Filings "
-            "hit@5: 0.438 -> 0.688 on financebench-dev, 0.214 -> 0.321 on the untuned "
-            "financebench-holdout; no COVID-QA question names one."
-        ),
+        description="Search for a financial measure the question names (gross margin, quick "
+        "ratio, capex) with the statement lines that compute it (rag/glossary.py; "
+        "docs/benchmarks/retrieval-changes.md).",
     )
     page_diversity: bool = Field(
         True,
-        description=(
-            "Give each page of a multi-page document at most one of the top_k slots while "
-            "other pages are left; overlapping chunks of one page are merged into one passage."
-        ),
+        description="Give each page of a multi-page document at most one of the top_k slots while "
+        "other pages are left; overlapping chunks of one page are merged into one passage.",
     )
     verify_citations: bool = Field(
         True,
-        description=(
-            "Check each answer sentence against the passages it cites; an answer with no "
-            "supported sentence becomes the not-found reply."
-        ),
+        description="Check each answer sentence against the passages it cites; an answer with no "
+        "supported sentence becomes the not-found reply.",
     )
     reranker_model: str | None = Field(
         None, description="Cross-encoder folder or name for reranking; off when unset."
     )
     reranker_url: str | None = Field(
         None,
-        description=(
-            "Base URL of a vLLM server serving a cross-encoder (its /rerank API, e.g. "
-            "http://reranker:8000); reorders the fused candidates. Off when unset."
-        ),
+        description="Base URL of a vLLM server serving a cross-encoder (its /rerank API, e.g. "
+        "http://reranker:8000); reorders the fused candidates. Off when unset.",
     )
     reranker_served_model: str | None = Field(
         None, description="Model name sent to PGPT_RERANKER_URL; unset: the server's only model."
@@ -277,10 +228,8 @@ class Settings(ApiConnection):
     max_document_mb_per_session: float = Field(
         500,
         gt=0,
-        description=(
-            "Memory, in MB, one session may hold for its uploaded files (kept to show their "
-            "pages) and their parsed text."
-        ),
+        description="Memory, in MB, one session may hold for its uploaded files (kept to show "
+        "their pages) and their parsed text.",
     )
     max_total_document_mb: float = Field(
         4000, gt=0, description="The same memory, in MB, for all sessions together."
@@ -306,36 +255,29 @@ class Settings(ApiConnection):
     conversation_prompt_turns: int = Field(
         2,
         ge=0,
-        description=(
-            "Most recent turns put in the answer prompt, as far as the token budget allows "
-            "after the passages (the oldest are dropped first)."
-        ),
+        description="Most recent turns put in the answer prompt, as far as the token budget "
+        "allows after the passages (the oldest are dropped first).",
     )
     followup_rewrite: Literal["auto", "llm", "keywords", "off"] = Field(
         "auto",
-        description=(
-            "How a follow-up becomes a standalone question before retrieval: 'llm' asks the "
-            "model with a fixed prompt, 'keywords' carries over the previous question's content "
-            "words, 'auto' uses 'keywords' for the tiny embedded model (it rewrites badly, "
-            "docs/benchmarks.md) and 'llm' for any other, 'off' searches the question as asked."
-        ),
+        description="How a follow-up becomes a standalone question before retrieval: 'llm' asks "
+        "the model with a fixed prompt, 'keywords' carries over the previous question's content "
+        "words, 'auto' uses 'keywords' for the tiny embedded model (it rewrites badly, "
+        "docs/benchmarks.md) and 'llm' for any other, 'off' searches the question as asked.",
     )
 
     # --- generation ------------------------------------------------------
     vllm_url: str | None = Field(
         None,
-        description=(
-            "vLLM server URL, with or without the OpenAI-style /v1 (http://vllm:8000 and "
-            "http://vllm:8000/v1 mean the same). Unset: embedded vLLM CPU."
-        ),
+        description="vLLM server URL, with or without the OpenAI-style /v1 (http://vllm:8000 and "
+        "http://vllm:8000/v1 mean the same). Unset: embedded vLLM CPU.",
     )
     vllm_api_key: SecretStr | None = Field(None, description="Bearer key for the vLLM server.")
     vllm_supervised: bool = Field(
         False,
-        description=(
-            "Set by `pgpt up`, which restarts the embedded vLLM when it dies: an unreachable "
-            "model is then reported as 'starting' or 'restarting' rather than 'unavailable'."
-        ),
+        description="Set by `pgpt up`, which restarts the embedded vLLM when it dies: an "
+        "unreachable model is then reported as 'starting' or 'restarting' rather than "
+        "'unavailable'.",
     )
     vllm_host: str = Field("127.0.0.1", description="Embedded vLLM: listen address.")
     vllm_port: int = Field(8001, ge=1, le=65535, description="Embedded vLLM: port.")
@@ -348,17 +290,14 @@ class Settings(ApiConnection):
     vllm_threads: int = Field(
         1,
         ge=1,
-        description=(
-            "Embedded vLLM: OpenMP threads for the model when not bound. One leaves a core for "
-            "vLLM's own scheduler and the API on a 2-core machine; raise it on bigger machines."
-        ),
+        description="Embedded vLLM: OpenMP threads for the model when not bound. One leaves a "
+        "core for vLLM's own scheduler and the API on a 2-core machine; raise it on bigger "
+        "machines.",
     )
     vllm_cpu_threads_bind: str = Field(
         "nobind",
-        description=(
-            "Embedded vLLM: VLLM_CPU_OMP_THREADS_BIND. 'nobind' lets the OS share cores with "
-            "other work; 'auto' or a CPU list like '0-7' pins threads on dedicated cores."
-        ),
+        description="Embedded vLLM: VLLM_CPU_OMP_THREADS_BIND. 'nobind' lets the OS share cores "
+        "with other work; 'auto' or a CPU list like '0-7' pins threads on dedicated cores.",
     )
     vllm_kv_cache_gb: int = Field(
         1, ge=1, description="Embedded vLLM: GiB of RAM for the KV cache (VLLM_CPU_KVCACHE_SPACE)."
@@ -370,11 +309,9 @@ class Settings(ApiConnection):
     answer_max_tokens: int = Field(384, ge=16, description="Longest answer, in tokens.")
     answer_mode: AnswerMode = Field(
         AnswerMode.AUTO,
-        description=(
-            "'auto': quotes from the passages when quote mode is confident of some, else the "
-            "model's answer, verified, showing only its supported sentences; 'generate': the "
-            "model's answer as written; 'extract': quotes only, no LLM."
-        ),
+        description="'auto': quotes from the passages when quote mode is confident of some, else "
+        "the model's answer, verified, showing only its supported sentences; 'generate': the "
+        "model's answer as written; 'extract': quotes only, no LLM.",
     )
     # Unrelated questions over the attention paper score 0.08-0.21, its real questions
     # 0.44-0.48 (tests/rag/test_answer_modes.py); COVID-QA: docs/benchmarks/answers.md.
@@ -382,24 +319,18 @@ class Settings(ApiConnection):
         0.25,
         ge=-1,
         le=1,
-        description=(
-            "When no retrieved passage has at least this cosine similarity to the question, "
-            "the answer is 'I could not find this in your documents.'"
-        ),
+        description="When no retrieved passage has at least this cosine similarity to the "
+        "question, the answer is 'I could not find this in your documents.'",
     )
     quote_min_confidence: float = Field(
         0.5,
         ge=0,
         le=1,
-        description=(
-            "Quote mode (and auto's fallback) shows sentences as the answer only when their "
-            "estimated probability of holding it (a logistic model of the best sentence's "
-            "margin over the next, question-word overlap, new words and answer type) is at "
-            "least this; below it the answer says nothing backed was found and lists the "
-            "passages. 0.5, more likely right than wrong: on held-out COVID-QA questions "
-            "false support 0.27 instead of 0.38, with 0.44 instead of 0.58 of questions "
-            "answered (docs/benchmarks/quote-confidence.md). 0 shows every quote."
-        ),
+        description="Quote mode (and auto's fallback) shows sentences as the answer only when "
+        "their estimated probability of holding it is at least this, else says nothing backed was "
+        "found and lists the passages. 0.5: more likely right than wrong; lower answers more "
+        "questions, wrongly more often (docs/benchmarks/quote-confidence.md). 0 shows every "
+        "quote.",
     )
     temperature: float = Field(0.1, ge=0, le=2, description="Sampling temperature.")
 

@@ -144,7 +144,7 @@ def render_default(field: FieldInfo) -> str:
 
 def _entry(name: str, default: str, description: str) -> str:
     text = description if default else f"{description} Unset by default."
-    lines = textwrap.wrap(text, width=LINE_WIDTH - 2)
+    lines = textwrap.wrap(text, width=LINE_WIDTH - 2, break_on_hyphens=False)
     return "\n" + "".join(f"# {line}\n" for line in lines) + f"# {name}={default}\n"
 
 
