@@ -45,15 +45,22 @@ def make_chunker(settings: Settings, embedder: Embedder) -> TokenChunker:
 
 
 class Ingestor:
-    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+    def __init__(
+        self, settings: Settings, embedder: Embedder, pool: ParserPool | None = None
+    ) -> None:
+        """``pool``: the parser workers to use; by default the process-wide pool, sized by
+        ``settings.parser_workers`` if this creates it."""
         self._settings = settings
         self._embedder = embedder
+        self._given_pool = pool
         self._chunker = make_chunker(settings, embedder)
         self._limit = ParseTimeLimit(
             base_s=settings.parse_timeout_s, per_page_s=settings.parse_timeout_per_page_s
         )
 
     def _pool(self) -> ParserPool:
+        if self._given_pool is not None:
+            return self._given_pool
         return get_parser_pool(self._settings.parser_workers)
 
     def ingest(

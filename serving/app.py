@@ -13,7 +13,6 @@ from fastapi import Depends, FastAPI
 from core import api_models as models
 from core.errors import GeneratorUnavailableError
 from core.settings import Settings, get_settings
-from ingest.loader import get_parser_pool, shutdown_parser_pool
 from rag.embedding import Embedder
 from rag.generation import Generator, GeneratorStatus
 from rag.sessions import SessionStore
@@ -44,7 +43,7 @@ def create_app(
         services = build_services(settings, embedder=embedder, generator=generator)
         app.state.services = services
         # Start the parser processes now, not on the first upload.
-        await asyncio.to_thread(get_parser_pool().warm_up)
+        await asyncio.to_thread(services.parser_pool.warm_up)
         evictor = asyncio.create_task(evict_periodically(services.store))
         try:
             yield
@@ -52,11 +51,9 @@ def create_app(
             evictor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await evictor
-            services.store.close_all()
-            await services.generator.aclose()
-            # Here, not only at exit: uvicorn re-raises SIGTERM after shutting down, which
-            # ends the process before exit hooks run and would orphan the parser workers.
-            shutdown_parser_pool()
+            # Here, not at exit: uvicorn re-raises SIGTERM after shutting down, which ends
+            # the process before exit hooks run and would orphan the parser workers.
+            await services.aclose()
 
     app = FastAPI(
         title="PrivateGPT++",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.settings import Settings
+from ingest.worker_pool import ParserPool
 from rag.answer import AnswerEngine
 from rag.embedding import Embedder, make_embedder
 from rag.extract import QuoteExtractor
@@ -20,10 +21,11 @@ from serving.vllm_client import make_generator
 
 @dataclass
 class Services:
-    """Everything a request needs, built once at start-up."""
+    """Everything a request needs, built once at start-up; ``aclose`` releases it all."""
 
     settings: Settings
     embedder: Embedder
+    parser_pool: ParserPool
     store: SessionStore
     ingestor: Ingestor
     engine: AnswerEngine
@@ -32,6 +34,12 @@ class Services:
     @property
     def generator(self) -> Generator:
         return self.engine.generator
+
+    async def aclose(self) -> None:
+        """Drop every session, close the generator's connections, stop the parser workers."""
+        self.store.close_all()
+        await self.generator.aclose()
+        self.parser_pool.close()
 
 
 def make_store(settings: Settings, embedder: Embedder) -> SessionStore:
@@ -52,15 +60,20 @@ def make_store(settings: Settings, embedder: Embedder) -> SessionStore:
 def build_services(
     settings: Settings, *, embedder: Embedder | None = None, generator: Generator | None = None
 ) -> Services:
-    """The real objects; pass ``embedder`` or ``generator`` to reuse or replace one."""
+    """The real objects; pass ``embedder`` or ``generator`` to reuse or replace one.
+
+    The parser workers start on first use (``parser_pool.warm_up()`` starts them now).
+    """
     embedder = embedder or make_embedder(settings)
+    parser_pool = ParserPool(settings.parser_workers)
     verifier = CitationVerifier(embedder) if settings.verify_citations else None
     generator = generator or make_generator(settings)
     return Services(
         settings=settings,
         embedder=embedder,
+        parser_pool=parser_pool,
         store=make_store(settings, embedder),
-        ingestor=Ingestor(settings, embedder),
+        ingestor=Ingestor(settings, embedder, parser_pool),
         engine=AnswerEngine(
             make_retriever(settings, embedder),
             generator,
