@@ -8,7 +8,7 @@ a retrieval chunk long) and several claims checked against it, each labelled
 - positive ``answer-clause``: the comma/semicolon clause of it that holds the span;
 - negative ``swapped-span``: that sentence with a number (else a name, else a content
   word) of the answer replaced by one of the same kind from the same article that the
-  passage does not contain;
+  passage does not contain, not even as another form of the same word;
 - negative ``other-article``: the sentence of a different article that shares the most
   content words with the question (same topic, not this passage);
 - negative ``echoed-question``: the question itself, plain and as "Question: ...";
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.common import COVIDQA
-from rag.verification import content_words, sentence_spans
+from rag.verification import content_words, lemma, sentence_spans
 
 SPLIT_SEED = 20260412
 PASSAGE_CHARS = 800  # about one 192-token chunk
@@ -201,13 +201,13 @@ def _swap_span(
         if not targets:
             continue
         target = rng.choice(targets)
-        pool = sorted(
-            {m.group() for m in pattern.finditer(context)}
-            - {m.group() for m in pattern.finditer(passage)}
-        )
+        present = {m.group() for m in pattern.finditer(passage)}
+        pool = sorted({m.group() for m in pattern.finditer(context)} - present)
         if not pool:
             continue
         replacement = rng.choice(pool)
+        if lemma(replacement.lower()) in {lemma(w.lower()) for w in present}:
+            return None  # "families" in a passage with "family": the same word
         start, end = at + target.start(), at + target.end()
         return sentence[:start] + replacement + sentence[end:]
     return None

@@ -2,12 +2,15 @@
 
 A sentence is scored against each passage it cites by the best of its sentences
 (windows), combining embedding similarity with lexical coverage of the sentence's
-content words; numbers must appear verbatim. The best window is also the exact
+content words. Its numbers are checked by value against the cited passages
+(rag/numbers.py): each must stand there up to formatting and scale or follow by one
+step of arithmetic, else the sentence is unsupported. The best window is also the exact
 highlight shown to the reader.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -15,11 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import simplemma
 from bm25s.stopwords import STOPWORDS_EN
 
 from core.api_models import Support as Support
 from rag.citations import CITATION_PATTERN, cited_numbers
 from rag.embedding import Embedder
+from rag.numbers import Backing, NumberCheck, PassageNumbers, check_numbers, coded_numbers
 from rag.prompts import NOT_FOUND_ANSWER
 from rag.retrieval import Hit
 
@@ -62,6 +67,8 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z\-']+|\d+(?:[.,]\d+)*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _STOPWORDS = frozenset(STOPWORDS_EN)
 _PROMPT_LABEL = re.compile(r"(?i)^\W*(question|passages?)\s*:")
+# Words that frame a figure rather than state a fact: never the reason a claim is unbacked.
+FRAME_WORDS = frozenset({"fy", "cy", "yoy", "usd", "approximately", "roughly", "around"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +86,7 @@ class Claim:
     score: float
     highlight: Highlight | None  # best supporting span among the cited passages
     attributed: bool = False  # the model cited nothing; the citation was found by the verifier
+    numbers: tuple[NumberCheck, ...] = ()  # where each number stands or how it follows
 
 
 def split_claims(answer: str) -> list[tuple[str, list[int]]]:
@@ -151,20 +159,12 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
 
 
 def lexical_support(claim: str, window: str) -> float:
-    """Share of the claim's content words found in the window; 0 if a number is missing."""
-    words = content_words(claim)
+    """Share of the claim's content words found in the window (numbers are checked by
+    value, rag/numbers.py, so they count as found when the claim has words besides)."""
+    words = {w for w in content_words(claim) if not w[0].isdigit()} - FRAME_WORDS
     if not words:
-        return 0.0
-    found = content_words(window)
-    if not numbers_verbatim(claim, window):
-        return 0.0
-    return len(words & found) / len(words)
-
-
-def numbers_verbatim(claim: str, window: str) -> bool:
-    """Every number of the claim is written in the window exactly as in the claim."""
-    found = set(_NUMBER.findall(window))
-    return all(number in found for number in _NUMBER.findall(claim))
+        return 1.0 if _NUMBER.search(claim) else 0.0
+    return len(words & content_words(window)) / len(words)
 
 
 def is_echo(claim: str, question: str) -> bool:
@@ -199,6 +199,11 @@ class Evidence:
     lead_cosine: float = 1.0  # its passage sentence's cosine with the question minus the
     # best among the passage's other sentences (0 for a one-sentence passage)
     lead_words: float = 1.0  # the same for the idf-weighted share of the question's words
+    numbers: tuple[NumberCheck, ...] = ()  # the claim's numbers against its passages
+
+    @property
+    def unbacked_numbers(self) -> int:
+        return sum(check.backing is Backing.UNBACKED for check in self.numbers)
 
     @property
     def score(self) -> float:
@@ -224,8 +229,10 @@ class Evidence:
 
 
 def decide(evidence: Evidence) -> Support:
-    """Supported: backed word for word by its passage, on the question, a real statement."""
-    if evidence.echo or evidence.content_free:
+    """Supported: backed word for word by its passage, on the question, a real statement.
+    A number that neither stands in the passages nor follows from them is the strongest
+    reason against a sentence."""
+    if evidence.echo or evidence.content_free or evidence.unbacked_numbers:
         return Support.UNSUPPORTED
     backed = evidence.score >= SUPPORTED_AT and evidence.unbacked_words <= MAX_UNBACKED_WORDS
     if backed and evidence.on_question:
@@ -234,8 +241,24 @@ def decide(evidence: Evidence) -> Support:
 
 
 def unbacked_words(claim: str, passage: str, question: str) -> int:
-    """Content words of the claim found neither in the passage nor in the question."""
-    return len(content_words(claim) - content_words(passage) - content_words(question))
+    """Content words of the claim found neither in the passage nor in the question, not
+    even as another form of the same word ("grew" for "grow", "analyses" for "analysis").
+    A plain number is checked by value; one inside a name ("P100") must be written there."""
+    said = {w.lower() for w in _WORD.findall(f"{passage}\n{question}")}
+    stems, lemmas = {_stem(w) for w in said}, {lemma(w) for w in said}
+    words = {w.lower() for w in _WORD.findall(claim) if not w[0].isdigit()}
+    unbacked = {
+        w
+        for w in words - _STOPWORDS - FRAME_WORDS
+        if _stem(w) not in stems and lemma(w) not in lemmas
+    }
+    return len(unbacked) + len(coded_numbers(claim) - set(_NUMBER.findall(passage)))
+
+
+@functools.lru_cache(maxsize=65536)
+def lemma(word: str) -> str:
+    """The dictionary form of an English word (simplemma's lookup table)."""
+    return str(simplemma.lemmatize(word, lang="en")).lower()
 
 
 def question_coverage(claim: str, question: str) -> float:
@@ -295,12 +318,13 @@ class CitationVerifier:
             score = round(found.score, 3)
             uncited = not any(1 <= n <= len(sources) for n in cited)
             best = found.highlight
+            numbers = found.numbers
             if uncited and support is Support.SUPPORTED and best is not None:
-                result.append(Claim(text, [best.n], support, score, best, attributed=True))
+                result.append(Claim(text, [best.n], support, score, best, True, numbers))
                 continue
             if uncited and support is Support.SUPPORTED:
                 support = Support.WEAK
-            result.append(Claim(text, cited, support, score, best))
+            result.append(Claim(text, cited, support, score, best, numbers=numbers))
         return result
 
     def evidence(
@@ -327,6 +351,7 @@ class CitationVerifier:
         # Per passage, once: question word weights, and per sentence the cosine with the
         # question and the weighted share of its words.
         asked_of: dict[int, tuple[dict[str, float], np.ndarray, np.ndarray]] = {}
+        cells = [PassageNumbers(n, text) for n, text in enumerate(passages, start=1)]
         result = []
         for claim, checked, claim_vector in zip(claims, candidates, claim_vectors, strict=True):
             best = Evidence(0.0, 0.0, 0.0, False, False, None)
@@ -376,6 +401,7 @@ class CitationVerifier:
                     question_words=question_words,
                     lead_cosine=lead_cosine,
                     lead_words=lead_words,
+                    numbers=tuple(check_numbers(claim, [cells[n - 1] for n in checked], question)),
                 )
             )
         return result

@@ -9,7 +9,13 @@ import pytest
 from ingest.models import Chunk
 from rag.prompts import NOT_FOUND_ANSWER
 from rag.retrieval import Hit
-from rag.verification import CitationVerifier, Support, split_claims, with_attributed_markers
+from rag.verification import (
+    CitationVerifier,
+    Claim,
+    Support,
+    split_claims,
+    with_attributed_markers,
+)
 
 TRAINING = (
     "We trained our models on one machine with 8 NVIDIA P100 GPUs. For our base models using "
@@ -173,3 +179,35 @@ def test_a_paraphrase_with_words_its_passage_lacks_is_not_supported(
     # Calibrated on COVID-QA: an added word is how swapped names and terms get through.
     answer = "The big model reaches a BLEU score of 41.0 on English-to-French translation [2]."
     assert labels(verifier, answer) == [Support.WEAK]
+
+
+INCOME = (
+    "Consolidated Statements of Operations (in millions, except per share data)\n"
+    "Year Ended December 31, 2016 2017\n"
+    "Total net sales $ 135,987 $ 177,866\n"
+    "Operating income 4,186 4,106\n"
+)
+SALES_QUESTION = "How much did total net sales grow from 2016 to 2017?"
+
+
+def filing_claim(verifier: CitationVerifier, answer: str) -> Claim:
+    (claim,) = verifier.verify(answer, [passage(INCOME, 38)], SALES_QUESTION)
+    return claim
+
+
+def test_a_computed_figure_is_supported_and_keeps_its_derivation(
+    verifier: CitationVerifier,
+) -> None:
+    claim = filing_claim(verifier, "Total net sales grew 30.8% from 2016 to 2017 [1].")
+    assert claim.support is Support.SUPPORTED
+    derived = [n.derivation for n in claim.numbers if n.derivation is not None]
+    assert [(d.operation, [o.text for o in d.operands]) for d in derived] == [
+        ("percent change", ["$ 177,866", "$ 135,987"])
+    ]
+
+
+def test_a_figure_that_neither_stands_nor_follows_makes_the_sentence_unsupported(
+    verifier: CitationVerifier,
+) -> None:
+    claim = filing_claim(verifier, "Total net sales grew 38.0% from 2016 to 2017 [1].")
+    assert claim.support is Support.UNSUPPORTED
