@@ -46,12 +46,23 @@ class GeneratorStatus(StrEnum):
     UNAVAILABLE = "unavailable"
 
 
+class ErrorType(StrEnum):
+    """OpenAI's error ``type``, so OpenAI clients classify our errors."""
+
+    INVALID_REQUEST = "invalid_request_error"
+    AUTHENTICATION = "authentication_error"
+    NOT_FOUND = "not_found_error"
+    SERVICE_UNAVAILABLE = "service_unavailable_error"
+    INSUFFICIENT_CAPACITY = "insufficient_capacity_error"
+    SERVER = "server_error"
+
+
 class ErrorDetail(BaseModel):
     """Shaped like OpenAI's error object, so OpenAI clients show ``message``."""
 
     code: str
     message: str
-    type: str = "invalid_request_error"
+    type: ErrorType = ErrorType.INVALID_REQUEST
     param: str | None = None
 
 

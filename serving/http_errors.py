@@ -56,15 +56,16 @@ def status_for(error: PGPTError) -> int:
 
 # OpenAI's error ``type`` for each status, so OpenAI clients classify our errors.
 ERROR_TYPES = {
-    status.HTTP_401_UNAUTHORIZED: "authentication_error",
-    status.HTTP_404_NOT_FOUND: "not_found_error",
-    status.HTTP_503_SERVICE_UNAVAILABLE: "service_unavailable_error",
-    status.HTTP_507_INSUFFICIENT_STORAGE: "insufficient_capacity_error",
+    status.HTTP_401_UNAUTHORIZED: models.ErrorType.AUTHENTICATION,
+    status.HTTP_404_NOT_FOUND: models.ErrorType.NOT_FOUND,
+    status.HTTP_503_SERVICE_UNAVAILABLE: models.ErrorType.SERVICE_UNAVAILABLE,
+    status.HTTP_507_INSUFFICIENT_STORAGE: models.ErrorType.INSUFFICIENT_CAPACITY,
 }
 
 
-def error_type(code: int) -> str:
-    return ERROR_TYPES.get(code, "server_error" if code >= 500 else "invalid_request_error")
+def error_type(code: int) -> models.ErrorType:
+    fallback = models.ErrorType.SERVER if code >= 500 else models.ErrorType.INVALID_REQUEST
+    return ERROR_TYPES.get(code, fallback)
 
 
 def error_response(code: int, error_code: str, message: str, **extra: Any) -> JSONResponse:

@@ -119,7 +119,7 @@ async def chunk_events(
                 result = responses.query_result(event.answer, standalone)
                 yield chunk(models.ChunkDelta(), finished=True, result=result)
     except PGPTError as exc:
-        error = models.ErrorDetail(code=exc.code, message=exc.message, type="server_error")
+        error = models.ErrorDetail(code=exc.code, message=exc.message, type=models.ErrorType.SERVER)
         yield data({"error": error.model_dump()})
     yield "data: [DONE]\n\n"
 

@@ -7,6 +7,8 @@ import json
 from core.api_models import (
     AnswerKind,
     ClaimOut,
+    ErrorDetail,
+    ErrorType,
     GeneratorHealth,
     GeneratorStatus,
     PageUnit,
@@ -31,12 +33,10 @@ PASSAGE = Passage(
 def test_enums_are_sent_as_their_words() -> None:
     claim = ClaimOut(text="Eight.", citations=[1], support=Support.WEAK, score=0.4)
     health = GeneratorHealth(status=GeneratorStatus.RESTARTING)
-    sent = [json.loads(m.model_dump_json()) for m in (claim, health, PASSAGE)]
-    assert [sent[0]["support"], sent[1]["status"], sent[2]["page_unit"]] == [
-        "weak",
-        "restarting",
-        "slide",
-    ]
+    error = ErrorDetail(code="internal_error", message="Oops.", type=ErrorType.SERVER)
+    sent = [json.loads(m.model_dump_json()) for m in (claim, health, PASSAGE, error)]
+    words = [sent[0]["support"], sent[1]["status"], sent[2]["page_unit"], sent[3]["type"]]
+    assert words == ["weak", "restarting", "slide", "server_error"]
 
 
 def test_words_received_are_read_as_enum_members() -> None:

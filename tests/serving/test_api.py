@@ -425,6 +425,7 @@ def test_openapi_lists_exactly_the_documented_routes(client: TestClient) -> None
     paths = client.get("/openapi.json").json()["paths"]
     assert set(paths) == {
         "/healthz",
+        "/v1/config",
         "/v1/sessions",
         "/v1/sessions/{session_id}",
         "/v1/sessions/{session_id}/documents",
