@@ -84,6 +84,13 @@ class SessionNotFoundError(NotFoundError):
     code = "session_not_found"
 
 
+class SessionUnavailableError(PGPTError):
+    """The api replica holding the session is not answering. Said by the proxy in front of
+    the replicas (deploy/haproxy.py renders it into HAProxy's config), never by the api."""
+
+    code = "session_unavailable"
+
+
 class DocumentNotFoundError(NotFoundError):
     code = "document_not_found"
 

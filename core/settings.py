@@ -338,6 +338,9 @@ class Settings(ApiConnection):
     api_host: str = Field("127.0.0.1", description="REST API listen address.")
     api_port: int = Field(8000, ge=1, le=65535, description="REST API port.")
     ui_port: int = Field(8501, ge=1, le=65535, description="Streamlit UI port.")
+    replica_id: str | None = Field(
+        None, description="This api replica's name, sent as X-PGPT-Replica on every answer."
+    )
 
     @field_validator("vllm_url")
     @classmethod

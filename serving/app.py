@@ -16,6 +16,7 @@ from core.settings import Settings, get_settings
 from rag.embedding import Embedder
 from rag.generation import Generator, GeneratorStatus
 from rag.sessions import SessionStore
+from serving.affinity import ReplicaMiddleware
 from serving.http_errors import install_error_handlers
 from serving.routes import answers, config, documents, openai, sessions
 from serving.routes.deps import ERROR_RESPONSES, ServicesDep, require_api_key
@@ -85,4 +86,5 @@ def create_app(
         )
 
     install_error_handlers(app)
+    app.add_middleware(ReplicaMiddleware, replica_id=settings.replica_id)
     return app
