@@ -119,6 +119,7 @@ def test_the_controls_come_from_the_api_not_the_ui_environment(
     # The UI process's own environment is not the server's configuration.
     monkeypatch.setenv("PGPT_ANSWER_MAX_TOKENS", "96")
     monkeypatch.setenv("PGPT_MAX_UPLOAD_MB", "50")
+    monkeypatch.setenv("PGPT_CHUNK_OVERLAP_TOKENS", "999")  # invalid, and no concern of the UI
     at = start_app(monkeypatch, api_server.url)
     sliders = {s.key: (s.min, s.max, s.value) for s in at.slider}
     # The ranges are QueryRequest's, the starting values the server's settings.
