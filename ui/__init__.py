@@ -1,4 +1,5 @@
-"""The web UI: a thin Streamlit client of the REST API (client, state, rendering, page)."""
+"""The web UI: a thin Streamlit client of the REST API (client, state, rendering, and the page:
+page.py with its regions documents, sidebar, chat and answer_view)."""
 
 from pathlib import Path
 
