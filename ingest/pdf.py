@@ -1,28 +1,24 @@
 """PDF bytes -> pages of text, entirely in memory.
 
 pypdf opens and checks every file (damage, passwords, page count); decompression bombs are
-refused at pypdf's limits before any text is read. The text itself comes from PDFium
-('pdfium', the default: about 20x faster than pypdf, and each printed line on one line)
-or from pypdf's own extractor ('plain', 'layout', 'auto').
+refused at pypdf's limits before any text is read (ingest/pdf_bomb_check.py). The text
+itself comes from PDFium ('pdfium', the default: about 20x faster than pypdf, and each
+printed line on one line; ingest/pdfium_text.py) or from pypdf's own extractor ('plain',
+'layout', 'auto').
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import io
 import logging
 import re
 import warnings
-import zlib
 from collections.abc import Iterator
 from typing import Literal
 
-import pypdfium2 as pdfium
-import pypdfium2.raw as pdfium_c
-from pypdf import PageObject, PasswordType, PdfReader, get_configuration
+from pypdf import PageObject, PasswordType, PdfReader
 from pypdf.errors import DependencyError, LimitReachedError, PyPdfError
-from pypdf.generic import IndirectObject, StreamObject
 
 from core.errors import (
     CorruptDocumentError,
@@ -35,6 +31,8 @@ from core.errors import (
     WrongPasswordError,
 )
 from ingest.models import Page, ParsedDocument
+from ingest.pdf_bomb_check import PAGE_ERRORS, check_inflated_sizes
+from ingest.pdfium_text import pdfium_texts
 
 # pypdf logs every oddity of a file at WARNING level (and some log lines quote object
 # contents); failures reach us as exceptions, so its chatter only adds noise and risk.
@@ -83,24 +81,6 @@ MIN_NUMERIC_LINES = 12
 NUMERIC_LINE_SHARE = 0.3
 
 TextMode = Literal["pdfium", "plain", "layout", "auto"]
-# PDFium writes U+FFFE (U+0002 in older builds) where a word is hyphenated across a line
-# and drops the line break; as "-\n" the cleanup rejoins it as it does pypdf's text.
-_PDFIUM_LINE_HYPHEN = re.compile("[\x02\ufffe]")
-_PDFIUM_LINE_BREAK = re.compile("\r\n")
-# A gap between two lines larger than this share of the upper line's font height is a
-# paragraph break (line spacing leaves 0-0.3; paragraphs and table sections more).
-PARAGRAPH_GAP = 0.5
-# Decompression bomb check from the file's bytes (_check_flate_streams).
-_STREAM_START = re.compile(rb">>\s*stream(?:\r\n|\n|\r)")
-_FIRST_FILTER = re.compile(rb"/Filter\s*(?:\[\s*)?/([A-Za-z0-9]+)")
-# Flate is inflated and checked; image codecs are not read for text (as in pypdf's walk).
-_BOUNDED_FILTERS = frozenset(
-    {b"FlateDecode", b"DCTDecode", b"JPXDecode", b"CCITTFaxDecode", b"JBIG2Decode"}
-)
-STREAM_DICT_SEARCH_BYTES = 1 << 16  # a form listing hundreds of forms has a long dictionary
-INFLATE_BLOCK_BYTES = 1 << 16
-# What pypdf raises on a damaged page (as opposed to a damaged file).
-_PAGE_ERRORS = (PyPdfError, ValueError, KeyError, TypeError, AttributeError)
 
 
 def looks_like_pdf(data: bytes) -> bool:
@@ -245,15 +225,15 @@ def _extract(
     text_mode: TextMode,
 ) -> list[str]:
     if text_mode == "pdfium":
-        _check_inflated_sizes(data, reader, first, last)
-        return _pdfium_texts(data, password, first, last)
+        check_inflated_sizes(data, reader, first, last)
+        return pdfium_texts(data, password, first, last)
     texts: list[str] = []
     for number in range(first, last + 1):
         try:
             texts.append(_page_text(reader.pages[number - 1], text_mode))
         except LimitReachedError:
             raise  # a decompression bomb, not a damaged page
-        except _PAGE_ERRORS as exc:
+        except PAGE_ERRORS as exc:
             # One unreadable page should not cost the reader the other pages.
             log.warning("page %d could not be read (%s); kept as empty", number, type(exc).__name__)
             texts.append("")
@@ -272,166 +252,6 @@ def _page_text(page: PageObject, text_mode: TextMode) -> str:
         except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError):
             return text  # layout mode failed on this page; plain text is still good
     return text
-
-
-def _check_inflated_sizes(data: bytes, reader: PdfReader, first: int, last: int) -> None:
-    """Refuse a decompression bomb before PDFium inflates it (PDFium has no limit of its
-    own: a page whose content inflates to 4 GiB aborts the process), at pypdf's limits.
-
-    An unencrypted file is checked from its bytes (_check_flate_streams); what that cannot
-    judge is checked by inflating, with pypdf, what PDFium will read for text on pages
-    ``first``..``last``: their content streams and the form XObjects they draw.
-    """
-    if not reader.is_encrypted and _check_flate_streams(data):
-        return
-    seen: set[int] = set()  # forms shared by several pages are inflated once
-    for number in range(first, last + 1):
-        try:
-            page = reader.pages[number - 1]
-            contents = page.get_contents()
-            if contents is not None:
-                contents.get_data()
-            _inflate_forms(page.get("/Resources"), seen)
-        except LimitReachedError:
-            raise
-        except _PAGE_ERRORS:
-            continue  # pypdf cannot read this page; PDFium may, and its text is still checked
-
-
-def _check_flate_streams(data: bytes) -> bool:
-    """Inflate every FlateDecode stream of the file's bytes under pypdf's zlib limit.
-
-    A stream cannot sit inside an object stream, so each one is in the bytes as
-    ``<< ... >> stream``. Inflating them with zlib costs milliseconds where pypdf's walk
-    of the page resources parses every form dictionary in Python (0.3-1.9 s, with the
-    load, for the 2,600 forms of the attention paper's figures). False when a stream's
-    filter cannot be read from the bytes (another filter first, an indirect /Filter, a
-    huge dictionary): then the walk decides. Raises LimitReachedError on a bomb.
-    """
-    limit = get_configuration().zlib_maximum_output_length
-    for stream in _STREAM_START.finditer(data):
-        header = data.rfind(
-            b" obj", max(0, stream.start() - STREAM_DICT_SEARCH_BYTES), stream.start()
-        )
-        if header < 0:
-            return False
-        dictionary = data[header : stream.start()]
-        if b"/Filter" not in dictionary:
-            continue  # stored as is: nothing to inflate
-        first_filter = _FIRST_FILTER.search(dictionary)
-        if first_filter is None or first_filter.group(1) not in _BOUNDED_FILTERS:
-            return False
-        if (
-            first_filter.group(1) == b"FlateDecode"
-            and _inflated_size(data, stream.end(), limit) > limit
-        ):
-            raise LimitReachedError(f"a FlateDecode stream inflates to more than {limit} bytes")
-    return True
-
-
-def _inflated_size(data: bytes, start: int, limit: int) -> int:
-    """Bytes the zlib stream at ``start`` inflates to, counting stops past ``limit``; a
-    damaged stream counts what inflated before the damage."""
-    inflater = zlib.decompressobj()
-    size = 0
-    position = start
-    try:
-        while not inflater.eof and position < len(data) and size <= limit:
-            size += len(
-                inflater.decompress(
-                    data[position : position + INFLATE_BLOCK_BYTES], limit + 1 - size
-                )
-            )
-            position += INFLATE_BLOCK_BYTES
-            while inflater.unconsumed_tail and size <= limit:
-                size += len(inflater.decompress(inflater.unconsumed_tail, limit + 1 - size))
-    except zlib.error:
-        pass  # PDFium reads what it can of a damaged stream; that is no more than this
-    return size
-
-
-def _inflate_forms(resources: object, seen: set[int]) -> None:
-    if isinstance(resources, IndirectObject):
-        resources = resources.get_object()
-    if not isinstance(resources, dict):
-        return
-    xobjects = resources.get("/XObject")
-    xobjects = xobjects.get_object() if isinstance(xobjects, IndirectObject) else xobjects
-    if not isinstance(xobjects, dict):
-        return
-    for reference in xobjects.values():
-        form = reference.get_object() if isinstance(reference, IndirectObject) else reference
-        if not isinstance(form, StreamObject) or form.get("/Subtype") != "/Form":
-            continue  # images are not read for text
-        if id(form) in seen:
-            continue
-        seen.add(id(form))
-        form.get_data()
-        _inflate_forms(form.get("/Resources"), seen)
-
-
-def _pdfium_texts(data: bytes, password: str | None, first: int, last: int) -> list[str]:
-    document = _pdfium_open(data, password)
-    texts: list[str] = []
-    try:
-        for number in range(first, last + 1):
-            try:
-                page = document[number - 1]
-                textpage = page.get_textpage()
-                text = _text_with_paragraphs(textpage)
-                textpage.close()
-                page.close()
-            except pdfium.PdfiumError as exc:
-                log.warning("page %d could not be read (%s); kept as empty", number, exc)
-                text = ""
-            texts.append(_PDFIUM_LINE_HYPHEN.sub("-\n", text))
-    finally:
-        document.close()
-    return texts
-
-
-def _text_with_paragraphs(textpage: pdfium.PdfTextPage) -> str:
-    """The page's text, a blank line where the next line starts further down than line
-    spacing would put it (a paragraph or a table's section): PDFium ends every line alike,
-    and the chunker and the heading finder rely on the blank lines pypdf's text has."""
-    text: str = textpage.get_text_range()  # one character per character index
-    pieces: list[str] = []
-    last = 0
-    for end_of_line in _PDFIUM_LINE_BREAK.finditer(text):
-        before, after = end_of_line.start(), end_of_line.end()
-        above = _first_box(textpage, range(before - 1, max(before - 4, -1), -1))
-        below = _first_box(textpage, range(after, min(after + 3, len(text))))
-        pieces.append(text[last : end_of_line.start()])
-        paragraph = (
-            above is not None
-            and below is not None
-            and above.bottom - below.top > PARAGRAPH_GAP * (above.top - above.bottom)
-        )
-        pieces.append("\n\n" if paragraph else "\n")
-        last = end_of_line.end()
-    pieces.append(text[last:])
-    return "".join(pieces)
-
-
-def _first_box(textpage: pdfium.PdfTextPage, indices: range) -> pdfium_c.FS_RECTF | None:
-    """The font-sized box of the first of ``indices`` (valid character indices) that has
-    one (generated spaces and line ends have none)."""
-    for index in indices:
-        box = pdfium_c.FS_RECTF()
-        found = pdfium_c.FPDFText_GetLooseCharBox(textpage.raw, index, ctypes.byref(box))
-        if found and box.top > box.bottom:
-            return box
-    return None
-
-
-def _pdfium_open(data: bytes, password: str | None) -> pdfium.PdfDocument:
-    """pypdf has already opened the file with ``password`` or, failing that, with none."""
-    try:
-        return pdfium.PdfDocument(data, password=password)
-    except pdfium.PdfiumError:
-        if password is None:
-            raise
-        return pdfium.PdfDocument(data)
 
 
 def looks_tabular(text: str) -> bool:
