@@ -67,6 +67,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 test: data setup setup-browser setup-proxy lint
 	$(VENV)/bin/pytest -q
