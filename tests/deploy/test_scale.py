@@ -12,7 +12,6 @@ replica and a vLLM replica killed), after the ones that read it as it was built.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,10 +22,8 @@ import httpx
 import pytest
 
 from core.api_models import ErrorBody
-from deploy.haproxy import Listen
-from deploy.scale_demo import ScaleCluster
-from tests.deploy.fake_vllm import parse_metrics
-from tests.support import LOOPBACK, free_port
+from deploy.scale_demo import ScaleCluster, loopback_listen
+from tests.deploy import fake_vllm
 
 SESSIONS = 200
 CONCURRENCY = 8
@@ -39,11 +36,6 @@ DOCUMENT = (
 )
 QUESTION = "How many GPUs were used to train the big model?"
 FOLLOW_UP = "How long did its training take?"
-
-
-def fake_vllm(host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "tests.deploy.fake_vllm", "--host", host, "--port", str(port),
-            "--name", str(port)]  # fmt: skip
 
 
 @dataclass
@@ -59,22 +51,14 @@ class Trace:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, settings) -> Iterator[ScaleCluster]:  # type: ignore[no-untyped-def]
     workdir: Path = tmp_path_factory.mktemp("scale")
-    listen = Listen(
-        host=LOOPBACK,
-        api_port=free_port(),
-        ui_port=free_port(),
-        peer_name="pgpt-test-proxy",
-        peer_port=free_port(),
-        stats_socket=str(workdir / "haproxy.sock"),
-        resolver=None,
-    )
+    listen = loopback_listen(workdir)
     env = {
         "PGPT_FOLLOWUP_REWRITE": "keywords",
         "PGPT_PARSER_WORKERS": "1",
         "PGPT_MAX_SESSIONS": "1000",
     }
     built = ScaleCluster(
-        settings, workdir, vllm_command=fake_vllm, with_ui=False, env=env, listen=listen
+        settings, workdir, vllm_command=fake_vllm.command, with_ui=False, env=env, listen=listen
     )
     built.start(pairs=2, vllm_replicas=2)
     try:
@@ -129,7 +113,7 @@ def session_works(client: httpx.Client, session_id: str) -> httpx.Response:
 def vllm_counts(cluster: ScaleCluster) -> dict[str, Counter[str]]:
     """Chat requests per session hash, for each running vLLM replica."""
     return {
-        replica.url: parse_metrics(httpx.get(f"{replica.url}/metrics").text)
+        replica.url: fake_vllm.parse_metrics(httpx.get(f"{replica.url}/metrics").text)
         for replica in cluster.vllms
         if replica.is_running()
     }
