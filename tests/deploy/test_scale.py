@@ -188,6 +188,22 @@ def test_adding_a_replica_keeps_every_live_session(
     assert (len(broken), len(new_sessions)) == (0, 3)
 
 
+def test_a_draining_replica_gets_no_new_session_and_keeps_serving_its_own(
+    cluster: ScaleCluster, traces: list[Trace]
+) -> None:
+    with httpx.Client(base_url=cluster.api_url, timeout=30.0) as client:
+        before = [client.post("/v1/sessions") for _ in range(6)]
+        on_api3 = [r.json()["session_id"] for r in before if r.headers[REPLICA_HEADER] == "api3"]
+        cluster.proxy_command("set server api/api3 state drain")
+        after = Counter(client.post("/v1/sessions").headers[REPLICA_HEADER] for _ in range(20))
+        still = Counter(session_works(client, s).headers[REPLICA_HEADER] for s in on_api3)
+    assert (sorted(after), len(on_api3) > 0, still) == (
+        ["api1", "api2"],
+        True,
+        Counter({"api3": len(on_api3)}),
+    )
+
+
 def test_killed_replica_sessions_get_a_clear_error_and_the_others_keep_working(
     cluster: ScaleCluster, traces: list[Trace]
 ) -> None:
