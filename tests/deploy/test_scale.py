@@ -25,6 +25,8 @@ from core.api_models import ErrorBody
 from deploy.scale_demo import ScaleCluster, loopback_listen
 from tests.deploy import fake_vllm
 
+pytestmark = pytest.mark.slow  # subprocess servers: HAProxy, vllm-router, api replicas
+
 SESSIONS = 200
 CONCURRENCY = 8
 MAX_SHARE = 0.65

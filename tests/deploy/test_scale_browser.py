@@ -19,7 +19,7 @@ from deploy.scale_demo import ScaleCluster, loopback_listen
 from tests.deploy import fake_vllm
 from ui.sidebar import ANSWER_MODES
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TIMEOUT_MS = 120_000
 CHROMIUM = "/usr/bin/chromium"  # Debian's (make setup-browser); Playwright only drives it
