@@ -49,8 +49,10 @@ from benchmarks.common import (
     write_report,
 )
 from benchmarks.embedding_cache import CachingEmbedder
+from benchmarks.variants import model_first
 from core.settings import AnswerMode, Settings, load_settings
-from rag.answer import AnswerEngine, AnswerKind, DoneEvent
+from rag.answer import AnswerKind, AnswerRequest, DoneEvent
+from rag.answer_modes import STRATEGIES, Strategy
 from rag.citations import CITATION_PATTERN
 from rag.embedding import Embedder, configure_threads, make_embedder, resolve_batch_size
 from rag.generation import Generator, GeneratorInfo, GeneratorStatus, Message
@@ -195,18 +197,10 @@ async def ask_all(
     )
     generator = CountingGenerator(inner)
     services = build_services(settings, embedder=embedder, generator=generator)
-    engine = services.engine
-    model_first = AnswerEngine(
-        engine.retriever,
-        generator,
-        engine.verifier,
-        engine.extractor,
-        min_score=engine.min_score,
-        quotes_first=False,
-    )
-    runs: list[tuple[str, AnswerMode, AnswerEngine]] = []
+    engine = services.answers.engine
+    runs: list[tuple[str, AnswerMode, Strategy]] = []
     for mode in modes:
-        runs.append((mode.value, mode, engine))
+        runs.append((mode.value, mode, STRATEGIES[mode]))
         if mode is AnswerMode.AUTO:  # right after auto, so any model text is replayed
             runs.append((MODEL_FIRST, mode, model_first))
     ingestor = Ingestor(settings, ingest_embedder) if ingest_embedder else services.ingestor
@@ -219,19 +213,18 @@ async def ask_all(
                 progress(f"time budget reached after {number - 1} questions")
                 break
             session = sessions.session(question.article)
-            hits, _ = await engine.retrieve(
-                session, question.text, top_k=TOP_K, score_threshold=settings.score_threshold
-            )
-            for label, mode, answering in runs:
+            hits = await services.answers.search(session, question.text, TOP_K)
+            for label, mode, strategy in runs:
                 generator.reset()
                 done: DoneEvent | None = None
-                async for event in answering.stream(
+                request = AnswerRequest(
                     question.text,
                     hits,
                     max_tokens=settings.answer_max_tokens,
                     temperature=0.0,
                     mode=mode,
-                ):
+                )
+                async for event in strategy(engine, request):
                     if isinstance(event, DoneEvent):
                         done = event
                 assert done is not None

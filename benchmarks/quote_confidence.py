@@ -70,9 +70,7 @@ async def collect() -> list[Example]:
     try:
         for number, question in enumerate(questions, 1):
             session = sessions.session(question.article)
-            hits, _ = await services.engine.retrieve(
-                session, question.text, top_k=TOP_K, score_threshold=settings.score_threshold
-            )
+            hits = await services.answers.search(session, question.text, TOP_K)
             scored = extractor.scored(question.text, hits) if hits else []
             if scored:
                 answer = quoted_answer(best_quotes(scored))

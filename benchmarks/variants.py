@@ -1,11 +1,16 @@
-"""Our pipeline's variants for the retrieval benchmarks: settings overrides by name.
+"""Our pipeline's variants for the benchmarks, which the shipped code does not offer.
 
-Shared by financebench_bench and covidqa_bench, so both sets measure the same changes.
+Retrieval: settings overrides by name, shared by financebench_bench and covidqa_bench, so
+both sets measure the same changes. Answers: ``model_first``, the earlier ``auto``.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+
+from rag.answer import AnswerEngine, AnswerEvent, AnswerRequest, DoneEvent
+from rag.answer_modes import backed_sentences
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +64,14 @@ VARIANTS: dict[str, Variant] = {
     "pool50": Variant("50 candidates from each ranking", {"retrieval_candidates": 50}),
     "pool100": Variant("100 candidates from each ranking", {"retrieval_candidates": 100}),
 }
+
+
+async def model_first(engine: AnswerEngine, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
+    """``auto`` as it was before 4 Dec: the model first, quotes only when nothing it wrote is
+    backed (answer_bench's "auto, model first")."""
+    not_found = engine.not_found(request)
+    if not_found is not None:
+        yield DoneEvent(not_found)
+        return
+    async for event in backed_sentences(engine, request, None):
+        yield event

@@ -1,11 +1,12 @@
-"""Retrieved passages + question -> a streamed, grounded answer with citations."""
+"""Retrieved passages + question -> a streamed, grounded answer with citations: what an
+answer is, and the steps (quote, write, verify) that the answer modes combine."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.api_models import AnswerKind as AnswerKind
 from core.settings import AnswerMode
@@ -17,13 +18,7 @@ from rag.hygiene import STOP_SEQUENCES, answer_token_cap, repetition_start
 from rag.prompts import NOT_FOUND_ANSWER, build_messages, fit_history, fit_passages
 from rag.retrieval import Hit, Retriever
 from rag.sessions import Session
-from rag.verification import (
-    CitationVerifier,
-    Claim,
-    Highlight,
-    Support,
-    with_attributed_markers,
-)
+from rag.verification import CitationVerifier, Claim, Highlight, Support
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +66,53 @@ class DoneEvent:
 AnswerEvent = TokenEvent | DoneEvent
 
 
+@dataclass(frozen=True, slots=True)
+class AnswerRequest:
+    """One question to answer from ``hits``, as a mode's strategy receives it.
+
+    ``history``: earlier turns for the prompt, as many of the latest as fit.
+    ``standalone``: a follow-up rewritten with its context ("its training" -> the big
+    model's); claims and quotes are judged against it, since they cannot see history.
+    """
+
+    question: str
+    hits: Sequence[Hit]
+    max_tokens: int
+    temperature: float
+    mode: AnswerMode = AnswerMode.GENERATE
+    retrieval_ms: float = 0.0
+    history: Sequence[Turn] = ()
+    standalone: str | None = None
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def judged(self) -> str:
+        """The question that claims and quotes are checked against."""
+        return self.standalone or self.question
+
+    def timings(self, ttft_ms: float | None = None) -> Timings:
+        return _timings(self.retrieval_ms, ttft_ms, self.started)
+
+
+@dataclass
+class Draft:
+    """What the model wrote and how its sentences are backed; filled in by
+    ``AnswerEngine.write`` as the tokens stream."""
+
+    sources: list[Hit] = field(default_factory=list)  # the passages that fit the prompt
+    text: str = ""
+    claims: list[Claim] = field(default_factory=list)
+    model: str = ""
+    ttft_ms: float | None = None
+
+    @property
+    def supported(self) -> list[Claim]:
+        return [c for c in self.claims if c.support is Support.SUPPORTED]
+
+
 class AnswerEngine:
+    """The steps answers are made of; each answer mode (rag/answer_modes.py) combines them."""
+
     def __init__(
         self,
         retriever: Retriever,
@@ -80,17 +121,12 @@ class AnswerEngine:
         extractor: QuoteExtractor | None = None,
         *,
         min_score: float | None = None,
-        quotes_first: bool = True,
     ) -> None:
-        """``quotes_first``: ``auto`` shows quotes when quote mode is confident of some and
-        asks the model only otherwise; False asks the model first and quotes only when none
-        of its sentences is supported (the earlier policy, kept for answer_bench)."""
         self.retriever = retriever
         self.generator = generator
         self.verifier = verifier
         self.extractor = extractor
         self.min_score = min_score
-        self.quotes_first = quotes_first
 
     async def retrieve(
         self, session: Session, question: str, *, top_k: int, score_threshold: float | None
@@ -118,173 +154,124 @@ class AnswerEngine:
             )
         return None
 
-    async def stream(
-        self,
-        question: str,
-        hits: Sequence[Hit],
-        *,
-        max_tokens: int,
-        temperature: float,
-        retrieval_ms: float = 0.0,
-        history: Sequence[Turn] = (),
-        mode: AnswerMode = AnswerMode.GENERATE,
-        standalone: str | None = None,
-    ) -> AsyncIterator[AnswerEvent]:
-        """Yield answer tokens, then one DoneEvent with citations, sources and timings.
+    def not_found(self, request: AnswerRequest) -> Answer | None:
+        """The not-found reply when no passage is relevant enough, else None."""
+        reason = self.not_found_reason(request.hits)
+        if reason is None:
+            return None
+        return _nothing_backed(
+            AnswerKind.NOT_FOUND, request.hits, request.mode, request.timings(), reason=reason
+        )
 
-        ``history``: earlier turns for the prompt, as many of the latest as fit.
-        ``standalone``: a follow-up rewritten with its context ("its training" -> the big
-        model's); claims and quotes are judged against it, since they cannot see history.
-        ``extract`` never calls the LLM, nor does ``auto`` when a quote is confident;
-        otherwise ``auto`` and ``generate`` raise GeneratorUnavailableError before the first
-        token when the LLM is down.
+    async def quotes(self, request: AnswerRequest) -> list[Quote] | None:
+        """The extractor's confident quotes for the question (None without an extractor)."""
+        if self.extractor is None:
+            return None
+        return await asyncio.to_thread(self.extractor.quotes, request.judged, request.hits)
+
+    async def write(
+        self, request: AnswerRequest, draft: Draft, *, hygiene: bool
+    ) -> AsyncIterator[TokenEvent]:
+        """Ask the model: yield its tokens, then fill ``draft`` with its text and claims.
+
+        ``hygiene``: cap the length by the question, stop at stop sequences and at a
+        repetition loop. Raises GeneratorUnavailableError before the first token when the
+        LLM is down.
         """
-        started = time.perf_counter()
-        judged = standalone or question
-        reason = self.not_found_reason(hits) if mode is not AnswerMode.GENERATE else None
-        if reason is not None:
-            timings = _timings(retrieval_ms, None, started)
-            not_found = _nothing_backed(AnswerKind.NOT_FOUND, hits, mode, timings, reason=reason)
-            yield DoneEvent(not_found)
-            return
-        if mode is AnswerMode.EXTRACT:
-            yield DoneEvent(await self._quoted(judged, hits, mode, retrieval_ms, started))
-            return
-        quotes: list[Quote] | None = None
-        if mode is AnswerMode.AUTO and self.quotes_first and self.extractor is not None:
-            # A confident quote is right more often than the small model's backed sentences
-            # (docs/benchmarks/answers-auto.md), and needs no generation.
-            quotes = await asyncio.to_thread(self.extractor.quotes, judged, hits)
-            if quotes:
-                yield DoneEvent(
-                    await self._quoted(judged, hits, mode, retrieval_ms, started, quotes=quotes)
-                )
-                return
+        question, max_tokens = request.question, request.max_tokens
         info = await self.generator.info()
-        hygiene = mode is AnswerMode.AUTO
+        draft.model = info.model
         if hygiene:
             max_tokens = answer_token_cap(question, max_tokens)
         budget = info.context_length - max_tokens
-        sources = await fit_passages(
-            question, hits, count_tokens=self.generator.count_tokens, budget_tokens=budget
+        count_tokens = self.generator.count_tokens
+        draft.sources = await fit_passages(
+            question, request.hits, count_tokens=count_tokens, budget_tokens=budget
         )
+        history = request.history
         if history:
             history = await fit_history(
-                question,
-                sources,
-                history,
-                count_tokens=self.generator.count_tokens,
-                budget_tokens=budget,
+                question, draft.sources, history, count_tokens=count_tokens, budget_tokens=budget
             )
-        messages = build_messages(question, sources, history)
+        messages = build_messages(question, draft.sources, history)
         pieces: list[str] = []
-        ttft_ms: float | None = None
         tokens = self.generator.stream(
             messages,
             max_tokens=max_tokens,
-            temperature=temperature,
+            temperature=request.temperature,
             stop=STOP_SEQUENCES if hygiene else (),
         )
         async for piece in tokens:
-            if ttft_ms is None:
-                ttft_ms = (time.perf_counter() - started) * 1000
+            if draft.ttft_ms is None:
+                draft.ttft_ms = (time.perf_counter() - request.started) * 1000
             pieces.append(piece)
             yield TokenEvent(piece)
             if hygiene and repetition_start("".join(pieces)) is not None:
                 break  # leaving the loop closes the stream, which ends the request
         text = "".join(pieces)
         cut = repetition_start(text) if hygiene else None
-        text = (text if cut is None else text[:cut]).strip()
-        claims = (
-            await asyncio.to_thread(self.verifier.verify, text, sources, judged)
-            if self.verifier
-            else []
-        )
-        if mode is AnswerMode.AUTO:
-            supported = [c for c in claims if c.support is Support.SUPPORTED]
-            if self.verifier is not None and not supported:  # includes "could not find"
-                yield DoneEvent(
-                    await self._quoted(
-                        judged,
-                        hits,
-                        mode,
-                        retrieval_ms,
-                        started,
-                        claims,
-                        info.model,
-                        ttft_ms,
-                        quotes=quotes,
-                    )
-                )
-                return
-            shown = " ".join(c.text for c in supported) if self.verifier else text
-            text = with_attributed_markers(shown, supported)
-            removed = len(claims) - len(supported)
-        else:
-            text = with_attributed_markers(text, claims)
-            removed = 0
-        timings = _timings(retrieval_ms, ttft_ms, started)
-        if claims and not any(c.support is Support.SUPPORTED for c in claims):
-            # Nothing the model said is backed by the passages: say so, keep the passages.
-            unanswered = _nothing_backed(
-                AnswerKind.UNANSWERED,
-                sources,
-                mode,
-                timings,
-                model=info.model,
-                draft=claims,
-                removed=removed,
+        draft.text = (text if cut is None else text[:cut]).strip()
+        if self.verifier is not None:
+            draft.claims = await asyncio.to_thread(
+                self.verifier.verify, draft.text, draft.sources, request.judged
             )
-            yield DoneEvent(unanswered)
-            return
-        citations, invalid = parse_citations(text, sources)
-        yield DoneEvent(
-            Answer(
-                text=text,
-                citations=citations,
-                sources=sources,
-                invalid_citations=invalid,
-                timings=timings,
-                model=info.model,
-                claims=claims,
-                highlights=best_highlights(claims),
-                grounded=True,
-                mode=mode,
-                kind=AnswerKind.GENERATED,
-                removed=removed,
-            )
+
+    def generated(self, request: AnswerRequest, draft: Draft, text: str, removed: int) -> Answer:
+        """The model's answer: ``text`` (with its citation markers) over the draft's sources."""
+        citations, invalid = parse_citations(text, draft.sources)
+        return Answer(
+            text=text,
+            citations=citations,
+            sources=draft.sources,
+            invalid_citations=invalid,
+            timings=request.timings(draft.ttft_ms),
+            model=draft.model,
+            claims=draft.claims,
+            highlights=best_highlights(draft.claims),
+            grounded=True,
+            mode=request.mode,
+            kind=AnswerKind.GENERATED,
+            removed=removed,
         )
 
-    async def _quoted(
+    def unanswered(self, request: AnswerRequest, draft: Draft, removed: int) -> Answer:
+        """Nothing the model said is backed by the passages: say so, keep the passages."""
+        return _nothing_backed(
+            AnswerKind.UNANSWERED,
+            draft.sources,
+            request.mode,
+            request.timings(draft.ttft_ms),
+            model=draft.model,
+            draft=draft.claims,
+            removed=removed,
+        )
+
+    async def quoted(
         self,
-        question: str,
-        hits: Sequence[Hit],
-        mode: AnswerMode,
-        retrieval_ms: float,
-        started: float,
-        generated: Sequence[Claim] = (),
-        model: str = "",
-        ttft_ms: float | None = None,
+        request: AnswerRequest,
+        draft: Draft | None = None,
         *,
         quotes: Sequence[Quote] | None = None,
     ) -> Answer:
-        """Quotes from the passages; ``generated`` are the model's claims it replaces.
+        """Quotes from the passages; ``draft``: the model's answer they replace.
 
         ``quotes``: the extractor's quotes when already chosen for this question and hits.
         """
         if self.extractor is None:
             raise RuntimeError("quote mode needs an AnswerEngine built with a QuoteExtractor")
-        sources = list(hits)
+        draft = draft or Draft()
+        generated = draft.claims
+        sources = list(request.hits)
         if quotes is None:
-            quotes = await asyncio.to_thread(self.extractor.quotes, question, sources)
+            quotes = await asyncio.to_thread(self.extractor.quotes, request.judged, sources)
+        timings = request.timings(draft.ttft_ms)
         if not quotes:  # every sentence is a table row, page furniture or an echo
-            timings = _timings(retrieval_ms, ttft_ms, started)
             return _nothing_backed(
                 AnswerKind.UNANSWERED,
                 sources,
-                mode,
+                request.mode,
                 timings,
-                model=model,
+                model=draft.model,
                 draft=generated,
                 removed=len(generated),
             )
@@ -296,12 +283,12 @@ class AnswerEngine:
             citations=citations,
             sources=sources,
             invalid_citations=invalid,
-            timings=_timings(retrieval_ms, ttft_ms, started),
-            model=model,
+            timings=timings,
+            model=draft.model,
             claims=claims + list(generated),
             highlights=best_highlights(claims),
             grounded=True,
-            mode=mode,
+            mode=request.mode,
             kind=AnswerKind.QUOTED,
             removed=len(generated),
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -145,14 +145,13 @@ def _print_passages(hits: Sequence[Hit]) -> None:
 files_argument = click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-question_option = click.option("-q", "--question", required=True, help="What to ask.")
 top_k_option = click.option("-k", "--top-k", default=5, show_default=True, help="Passages.")
 password_option = click.option("--password", default=None, help="Password for encrypted PDFs.")
 
 
 @main.command("search")
 @files_argument
-@question_option
+@click.option("-q", "--question", required=True, help="What to search for.")
 @top_k_option
 @password_option
 def search_command(
@@ -160,64 +159,92 @@ def search_command(
 ) -> None:
     """Show the passages of FILES that best match the question (retrieval only)."""
     services, session = _ingest_files(files, password)
-    hits = services.engine.retriever.search(
-        session, question, top_k=top_k, score_threshold=services.settings.score_threshold
-    )
-    _print_passages(hits)
+
+    async def search() -> None:
+        try:
+            _print_passages(await services.answers.search(session, question, top_k))
+        finally:
+            await services.aclose()
+
+    asyncio.run(search())
 
 
 @main.command("ask")
 @files_argument
-@question_option
+@click.option(
+    "-q",
+    "--question",
+    "questions",
+    multiple=True,
+    help="What to ask; repeat it for follow-ups. Without it: ask at the prompt, one question "
+    "per line, until an empty line.",
+)
 @top_k_option
 @password_option
-def ask_command(files: tuple[Path, ...], question: str, top_k: int, password: str | None) -> None:
-    """Answer the question from FILES, with citations (needs a running vLLM server)."""
-    from rag.answer import AnswerKind, TokenEvent
+def ask_command(
+    files: tuple[Path, ...], questions: tuple[str, ...], top_k: int, password: str | None
+) -> None:
+    """Answer questions from FILES, with citations (needs a running vLLM server).
 
+    One conversation: a follow-up ("and its training?") is searched with what came before.
+    """
     services, session = _ingest_files(files, password)
 
-    async def answer() -> None:
-        hits, retrieval_ms = await services.engine.retrieve(
-            session, question, top_k=top_k, score_threshold=services.settings.score_threshold
-        )
+    async def conversation() -> None:
         try:
-            async for event in services.engine.stream(
-                question,
-                hits,
-                max_tokens=services.settings.answer_max_tokens,
-                temperature=services.settings.temperature,
-                retrieval_ms=retrieval_ms,
-                mode=services.settings.answer_mode,
-            ):
-                if isinstance(event, TokenEvent):
-                    click.echo(event.text, nl=False)
-                else:
-                    shown = event.answer
-                    if shown.kind is not AnswerKind.GENERATED or shown.removed:
-                        label = "Quoted from your documents" if shown.kind == "quoted" else "Shown"
-                        click.echo(f"\n\n{label}: {shown.text}")
-                        if shown.removed:
-                            click.echo(f"({shown.removed} unsupported sentence(s) removed)")
-                        if shown.not_found_reason:
-                            click.echo(shown.not_found_reason)
-                        for claim in shown.claims if shown.kind is AnswerKind.UNANSWERED else []:
-                            click.echo(f"The model's draft, not backed: {claim.text}")
-                    click.echo("\n\nSources:")
-                    _print_passages(event.answer.sources)
-        except GeneratorUnavailableError as exc:
-            click.secho(
-                f"{exc.message}\nStart one with `pgpt vllm` or set PGPT_VLLM_URL. "
-                "The best passages:",
-                fg="yellow",
-                err=True,
-            )
-            _print_passages(hits)
-            raise SystemExit(1) from None
+            for question in questions or _prompted_questions():
+                await _answer(services, session, question, top_k)
         finally:
-            await services.generator.aclose()
+            await services.aclose()
 
-    asyncio.run(answer())
+    asyncio.run(conversation())
+
+
+def _prompted_questions() -> Iterator[str]:
+    while True:
+        try:
+            question = click.prompt("\nQuestion", default="", show_default=False).strip()
+        except click.Abort:  # end of input
+            return
+        if not question:
+            return
+        yield question
+
+
+async def _answer(services: Services, session: Session, question: str, top_k: int) -> None:
+    """Stream one answer, then what was shown and its sources; on a dead model, the best
+    passages and exit status 1."""
+    from rag.answer import AnswerKind, TokenEvent
+    from rag.answering import AskOptions
+
+    asked = await services.answers.ask(session, question, AskOptions(top_k=top_k))
+    if asked.standalone != question:
+        click.echo(f"(searched as: {asked.standalone})", err=True)
+    try:
+        async for event in asked.events:
+            if isinstance(event, TokenEvent):
+                click.echo(event.text, nl=False)
+            else:
+                shown = event.answer
+                if shown.kind is not AnswerKind.GENERATED or shown.removed:
+                    label = "Quoted from your documents" if shown.kind == "quoted" else "Shown"
+                    click.echo(f"\n\n{label}: {shown.text}")
+                    if shown.removed:
+                        click.echo(f"({shown.removed} unsupported sentence(s) removed)")
+                    if shown.not_found_reason:
+                        click.echo(shown.not_found_reason)
+                    for claim in shown.claims if shown.kind is AnswerKind.UNANSWERED else []:
+                        click.echo(f"The model's draft, not backed: {claim.text}")
+                click.echo("\n\nSources:")
+                _print_passages(event.answer.sources)
+    except GeneratorUnavailableError as exc:
+        click.secho(
+            f"{exc.message}\nStart one with `pgpt vllm` or set PGPT_VLLM_URL. The best passages:",
+            fg="yellow",
+            err=True,
+        )
+        _print_passages(asked.hits)
+        raise SystemExit(1) from None
 
 
 @main.command("serve")

@@ -18,7 +18,6 @@ from core.api_models import (
 from core.settings import AnswerMode
 from ingest.page_view import PageExcerpt, PageImage
 from rag.answer import Answer, AnswerKind
-from rag.conversation import CitedPage, Turn
 from rag.retrieval import Hit
 from rag.sessions import DocumentInfo
 from rag.verification import Support
@@ -124,12 +123,3 @@ def query_result(answer: Answer, standalone_question: str) -> QueryResult:
         ),
         model=answer.model,
     )
-
-
-def turn(question: str, standalone_question: str, answer: Answer) -> Turn:
-    """The turn a session's conversation keeps: the answer as shown, its cited pages."""
-    cited = dict.fromkeys(
-        CitedPage(c.hit.chunk.filename, c.hit.chunk.page, c.hit.chunk.page_end)
-        for c in answer.citations
-    )
-    return Turn(question, standalone_question, answer.text, tuple(cited))

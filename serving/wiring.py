@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from core.settings import Settings
 from ingest.worker_pool import ParserPool
 from rag.answer import AnswerEngine
+from rag.answering import AnswerService
 from rag.embedding import Embedder, make_embedder
 from rag.extract import QuoteExtractor
-from rag.followup import QuestionRewriter, make_rewriter
+from rag.followup import make_rewriter
 from rag.generation import Generator
 from rag.index import make_index
 from rag.pipeline import Ingestor
@@ -28,12 +29,11 @@ class Services:
     parser_pool: ParserPool
     store: SessionStore
     ingestor: Ingestor
-    engine: AnswerEngine
-    rewriter: QuestionRewriter
+    answers: AnswerService
 
     @property
     def generator(self) -> Generator:
-        return self.engine.generator
+        return self.answers.engine.generator
 
     async def aclose(self) -> None:
         """Drop every session, close the generator's connections, stop the parser workers."""
@@ -74,12 +74,15 @@ def build_services(
         parser_pool=parser_pool,
         store=make_store(settings, embedder),
         ingestor=Ingestor(settings, embedder, parser_pool),
-        engine=AnswerEngine(
-            make_retriever(settings, embedder),
-            generator,
-            verifier,
-            QuoteExtractor(embedder, min_confidence=settings.quote_min_confidence),
-            min_score=settings.answer_min_score,
+        answers=AnswerService(
+            settings,
+            AnswerEngine(
+                make_retriever(settings, embedder),
+                generator,
+                verifier,
+                QuoteExtractor(embedder, min_confidence=settings.quote_min_confidence),
+                min_score=settings.answer_min_score,
+            ),
+            make_rewriter(settings, generator),
         ),
-        rewriter=make_rewriter(settings, generator),
     )

@@ -10,15 +10,12 @@ from fastapi.responses import JSONResponse
 
 from core import api_models as models
 from core.errors import GeneratorUnavailableError, PGPTError
-from core.settings import AnswerMode
-from rag.answer import Answer, AnswerEvent, DoneEvent, TokenEvent
-from rag.conversation import Turn, latest
+from rag.answer import AnswerEvent, TokenEvent
+from rag.answering import Asked, AskOptions, last_answer
 from rag.retrieval import Hit
-from rag.sessions import Session
 from serving import responses
 from serving.http_errors import unavailable_body, unavailable_response
 from serving.routes.deps import ServicesDep, SessionDep, event_stream, sse
-from serving.wiring import Services
 
 router = APIRouter()
 
@@ -27,9 +24,7 @@ router = APIRouter()
 async def search(
     body: models.SearchRequest, session: SessionDep, services: ServicesDep
 ) -> models.SearchResult:
-    hits, _ = await services.engine.retrieve(
-        session, body.query, top_k=body.top_k, score_threshold=services.settings.score_threshold
-    )
+    hits = await services.answers.search(session, body.query, top_k=body.top_k)
     return models.SearchResult(results=[responses.passage(h) for h in hits])
 
 
@@ -41,22 +36,17 @@ async def search(
     },
 )
 async def query(body: models.QueryRequest, session: SessionDep, services: ServicesDep) -> Response:
-    history = session.conversation.turns() if body.use_conversation else []
-    started = await start_answer(
-        services,
-        session,
-        body.question,
-        history,
+    options = AskOptions(
         top_k=body.top_k,
         max_tokens=body.max_tokens,
         temperature=body.temperature,
         mode=body.answer_mode,
+        history=None if body.use_conversation else (),  # None: the session's, recorded
     )
+    started = await start(await services.answers.ask(session, body.question, options))
     if isinstance(started, JSONResponse):
         return started
     standalone, events, hits = started.standalone, started.events, started.hits
-    if body.use_conversation:
-        events = recorded(events, session, body.question, standalone)
     if not body.stream:
         try:
             answer = await last_answer(events)
@@ -77,40 +67,14 @@ class Started:
     first: AnswerEvent  # also the first of ``events``
 
 
-async def start_answer(
-    services: Services,
-    session: Session,
-    question: str,
-    history: list[Turn],
-    *,
-    top_k: int,
-    max_tokens: int | None,
-    temperature: float | None,
-    mode: AnswerMode | None = None,
-) -> Started | JSONResponse:
-    """Rewrite a follow-up, retrieve, and begin the answer, or a 503 (with the passages)
-    when the generator cannot be reached."""
-    settings = services.settings
-    standalone = await services.rewriter.rewrite(question, history)
-    hits, retrieval_ms = await services.engine.retrieve(
-        session, standalone, top_k=top_k, score_threshold=settings.score_threshold
-    )
-    events = services.engine.stream(
-        question,
-        hits,
-        max_tokens=max_tokens or settings.answer_max_tokens,
-        temperature=settings.temperature if temperature is None else temperature,
-        retrieval_ms=retrieval_ms,
-        history=latest(history, settings.conversation_prompt_turns),
-        mode=mode or settings.answer_mode,
-        standalone=standalone,
-    )
+async def start(asked: Asked) -> Started | JSONResponse:
+    """The answer begun, or a 503 (with the passages) when the generator cannot be reached:
+    the first event is read before any response is sent, so that failure is a clean 503."""
     try:
-        # Pull the first event before answering, so an unreachable generator is a clean 503.
-        first = await anext(events)
+        first = await anext(asked.events)
     except GeneratorUnavailableError as exc:
-        return unavailable_response(exc, hits)
-    return Started(standalone, chained(first, events), hits, first)
+        return unavailable_response(exc, asked.hits)
+    return Started(asked.standalone, chained(first, asked.events), asked.hits, first)
 
 
 async def chained(
@@ -118,28 +82,6 @@ async def chained(
 ) -> AsyncIterator[AnswerEvent]:
     yield first
     async for event in rest:
-        yield event
-
-
-async def last_answer(events: AsyncIterator[AnswerEvent]) -> Answer:
-    """The final answer. The stream is read to its end (the DoneEvent is its last event)
-    so that its generators finish now and release what they hold, such as earlier turns."""
-    answer: Answer | None = None
-    async for event in events:
-        if isinstance(event, DoneEvent):
-            answer = event.answer
-    if answer is None:
-        raise AssertionError("an answer stream always ends with a DoneEvent")
-    return answer
-
-
-async def recorded(
-    events: AsyncIterator[AnswerEvent], session: Session, question: str, standalone: str
-) -> AsyncIterator[AnswerEvent]:
-    """The events, with the finished answer added to the session's conversation."""
-    async for event in events:
-        if isinstance(event, DoneEvent):
-            session.conversation.add(responses.turn(question, standalone, event.answer))
         yield event
 
 

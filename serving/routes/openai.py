@@ -16,11 +16,12 @@ from fastapi.responses import JSONResponse
 from core import api_models as models
 from core.errors import GeneratorUnavailableError, InvalidRequestError, PGPTError
 from rag.answer import Answer, AnswerEvent, DoneEvent, TokenEvent
+from rag.answering import AskOptions, last_answer
 from rag.conversation import Turn
 from rag.followup import replayed
 from serving import responses
 from serving.http_errors import unavailable_response
-from serving.routes.answers import last_answer, start_answer
+from serving.routes.answers import start
 from serving.routes.deps import ServicesDep, SessionDep, event_stream
 
 MAX_QUESTION_CHARS = 4000  # as /query allows
@@ -147,15 +148,12 @@ async def chat_completions(
     or changed); citations, sources and claims are in the extra top-level field ``pgpt``.
     """
     question, history = conversation(body.messages)
-    started = await start_answer(
-        services,
-        session,
-        question,
-        history,
-        top_k=services.settings.top_k,
+    options = AskOptions(
         max_tokens=body.max_completion_tokens or body.max_tokens,
         temperature=body.temperature,
+        history=history,  # the client's, not the session's: nothing is recorded
     )
+    started = await start(await services.answers.ask(session, question, options))
     if isinstance(started, JSONResponse):
         return started
     standalone, events = started.standalone, started.events

@@ -10,7 +10,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from ingest.models import Chunk
-from rag.answer import UNANSWERED_TEXT, AnswerEngine, AnswerKind, DoneEvent, TokenEvent
+from rag.answer import (
+    UNANSWERED_TEXT,
+    AnswerEngine,
+    AnswerKind,
+    AnswerRequest,
+    DoneEvent,
+    TokenEvent,
+)
+from rag.answer_modes import answer
 from rag.retrieval import Hit
 from rag.verification import Claim, Highlight, Support
 from tests.serving.fakes import ScriptedGenerator
@@ -46,7 +54,8 @@ class ScriptedVerifier:
 async def answer_with(verifier: Any) -> tuple[str, DoneEvent]:
     engine = AnswerEngine(retriever=None, generator=ScriptedGenerator(ANSWER), verifier=verifier)  # type: ignore[arg-type]
     streamed, done = "", None
-    async for event in engine.stream("How many GPUs?", HITS, max_tokens=64, temperature=0.0):
+    request = AnswerRequest("How many GPUs?", HITS, max_tokens=64, temperature=0.0)
+    async for event in answer(engine, request):
         if isinstance(event, TokenEvent):
             streamed += event.text
         else:

@@ -12,8 +12,18 @@ from typing import Any
 
 import pytest
 
+from benchmarks.variants import model_first
 from core.settings import AnswerMode, Settings
-from rag.answer import UNANSWERED_TEXT, Answer, AnswerEngine, AnswerEvent, AnswerKind, DoneEvent
+from rag.answer import (
+    UNANSWERED_TEXT,
+    Answer,
+    AnswerEngine,
+    AnswerEvent,
+    AnswerKind,
+    AnswerRequest,
+    DoneEvent,
+)
+from rag.answer_modes import STRATEGIES, Strategy
 from rag.extract import Quote, QuoteExtractor
 from rag.generation import Generator, GeneratorInfo, GeneratorStatus, Message
 from rag.index import make_index
@@ -72,16 +82,13 @@ def session(settings: Settings, embedder: Any, attention_pdf: bytes) -> Session:
     return session
 
 
-def engine(
-    embedder: Any, generator: Generator, *, min_confidence: float = 0.0, quotes_first: bool = True
-) -> AnswerEngine:
+def engine(embedder: Any, generator: Generator, *, min_confidence: float = 0.0) -> AnswerEngine:
     return AnswerEngine(
         Retriever(embedder, dedup_threshold=0.95, hybrid=True),
         generator,
         CitationVerifier(embedder),
         QuoteExtractor(embedder, min_confidence=min_confidence),
         min_score=MIN_SCORE,
-        quotes_first=quotes_first,
     )
 
 
@@ -97,11 +104,17 @@ async def last_event(events: AsyncIterator[AnswerEvent]) -> Answer:
     raise AssertionError("no answer")
 
 
-async def ask(engine: AnswerEngine, session: Session, question: str, mode: AnswerMode) -> Answer:
+async def ask(
+    engine: AnswerEngine,
+    session: Session,
+    question: str,
+    mode: AnswerMode,
+    strategy: Strategy | None = None,
+) -> Answer:
+    """``strategy``: another than the mode's own (the benchmarks' model-first ``auto``)."""
     hits, _ = await engine.retrieve(session, question, top_k=5, score_threshold=None)
-    return await last_event(
-        engine.stream(question, hits, max_tokens=96, temperature=0.0, mode=mode)
-    )
+    request = AnswerRequest(question, hits, max_tokens=96, temperature=0.0, mode=mode)
+    return await last_event((strategy or STRATEGIES[mode])(engine, request))
 
 
 def cited_pages(answer: Answer) -> set[int]:
@@ -168,7 +181,7 @@ def test_a_follow_up_is_quoted_for_its_standalone_question(embedder: Any, sessio
     )
     standalone = "How long did its training take? (P100 GPUs, train, big model)"
     hits, _ = asyncio.run(quoting.retrieve(session, standalone, top_k=5, score_threshold=None))
-    events = quoting.stream(
+    request = AnswerRequest(
         "How long did its training take?",
         hits,
         max_tokens=96,
@@ -176,7 +189,7 @@ def test_a_follow_up_is_quoted_for_its_standalone_question(embedder: Any, sessio
         mode=AnswerMode.EXTRACT,
         standalone=standalone,
     )
-    asyncio.run(last_event(events))
+    asyncio.run(last_event(STRATEGIES[AnswerMode.EXTRACT](quoting, request)))
     assert extractor.asked == [standalone]
 
 
@@ -193,11 +206,6 @@ def test_auto_quotes_a_confident_answer_without_calling_the_llm(
 def unsure_engine(embedder: Any, generator: Generator) -> AnswerEngine:
     """No quote is ever confident enough, so ``auto`` always asks the model."""
     return engine(embedder, generator, min_confidence=1.0)
-
-
-def model_first_engine(embedder: Any, generator: Generator) -> AnswerEngine:
-    """``auto`` as it was before 4 Dec: the model first, quotes when nothing it wrote holds."""
-    return engine(embedder, generator, quotes_first=False)
 
 
 def test_auto_shows_only_the_supported_sentence(embedder: Any, session: Session) -> None:
@@ -220,29 +228,24 @@ WRONG_ANSWER = "The big model was trained on 7 P100 GPUs [1]."
 
 
 @pytest.mark.parametrize(
-    ("quotes_first", "min_confidence", "kind", "shown"),
+    ("strategy", "min_confidence", "kind", "shown"),
     [
         # No confident quote and nothing the model wrote holds: say so.
-        (True, 1.0, AnswerKind.UNANSWERED, UNANSWERED_TEXT),
+        (None, 1.0, AnswerKind.UNANSWERED, UNANSWERED_TEXT),
         # The earlier order (model first) quotes when nothing the model wrote holds.
-        (False, 0.0, AnswerKind.QUOTED, "8 NVIDIA P100 GPUs"),
+        (model_first, 0.0, AnswerKind.QUOTED, "8 NVIDIA P100 GPUs"),
     ],
 )
 def test_auto_never_shows_an_unsupported_written_answer(
     embedder: Any,
     session: Session,
-    quotes_first: bool,
+    strategy: Strategy | None,
     min_confidence: float,
     kind: AnswerKind,
     shown: str,
 ) -> None:
-    asking = engine(
-        embedder,
-        ScriptedGenerator(WRONG_ANSWER),
-        min_confidence=min_confidence,
-        quotes_first=quotes_first,
-    )
-    answer = asyncio.run(ask(asking, session, GPU_QUESTION, AnswerMode.AUTO))
+    asking = engine(embedder, ScriptedGenerator(WRONG_ANSWER), min_confidence=min_confidence)
+    answer = asyncio.run(ask(asking, session, GPU_QUESTION, AnswerMode.AUTO, strategy))
     assert (answer.kind, shown in answer.text, answer.removed) == (kind, True, 1)
     assert answer.claims[-1].text == WRONG_ANSWER  # listed with its label, not shown
 
@@ -282,7 +285,7 @@ def test_p100_question_in_auto_with_the_real_model(
     # Model first, so the real model writes (the default would quote without it).
     generator = vllm_server.make_generator(timeout_s=300, retries=1)
     answer = asyncio.run(
-        ask(model_first_engine(embedder, generator), session, GPU_QUESTION, AnswerMode.AUTO)
+        ask(engine(embedder, generator), session, GPU_QUESTION, AnswerMode.AUTO, model_first)
     )
     asyncio.run(generator.aclose())
     assert answer.kind in (AnswerKind.GENERATED, AnswerKind.QUOTED)
