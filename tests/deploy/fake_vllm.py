@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +23,12 @@ from typing import Any, ClassVar
 MODEL = "fake-llm"
 METRIC = "pgpt_fake_chat_requests_total"
 _METRIC_LINE = re.compile(METRIC + r'\{session="([^"]*)"\} (\d+)')
+
+
+def command(host: str, port: int) -> list[str]:
+    """How ScaleCluster starts one (``vllm_command``); the port names the replica."""
+    return [sys.executable, "-m", "tests.deploy.fake_vllm", "--host", host, "--port", str(port),
+            "--name", str(port)]  # fmt: skip
 
 
 def parse_metrics(text: str) -> Counter[str]:

@@ -12,7 +12,6 @@ replica and a vLLM replica killed), after the ones that read it as it was built.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,10 +22,10 @@ import httpx
 import pytest
 
 from core.api_models import ErrorBody
-from deploy.haproxy import Listen
-from deploy.scale_demo import ScaleCluster
-from tests.deploy.fake_vllm import parse_metrics
-from tests.support import LOOPBACK, free_port
+from deploy.scale_demo import ScaleCluster, loopback_listen
+from tests.deploy import fake_vllm
+
+pytestmark = pytest.mark.slow  # subprocess servers: HAProxy, vllm-router, api replicas
 
 SESSIONS = 200
 CONCURRENCY = 8
@@ -39,11 +38,6 @@ DOCUMENT = (
 )
 QUESTION = "How many GPUs were used to train the big model?"
 FOLLOW_UP = "How long did its training take?"
-
-
-def fake_vllm(host: str, port: int) -> list[str]:
-    return [sys.executable, "-m", "tests.deploy.fake_vllm", "--host", host, "--port", str(port),
-            "--name", str(port)]  # fmt: skip
 
 
 @dataclass
@@ -59,22 +53,14 @@ class Trace:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, settings) -> Iterator[ScaleCluster]:  # type: ignore[no-untyped-def]
     workdir: Path = tmp_path_factory.mktemp("scale")
-    listen = Listen(
-        host=LOOPBACK,
-        api_port=free_port(),
-        ui_port=free_port(),
-        peer_name="pgpt-test-proxy",
-        peer_port=free_port(),
-        stats_socket=str(workdir / "haproxy.sock"),
-        resolver=None,
-    )
+    listen = loopback_listen(workdir)
     env = {
         "PGPT_FOLLOWUP_REWRITE": "keywords",
         "PGPT_PARSER_WORKERS": "1",
         "PGPT_MAX_SESSIONS": "1000",
     }
     built = ScaleCluster(
-        settings, workdir, vllm_command=fake_vllm, with_ui=False, env=env, listen=listen
+        settings, workdir, vllm_command=fake_vllm.command, with_ui=False, env=env, listen=listen
     )
     built.start(pairs=2, vllm_replicas=2)
     try:
@@ -129,7 +115,7 @@ def session_works(client: httpx.Client, session_id: str) -> httpx.Response:
 def vllm_counts(cluster: ScaleCluster) -> dict[str, Counter[str]]:
     """Chat requests per session hash, for each running vLLM replica."""
     return {
-        replica.url: parse_metrics(httpx.get(f"{replica.url}/metrics").text)
+        replica.url: fake_vllm.parse_metrics(httpx.get(f"{replica.url}/metrics").text)
         for replica in cluster.vllms
         if replica.is_running()
     }
@@ -202,6 +188,22 @@ def test_adding_a_replica_keeps_every_live_session(
         f"working ({len(broken) / len(traces):.1%}); new sessions: {dict(new_sessions)}"
     )
     assert (len(broken), len(new_sessions)) == (0, 3)
+
+
+def test_a_draining_replica_gets_no_new_session_and_keeps_serving_its_own(
+    cluster: ScaleCluster, traces: list[Trace]
+) -> None:
+    with httpx.Client(base_url=cluster.api_url, timeout=30.0) as client:
+        before = [client.post("/v1/sessions") for _ in range(6)]
+        on_api3 = [r.json()["session_id"] for r in before if r.headers[REPLICA_HEADER] == "api3"]
+        cluster.proxy_command("set server api/api3 state drain")
+        after = Counter(client.post("/v1/sessions").headers[REPLICA_HEADER] for _ in range(20))
+        still = Counter(session_works(client, s).headers[REPLICA_HEADER] for s in on_api3)
+    assert (sorted(after), len(on_api3) > 0, still) == (
+        ["api1", "api2"],
+        True,
+        Counter({"api3": len(on_api3)}),
+    )
 
 
 def test_killed_replica_sessions_get_a_clear_error_and_the_others_keep_working(

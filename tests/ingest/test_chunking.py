@@ -1,4 +1,5 @@
-"""ingest.chunking with the real embedder's tokenizer on real documents."""
+"""ingest.chunking with the bundled model's tokenizer (the fake embedder counts with it) on real
+documents."""
 
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ def federal_doc(pdf_dir: Path) -> ParsedDocument:
     return parse_pdf(data, "federal-register.pdf", max_pages=2000)
 
 
-def chunker(embedder: Any, size: int, overlap: int) -> TokenChunker:
-    return TokenChunker(embedder.count_tokens, size, overlap)
+def chunker(fake_embedder: Any, size: int, overlap: int) -> TokenChunker:
+    return TokenChunker(fake_embedder.count_tokens, size, overlap)
 
 
 def located_text(doc: ParsedDocument, chunk: Chunk) -> str:
@@ -58,34 +59,34 @@ def global_span(doc: ParsedDocument, chunk: Chunk) -> tuple[int, int]:
 
 @pytest.mark.parametrize("document", ["attention_doc", "federal_doc"])
 def test_no_chunk_exceeds_the_model_limit(
-    request: pytest.FixtureRequest, embedder: Any, settings: Any, document: str
+    request: pytest.FixtureRequest, fake_embedder: Any, settings: Any, document: str
 ) -> None:
     doc = request.getfixturevalue(document)
     splitter = TokenChunker.for_model(
-        embedder.count_tokens,
-        embedder.max_tokens,
+        fake_embedder.count_tokens,
+        fake_embedder.max_tokens,
         settings.chunk_size_tokens,
         settings.chunk_overlap_tokens,
     )
-    assert splitter.chunk_size <= embedder.max_tokens
+    assert splitter.chunk_size <= fake_embedder.max_tokens
     chunks = splitter.split(doc, "doc-1")
     assert len(chunks) > 20
-    assert max(embedder.count_tokens(chunk.text) for chunk in chunks) <= splitter.chunk_size
+    assert max(fake_embedder.count_tokens(chunk.text) for chunk in chunks) <= splitter.chunk_size
 
 
-def test_chunks_fill_the_full_model_window(federal_doc: ParsedDocument, embedder: Any) -> None:
-    chunks = chunker(embedder, embedder.max_tokens, 0).split(federal_doc, "d")
-    counts = [embedder.count_tokens(chunk.text) for chunk in chunks]
-    assert max(counts) <= embedder.max_tokens
+def test_chunks_fill_the_full_model_window(federal_doc: ParsedDocument, fake_embedder: Any) -> None:
+    chunks = chunker(fake_embedder, fake_embedder.max_tokens, 0).split(federal_doc, "d")
+    counts = [fake_embedder.count_tokens(chunk.text) for chunk in chunks]
+    assert max(counts) <= fake_embedder.max_tokens
     # Chunks are packed close to the limit, not cut needlessly small.
-    assert sorted(counts)[len(counts) // 2] > embedder.max_tokens * 0.75
+    assert sorted(counts)[len(counts) // 2] > fake_embedder.max_tokens * 0.75
 
 
 @pytest.mark.parametrize("size,overlap", [(64, 0), (128, 32), (254, 64)])
 def test_offsets_are_exact(
-    attention_doc: ParsedDocument, embedder: Any, size: int, overlap: int
+    attention_doc: ParsedDocument, fake_embedder: Any, size: int, overlap: int
 ) -> None:
-    chunks = chunker(embedder, size, overlap).split(attention_doc, "att")
+    chunks = chunker(fake_embedder, size, overlap).split(attention_doc, "att")
     single_page = [chunk for chunk in chunks if chunk.page == chunk.page_end]
     assert single_page
     for chunk in single_page:
@@ -99,18 +100,18 @@ def test_offsets_are_exact(
         assert chunk.section is None
 
 
-def test_chunks_cover_every_word(attention_doc: ParsedDocument, embedder: Any) -> None:
+def test_chunks_cover_every_word(attention_doc: ParsedDocument, fake_embedder: Any) -> None:
     text, _ = join_pages(attention_doc)
     covered = bytearray(len(text))
-    for chunk in chunker(embedder, 128, 0).split(attention_doc, "d"):
+    for chunk in chunker(fake_embedder, 128, 0).split(attention_doc, "d"):
         start, end = global_span(attention_doc, chunk)
         covered[start:end] = b"\x01" * (end - start)
     missing = [i for i, ch in enumerate(text) if not covered[i] and not ch.isspace()]
     assert missing == []
 
 
-def test_page_of_a_known_fact(attention_doc: ParsedDocument, embedder: Any) -> None:
-    chunks = chunker(embedder, 128, 32).split(attention_doc, "d")
+def test_page_of_a_known_fact(attention_doc: ParsedDocument, fake_embedder: Any) -> None:
+    chunks = chunker(fake_embedder, 128, 32).split(attention_doc, "d")
     hits = [chunk for chunk in chunks if "8 NVIDIA P100 GPUs" in chunk.text]
     assert hits
     assert {chunk.page for chunk in hits} == {7}
@@ -138,8 +139,8 @@ def test_chunks_cross_page_breaks() -> None:
 # --- overlap ------------------------------------------------------------------------
 
 
-def test_consecutive_chunks_overlap(federal_doc: ParsedDocument, embedder: Any) -> None:
-    chunks = chunker(embedder, 128, 64).split(federal_doc, "d")
+def test_consecutive_chunks_overlap(federal_doc: ParsedDocument, fake_embedder: Any) -> None:
+    chunks = chunker(fake_embedder, 128, 64).split(federal_doc, "d")
     spans = [global_span(federal_doc, chunk) for chunk in chunks]
     text, _ = join_pages(federal_doc)
     shared_tokens = []
@@ -149,7 +150,7 @@ def test_consecutive_chunks_overlap(federal_doc: ParsedDocument, embedder: Any) 
         if next_start < end:
             shared = text[next_start:end]
             assert chunks[spans.index((next_start, next_end))].text.startswith(shared)
-            shared_tokens.append(embedder.count_tokens(shared))
+            shared_tokens.append(fake_embedder.count_tokens(shared))
         elif "\n\n" in text[end:next_start]:
             at_paragraph_breaks += 1
     # The overlap is made of whole paragraphs or sentences (lines or words only inside
@@ -160,10 +161,10 @@ def test_consecutive_chunks_overlap(federal_doc: ParsedDocument, embedder: Any) 
     assert sum(shared_tokens) / len(shared_tokens) > 32
 
 
-def test_no_overlap_when_zero(federal_doc: ParsedDocument, embedder: Any) -> None:
+def test_no_overlap_when_zero(federal_doc: ParsedDocument, fake_embedder: Any) -> None:
     spans = [
         global_span(federal_doc, chunk)
-        for chunk in chunker(embedder, 128, 0).split(federal_doc, "d")
+        for chunk in chunker(fake_embedder, 128, 0).split(federal_doc, "d")
     ]
     for (_, end), (next_start, _) in pairwise(spans):
         assert next_start >= end
@@ -191,7 +192,7 @@ Every option is described here.
 """
 
 
-def test_markdown_sections(embedder: Any) -> None:
+def test_markdown_sections(fake_embedder: Any) -> None:
     background = " ".join(
         f"Fact number {i} about the long history of the project is recorded here."
         for i in range(40)
@@ -199,7 +200,7 @@ def test_markdown_sections(embedder: Any) -> None:
     doc = parse_text(
         MANUAL.format(background=background).encode(), "manual.md", markdown=True, max_pages=10
     )
-    chunks = chunker(embedder, 64, 16).split(doc, "m")
+    chunks = chunker(fake_embedder, 64, 16).split(doc, "m")
     sections = [chunk.section for chunk in chunks]
     assert sections[0] is None  # the preface
     assert "Intro" in sections
@@ -210,17 +211,17 @@ def test_markdown_sections(embedder: Any) -> None:
     assert any(chunk.text.startswith("## Setup") for chunk in chunks)
     for chunk in chunks:
         assert located_text(doc, chunk) == chunk.text
-        assert embedder.count_tokens(chunk.text) <= 64
+        assert fake_embedder.count_tokens(chunk.text) <= 64
 
 
-def test_section_of_a_chunk_starting_mid_section(embedder: Any) -> None:
+def test_section_of_a_chunk_starting_mid_section(fake_embedder: Any) -> None:
     doc = parse_text(
         b"# Guide\n\n## Install\n\n" + b"Run the installer again. " * 60,
         "guide.md",
         markdown=True,
         max_pages=10,
     )
-    chunks = chunker(embedder, 32, 0).split(doc, "g")
+    chunks = chunker(fake_embedder, 32, 0).split(doc, "g")
     assert len(chunks) > 3
     assert {chunk.section for chunk in chunks[1:]} == {"Guide > Install"}
 
@@ -229,13 +230,13 @@ def test_section_of_a_chunk_starting_mid_section(embedder: Any) -> None:
 
 
 def test_piece_count_is_exact_for_the_real_tokenizer(
-    federal_doc: ParsedDocument, embedder: Any
+    federal_doc: ParsedDocument, fake_embedder: Any
 ) -> None:
-    counter = PieceTokenCounter(embedder.count_tokens)
+    counter = PieceTokenCounter(fake_embedder.count_tokens)
     long_pages = [page.text for page in federal_doc.pages if len(page.text) > LONG_PIECE_CHARS]
     assert long_pages  # the block-wise path is exercised
     for page in federal_doc.pages:
-        assert counter(page.text) == embedder.count_tokens(page.text)
+        assert counter(page.text) == fake_embedder.count_tokens(page.text)
 
 
 def test_over_long_chunks_are_cut_exactly() -> None:
@@ -282,12 +283,12 @@ def test_empty_pages_give_no_chunks() -> None:
     assert TokenChunker(len, 10, 0).split(doc, "e") == []
 
 
-def test_a_repeated_table_row_is_located_where_it_was_cut(embedder: Any) -> None:
+def test_a_repeated_table_row_is_located_where_it_was_cut(fake_embedder: Any) -> None:
     # A cost table repeats the same row; a chunk cut inside the last copy was placed on an
     # earlier one while the search for it started at the previous chunk's start.
     dots = "." * 26
     row = f"1 work-hour × $85 per hour = $85 ...... $0 {dots} $85 {dots} $6,205."
     lines = [f"FCC OPS installation .. {row}", f"AFM revisions {dots} {row}", "marker.", row]
     doc = ParsedDocument("costs.txt", "text/plain", (Page(1, "\n".join(lines)),))
-    spans = [global_span(doc, chunk) for chunk in chunker(embedder, 128, 0).split(doc, "d")]
+    spans = [global_span(doc, chunk) for chunk in chunker(fake_embedder, 128, 0).split(doc, "d")]
     assert all(end <= next_start for (_, end), (next_start, _) in pairwise(spans))

@@ -80,17 +80,18 @@ def test_a_text_document_is_titled_by_its_first_line() -> None:
     assert document_header(document) == "covidqa-001 | Role of S-Palmitoylation on IFITM5"
 
 
-def test_headers_fit_their_token_budget(embedder: Any) -> None:
+def test_headers_fit_their_token_budget(fake_embedder: Any) -> None:
     long_title = "Quarterly " * 200
     document = ParsedDocument("x.txt", "text/plain", (Page(1, long_title.strip()),))
-    header = ContextHeaders(document, embedder.count_tokens).for_chunk(1, None)
-    assert 0 < embedder.count_tokens(header) <= HEADER_MAX_TOKENS
+    header = ContextHeaders(document, fake_embedder.count_tokens).for_chunk(1, None)
+    assert 0 < fake_embedder.count_tokens(header) <= HEADER_MAX_TOKENS
 
 
-def test_headers_change_neither_chunk_text_nor_offsets(embedder: Any) -> None:
+def test_headers_change_neither_chunk_text_nor_offsets(fake_embedder: Any) -> None:
     document = filing()
-    plain = TokenChunker(embedder.count_tokens, 32, 8).split(document, "d")
-    headed = TokenChunker(embedder.count_tokens, 32, 8, context_headers=True).split(document, "d")
+    count = fake_embedder.count_tokens
+    plain = TokenChunker(count, 32, 8).split(document, "d")
+    headed = TokenChunker(count, 32, 8, context_headers=True).split(document, "d")
     assert [(c.text, c.page, c.char_start, c.page_end, c.char_end) for c in headed] == [
         (c.text, c.page, c.char_start, c.page_end, c.char_end) for c in plain
     ]

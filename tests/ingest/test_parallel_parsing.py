@@ -84,11 +84,11 @@ def test_time_limit_is_a_base_plus_a_budget_per_page() -> None:
 
 
 @pytest.mark.slow  # a 600-page PDF through the whole pipeline
-def test_a_600_page_pdf_ingests_within_the_default_limits(embedder: Any) -> None:
+def test_a_600_page_pdf_ingests_within_the_default_limits(fake_embedder: Any) -> None:
     settings = load_settings()
     data = text_pdf(report_pages(600, lines=2))  # short pages: the embedding stays quick
     session = SessionStore(
-        index_factory=lambda: make_index(embedder.dimension, "cpu"),
+        index_factory=lambda: make_index(fake_embedder.dimension, "cpu"),
         ttl_s=600,
         max_sessions=1,
         max_chunks_per_session=settings.max_chunks_per_session,
@@ -96,7 +96,7 @@ def test_a_600_page_pdf_ingests_within_the_default_limits(embedder: Any) -> None
         max_bytes_per_session=200 * 1024**2,
         max_total_bytes=400 * 1024**2,
     ).create()
-    info, _ = Ingestor(settings, embedder).ingest(session, data, "annual-report.pdf")
+    info, _ = Ingestor(settings, fake_embedder).ingest(session, data, "annual-report.pdf")
     assert (info.pages, info.chunks > 0) == (600, True)
 
 
@@ -128,7 +128,7 @@ def test_page_ranges(pages: int, parts: int, ranges: list[tuple[int, int]]) -> N
 
 
 @pytest.mark.slow  # parses and chunks a big 10-Q three ways
-def test_parallel_parsing_gives_the_same_pages_chunks_and_offsets(embedder: Any) -> None:
+def test_parallel_parsing_gives_the_same_pages_chunks_and_offsets(fake_embedder: Any) -> None:
     path = data_path(TEN_Q)
     data = path.read_bytes()
     documents = []
@@ -141,7 +141,7 @@ def test_parallel_parsing_gives_the_same_pages_chunks_and_offsets(embedder: Any)
     serial, parallel = documents
     assert serial.page_count == 72
     assert parallel.pages == serial.pages
-    chunker = TokenChunker(embedder.count_tokens, 192, 64)
+    chunker = TokenChunker(fake_embedder.count_tokens, 192, 64)
     assert chunker.split(parallel, "doc") == chunker.split(serial, "doc")
 
 

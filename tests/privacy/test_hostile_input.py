@@ -27,6 +27,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.settings import load_settings
+from rag.fakes import ScriptedGenerator
 from serving.app import create_app
 from tests.privacy.documents import (
     FONT,
@@ -39,7 +40,6 @@ from tests.privacy.documents import (
     nested_dicts_pdf,
     stream_object,
 )
-from tests.serving.fakes import ScriptedGenerator
 from tests.support import GPU_ANSWER_PAGES, GPU_QUESTION
 
 pytestmark = pytest.mark.slow  # hundreds of fuzzed parses, bombs and 20 MB uploads

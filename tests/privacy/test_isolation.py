@@ -17,8 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.settings import load_settings
+from rag.fakes import ScriptedGenerator
 from serving.app import create_app
-from tests.serving.fakes import ScriptedGenerator
 
 # Each session's own facts; the questions below ask for the other session's.
 HARBOUR = [

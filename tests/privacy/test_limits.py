@@ -19,9 +19,9 @@ from fastapi.testclient import TestClient
 import serving.app
 from core.settings import Settings, load_settings
 from ingest.text import parse_text
+from rag.fakes import ScriptedGenerator
 from rag.pipeline import make_chunker
 from serving.app import create_app
-from tests.serving.fakes import ScriptedGenerator
 
 VOCABULARY = [
     "river",

@@ -21,11 +21,11 @@ from core.errors import (
 from core.settings import Settings, load_settings
 from ingest.context import HEADER_MAX_TOKENS
 from ingest.models import Chunk, SourceDocument
+from rag.fakes import ScriptedGenerator
 from rag.pipeline import Ingestor, make_chunker
 from rag.retrieval import Retriever, make_retriever
 from rag.sessions import DocumentInfo, Session, SessionStore
 from serving.wiring import Services, build_services
-from tests.serving.fakes import ScriptedGenerator
 from tests.support import GPU_ANSWER_PAGES, GPU_QUESTION
 
 TIME_QUESTION = "How long did training the big model take?"
@@ -206,12 +206,12 @@ def test_a_reranker_url_reorders_the_fused_candidates(
     settings: Settings, embedder: Any, attention_session: Session
 ) -> None:
     from rag.retrieval import make_retriever
-    from tests.rag.fake_reranker import FakeRerankServer
+    from serving.fakes import FakeVLLMServer
 
     def p100_first(query: str, document: str) -> float:
         return 1.0 if "P100" in document else 0.0
 
-    with FakeRerankServer(score=p100_first) as server:
+    with FakeVLLMServer(score=p100_first) as server:
         retriever = make_retriever(
             settings.model_copy(update={"reranker_url": server.url}), embedder
         )

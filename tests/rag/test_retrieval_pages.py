@@ -15,7 +15,7 @@ from rag.retrieval import (
     merge_adjacent,
     spread_over_pages,
 )
-from tests.rag.fake_reranker import FakeRerankServer
+from serving.fakes import FakeVLLMServer
 
 PAGE = "alpha beta gamma delta epsilon zeta eta theta"
 
@@ -80,12 +80,12 @@ def test_the_next_chunk_of_a_chosen_page_is_merged_into_its_slot() -> None:
 
 
 @pytest.fixture()
-def rerank_server() -> Iterator[FakeRerankServer]:
-    with FakeRerankServer() as server:
+def rerank_server() -> Iterator[FakeVLLMServer]:
+    with FakeVLLMServer() as server:
         yield server
 
 
-def test_http_reranker_sends_query_documents_and_model(rerank_server: FakeRerankServer) -> None:
+def test_http_reranker_sends_query_documents_and_model(rerank_server: FakeVLLMServer) -> None:
     """The fake scores a document by how often it says 'good'."""
     reranker = HttpReranker(rerank_server.url, model="bge-reranker", timeout_s=5)
     scores = reranker.scores("q", ["bad", "good good", "good"])
@@ -100,21 +100,21 @@ def test_http_reranker_sends_query_documents_and_model(rerank_server: FakeRerank
     ]
 
 
-def test_http_reranker_accepts_a_url_ending_in_v1(rerank_server: FakeRerankServer) -> None:
+def test_http_reranker_accepts_a_url_ending_in_v1(rerank_server: FakeVLLMServer) -> None:
     HttpReranker(rerank_server.url + "/v1/", model=None, timeout_s=5).scores("q", ["x"])
     assert rerank_server.requests[0]["path"] == "/v1/rerank"
     assert "model" not in rerank_server.requests[0]
 
 
 def test_http_reranker_failure_is_reported_as_unavailable() -> None:
-    with FakeRerankServer(status=500) as server:
+    with FakeVLLMServer(status=500) as server:
         reranker = HttpReranker(server.url, model=None, timeout_s=5)
         with pytest.raises(RerankerUnavailable):
             reranker.scores("q", ["x"])
 
 
 def test_http_reranker_scores_are_an_array() -> None:
-    with FakeRerankServer() as server:
+    with FakeVLLMServer() as server:
         scores = HttpReranker(server.url, model=None, timeout_s=5).scores("q", ["good"])
     assert isinstance(scores, np.ndarray) and scores.dtype == np.float32
 

@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.settings import load_settings
+from rag.fakes import ScriptedGenerator
 from serving.app import create_app
-from tests.serving.fakes import ScriptedGenerator
 from tests.support import FOLLOW_UP_QUESTION as FOLLOW_UP
 from tests.support import GPU_ANSWER_PAGES, GPU_QUESTION
 

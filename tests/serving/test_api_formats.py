@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from core.settings import load_settings
+from rag.fakes import ScriptedGenerator
 from serving.app import create_app
 from tests.ingest.office_documents import (
     csv_bytes,
@@ -24,7 +25,6 @@ from tests.ingest.office_documents import (
     rendered_pages,
     xlsx_bytes,
 )
-from tests.serving.fakes import ScriptedGenerator
 
 GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
 BUDGET_QUESTION = "What is the lighthouse budget for 2025?"

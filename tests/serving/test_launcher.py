@@ -53,13 +53,30 @@ def test_bundled_gguf_is_found() -> None:
     assert path.stat().st_size > 50_000_000
 
 
-def test_prepare_model_is_a_no_op_once_converted(settings: Any) -> None:
-    first = prepare_model(settings)
+def converted_cache(cache_dir: Path) -> Path:
+    """A cache holding what a finished conversion leaves (the conversion itself is the slow
+    test below, and `make setup`'s): `make unit` never converts the GGUF."""
+    folder = model_dir(load_settings(cache_dir=cache_dir))
+    folder.mkdir(parents=True)
+    for name in ("config.json", "tokenizer_config.json", "model.safetensors"):
+        (folder / name).write_text("{}", encoding="utf-8")
+    return folder
+
+
+def test_prepare_model_is_a_no_op_once_converted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = converted_cache(tmp_path)
     weights = first / "model.safetensors"
     before = weights.stat().st_mtime_ns
+    monkeypatch.setattr("serving.launcher._convert_gguf", pytest.fail)
+    settings = load_settings(cache_dir=tmp_path)
     assert prepare_model(settings) == first == model_dir(settings)
     assert weights.stat().st_mtime_ns == before
-    assert PROJECT_ROOT not in first.parents, "the converted model must live outside the repo"
+
+
+def test_the_converted_model_lives_outside_the_repo(settings: Any) -> None:
+    assert PROJECT_ROOT not in model_dir(settings).parents
 
 
 @pytest.mark.slow  # a full GGUF conversion
@@ -175,10 +192,12 @@ def test_cli_refuses_to_start_when_an_external_server_is_configured() -> None:
     assert "external vLLM server is configured" in result.output
 
 
-def test_cli_prepare_only_reports_the_model_folder(settings: Any) -> None:
-    result = CliRunner().invoke(main, ["vllm", "--prepare-only"], env={"PGPT_VLLM_URL": ""})
+def test_cli_prepare_only_reports_the_model_folder(tmp_path: Path) -> None:
+    folder = converted_cache(tmp_path)
+    env = {"PGPT_VLLM_URL": "", "PGPT_CACHE_DIR": str(tmp_path)}
+    result = CliRunner().invoke(main, ["vllm", "--prepare-only"], env=env)
     assert result.exit_code == 0, result.output
-    assert str(model_dir(settings)) in result.output
+    assert str(folder) in result.output
 
 
 def _start_cli_server(port: int) -> subprocess.Popen[str]:

@@ -18,8 +18,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from core.settings import load_settings
+from rag.fakes import ScriptedGenerator
 from serving.app import create_app
-from tests.serving.fakes import ScriptedGenerator
 from tests.support import GPU_QUESTION
 
 # How each page words it (tests/ingest/test_pdf.py): the text on 7, Table 3's note on 8.

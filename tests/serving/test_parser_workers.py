@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.settings import load_settings
+from rag.fakes import ScriptedGenerator
 from serving.app import create_app
-from tests.serving.fakes import ScriptedGenerator
 
 
 def alive(pids: list[int]) -> list[int]:

@@ -15,8 +15,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from core.settings import Settings, load_settings
+from rag.fakes import ScriptedGenerator
 from serving.app import create_app
-from tests.serving.fakes import ScriptedGenerator
 from tests.support import LOOPBACK, free_port
 
 

@@ -25,7 +25,7 @@ from serving.app import create_app
 from tests.conftest import PROJECT_ROOT
 from tests.support import GPU_QUESTION, free_port
 from tests.ui.conftest import ApiServer, serving, ui_settings
-from ui.page import ANSWER_MODES
+from ui.sidebar import ANSWER_MODES
 
 pytestmark = [pytest.mark.browser, pytest.mark.vllm]
 
