@@ -317,13 +317,13 @@ def _split_within(
     # Every word is at least one token: a cheap lower bound refuses a document that
     # cannot fit before the costly split.
     words = sum(1 for page in document.pages for _ in _WORD.finditer(page.text))
-    check_chunk_count(document.filename, words // chunker.chunk_size, max_chunks)
+    _check_chunk_count(document.filename, words // chunker.chunk_size, max_chunks)
     chunks = chunker.split(document, document_id)
-    check_chunk_count(document.filename, len(chunks), max_chunks)
+    _check_chunk_count(document.filename, len(chunks), max_chunks)
     return chunks
 
 
-def check_chunk_count(filename: str, chunks: int, max_chunks: int) -> None:
+def _check_chunk_count(filename: str, chunks: int, max_chunks: int) -> None:
     if chunks > max_chunks:
         raise DocumentTooComplexError(
             f"'{filename}' holds too much text: it makes at least {chunks:,} passages and "

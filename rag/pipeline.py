@@ -13,7 +13,6 @@ from ingest.context import HEADER_MAX_TOKENS
 from ingest.loader import (
     ParserPool,
     ParseTimeLimit,
-    check_chunk_count,
     chunk_document,
     get_parser_pool,
     load_document,
@@ -120,8 +119,9 @@ class Ingestor:
             raise EmptyDocumentError(
                 f"'{document.filename}' contains no text to search.", filename=document.filename
             )
-        # Before embedding, by far the costliest step.
-        self._check_room(session, document.filename, len(chunks), source.memory_bytes)
+        # Before embedding, by far the costliest step (the worker has already refused more
+        # chunks than a session holds at all).
+        session.check_room(document.filename, len(chunks), source.memory_bytes)
         chunked = time.perf_counter()
         vectors = self._embedder.embed([chunk.indexed_text for chunk in chunks])
         embedded = time.perf_counter()
@@ -138,8 +138,3 @@ class Ingestor:
         )
         session.add_document(info, chunks, vectors, source)
         return info, chunked - started, embedded - chunked
-
-    @staticmethod
-    def _check_room(session: Session, filename: str, chunks: int, memory_bytes: int) -> None:
-        check_chunk_count(filename, chunks, session.max_chunks)
-        session.check_room(filename, chunks, memory_bytes)
