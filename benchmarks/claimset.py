@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from benchmarks.common import COVIDQA
-from rag.verification import content_words, lemma, sentence_spans
+from rag.lemmas import lemma
+from rag.verification import content_words, sentence_spans
 
 SPLIT_SEED = 20260412
 PASSAGE_CHARS = 800  # about one 192-token chunk
@@ -206,7 +207,7 @@ def _swap_span(
         if not pool:
             continue
         replacement = rng.choice(pool)
-        if lemma(replacement.lower()) in {lemma(w.lower()) for w in present}:
+        if lemma(replacement) in {lemma(w) for w in re.findall(r"[A-Za-z]+", passage)}:
             return None  # "families" in a passage with "family": the same word
         start, end = at + target.start(), at + target.end()
         return sentence[:start] + replacement + sentence[end:]

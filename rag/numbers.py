@@ -19,6 +19,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+from rag.lemmas import topic_lemmas
+
 SCALES = {
     "thousand": 1e3,
     "thousands": 1e3,
@@ -56,6 +58,9 @@ _CODE_TAIL = re.compile(r"-[A-Za-z]")
 _LEADING_ZERO = re.compile(r"0\d")
 _ENUMERATOR = re.compile(r"\(\d\)")
 LABEL_CHARS = 80  # how much text before a row's first cell names the row
+# Table cells give hundreds of differences and ratios: a figure with fewer digits than
+# this would follow from some of them by chance (the claim's own figures are few).
+MIN_DERIVED_DIGITS = 3
 MAX_PARTS = 6  # a column's parts summed: at most this many consecutive rows
 RELATIVE_SLACK = 1e-9
 
@@ -119,6 +124,7 @@ class NumberCheck:
     backing: Backing
     source: Operand | None = None  # where it stands
     derivation: Derivation | None = None  # how it follows
+    year: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,13 +256,15 @@ class PassageNumbers:
             lost_header = self.scale is None and cell.row in self._table_rows
             if lost_header and claimed.scaled and not (q.scaled or q.percent):
                 candidates.append(q.value * claimed.scale)  # the passage states no scale
-            if claimed.percent and not q.percent:
+            if claimed.percent and not q.percent and q.unit < 1:  # written with decimals
                 candidates.append(q.value)  # 1.9% is 0.019
                 if self.has_percent:
                     candidates.append(q.value / 100)  # "36.8" in a column of percents
             for value in candidates:
-                if q.accounting_negative and claimed.value >= 0:
-                    value = abs(value)  # "(1,577)": an outflow, its size is what is said
+                if q.accounting_negative:
+                    # "(1,577)": an outflow, its size is what is said; a minus in a
+                    # claim ("-$1,577") names a negative number, which brackets are not
+                    value = abs(value)
                 if agrees(claimed, value):
                     return self.operand(cell, value)
         return None
@@ -274,14 +282,12 @@ class PassageNumbers:
                 yield a, b
                 yield b, a
 
-    def column_parts(self) -> Iterator[tuple[_Cell, _Cell]]:
-        """(part, total) of one column: a row and a total or revenue row."""
+    def column_pairs(self) -> Iterator[tuple[_Cell, _Cell]]:
+        """Two cells of one column in different rows (a measure over another)."""
         numeric = self.table_cells()
-        totals = [c for c in numeric if _TOTAL.search(c.label)]
-        for total in totals:
-            for part in numeric:
-                if part.row != total.row and part.column == total.column:
-                    yield part, total
+        for a, b in itertools.permutations(numeric, 2):
+            if a.row != b.row and a.column == b.column:
+                yield a, b
 
     def column_sums(self) -> Iterator[list[_Cell]]:
         """Runs of 2..MAX_PARTS consecutive rows' cells of one column."""
@@ -322,25 +328,30 @@ def _value(cell: _Cell) -> float:
 
 
 def check_numbers(
-    claim: str, passages: Sequence[PassageNumbers], question: str = ""
+    claim: str, passages: Sequence[PassageNumbers], question: str = "", context: str = ""
 ) -> list[NumberCheck]:
     """Each number of the claim, where it stands or how it follows, or unbacked.
 
     A year is backed by the passages or the question (which sets the period asked about);
-    a plain number takes the scale the question states ("Answer in USD millions").
+    a plain number takes the scale the question states ("Answer in USD millions"). The
+    figures of ``context`` (the rest of the answer) that stand are operands too: "...from
+    36.8% to 34.6%. A drop of 2.2 points."
     """
     asked_scale = stated_scale(question)
     asked_years = {q.value for q in quantities(question) if q.year}
-    claimed = [_with_scale(q, asked_scale) for q in quantities(claim)]
+    claimed = [_with_scale(_as_size(q), asked_scale) for q in quantities(claim)]
+    topic = topic_lemmas(f"{claim}\n{question}")
     checks: list[NumberCheck | None] = []
     standing: list[Operand] = []
     for q in claimed:
         source = next((s for p in passages if (s := p.standing(q)) is not None), None)
         if source is None and q.year and q.value in asked_years:
-            checks.append(NumberCheck(q.text, q.start, q.end, Backing.STANDS))
+            checks.append(NumberCheck(q.text, q.start, q.end, Backing.STANDS, year=True))
             continue
         if source is not None:
-            checks.append(NumberCheck(q.text, q.start, q.end, Backing.STANDS, source=source))
+            checks.append(
+                NumberCheck(q.text, q.start, q.end, Backing.STANDS, source=source, year=q.year)
+            )
             if not q.year:
                 standing.append(source)
         else:
@@ -348,11 +359,27 @@ def check_numbers(
     result = []
     for q, check in zip(claimed, checks, strict=True):
         if check is None:
-            derivation = derive(q, standing, passages)
+            derivation = derive(q, standing + _standing(context, passages), passages, topic)
             backing = Backing.FOLLOWS if derivation else Backing.UNBACKED
-            check = NumberCheck(q.text, q.start, q.end, backing, derivation=derivation)
+            check = NumberCheck(q.text, q.start, q.end, backing, derivation=derivation, year=q.year)
         result.append(check)
     return result
+
+
+def _as_size(q: Quantity) -> Quantity:
+    """A claim's "(45)" is a number in parentheses, not an outflow: its size is meant."""
+    if not q.accounting_negative:
+        return q
+    return replace(q, value=abs(q.value), accounting_negative=False)
+
+
+def _standing(text: str, passages: Sequence[PassageNumbers]) -> list[Operand]:
+    found = (next((s for p in passages if (s := p.standing(q))), None) for q in quantities(text))
+    return [s for s in found if s is not None]
+
+
+def _significant_digits(q: Quantity) -> int:
+    return len(re.sub(r"\D", "", q.text).lstrip("0"))
 
 
 def _is_count(q: Quantity) -> bool:
@@ -366,38 +393,54 @@ def _with_scale(q: Quantity, scale: float | None) -> Quantity:
 
 
 def derive(
-    claimed: Quantity, standing: Sequence[Operand], passages: Sequence[PassageNumbers]
+    claimed: Quantity,
+    standing: Sequence[Operand],
+    passages: Sequence[PassageNumbers],
+    topic: frozenset[str] = frozenset(),
 ) -> Derivation | None:
     """One step of arithmetic that gives the claimed number, from the claim's own numbers
-    that stand, one row's neighbouring cells, a part over its column's total, or a run of
-    a column's consecutive cells summed."""
+    that stand, or from table cells whose rows the claim or its question name (``topic``:
+    their lemmas): one row's neighbouring cells, two rows of one column (a part over its
+    total, one measure over another) or a run of a column's consecutive cells summed."""
     if claimed.year or _is_count(claimed):
         return None  # a count ("16 days", "4 frames") is stated, not computed
     for a, b in itertools.permutations(standing, 2):
         found = _pair(claimed, a, b, ("difference", "percent change"))
         if found:
             return found
+    if _significant_digits(claimed) < MIN_DERIVED_DIGITS:
+        return None  # "1.9%" lies within rounding of some ratio of any table's cells
+
+    def named(cell: _Cell) -> bool:
+        return bool(topic_lemmas(cell.label) & topic)
+
     for p in passages:
         for x, y in p.row_pairs():
-            found = _pair(
-                claimed,
-                p.operand(x, _value(x)),
-                p.operand(y, _value(y)),
-                ("difference", "percent change"),
-            )
-            if found:
-                return found
-        for part, total in p.column_parts():
-            found = _pair(
-                claimed, p.operand(part, _value(part)), p.operand(total, _value(total)), ("share",)
-            )
-            if found:
-                return found
+            if named(x):
+                found = _pair(
+                    claimed,
+                    p.operand(x, _value(x)),
+                    p.operand(y, _value(y)),
+                    ("difference", "percent change"),
+                )
+                if found:
+                    return found
+        for part, whole in p.column_pairs():
+            if named(part) and (_TOTAL.search(whole.label) or named(whole)):
+                found = _pair(
+                    claimed,
+                    p.operand(part, _value(part)),
+                    p.operand(whole, _value(whole)),
+                    ("share",),
+                )
+                if found:
+                    return found
         for run in p.column_sums():
-            operands = tuple(p.operand(c, _value(c)) for c in run)
-            result = sum(o.value for o in operands)
-            if not claimed.percent and agrees(claimed, result):
-                return Derivation("sum", operands, result)
+            if any(named(c) for c in run):
+                operands = tuple(p.operand(c, _value(c)) for c in run)
+                result = sum(o.value for o in operands)
+                if not claimed.percent and agrees(claimed, result):
+                    return Derivation("sum", operands, result)
     return None
 
 

@@ -10,7 +10,6 @@ highlight shown to the reader.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 import re
@@ -18,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import simplemma
 from bm25s.stopwords import STOPWORDS_EN
 
 from core.api_models import Support as Support
 from rag.citations import CITATION_PATTERN, cited_numbers
 from rag.embedding import Embedder
+from rag.lemmas import lemma
 from rag.numbers import Backing, NumberCheck, PassageNumbers, check_numbers, coded_numbers
 from rag.prompts import NOT_FOUND_ANSWER
 from rag.retrieval import Hit
@@ -68,7 +67,9 @@ _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _STOPWORDS = frozenset(STOPWORDS_EN)
 _PROMPT_LABEL = re.compile(r"(?i)^\W*(question|passages?)\s*:")
 # Words that frame a figure rather than state a fact: never the reason a claim is unbacked.
-FRAME_WORDS = frozenset({"fy", "cy", "yoy", "usd", "approximately", "roughly", "around"})
+FRAME_WORDS = frozenset(
+    {"fy", "cy", "yoy", "usd", "bn", "mn", "approximately", "roughly", "around"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,7 @@ class Evidence:
     # best among the passage's other sentences (0 for a one-sentence passage)
     lead_words: float = 1.0  # the same for the idf-weighted share of the question's words
     numbers: tuple[NumberCheck, ...] = ()  # the claim's numbers against its passages
+    figure_only: bool = False  # a bare figure ("$1,577.00") answering the question
 
     @property
     def unbacked_numbers(self) -> int:
@@ -234,10 +236,18 @@ def decide(evidence: Evidence) -> Support:
     reason against a sentence."""
     if evidence.echo or evidence.content_free or evidence.unbacked_numbers:
         return Support.UNSUPPORTED
+    if evidence.figure_only:  # its words are the question's: the figure is the claim
+        return Support.SUPPORTED
     backed = evidence.score >= SUPPORTED_AT and evidence.unbacked_words <= MAX_UNBACKED_WORDS
     if backed and evidence.on_question:
         return Support.SUPPORTED
     return label(evidence.score) if evidence.score < SUPPORTED_AT else Support.WEAK
+
+
+def is_figure(claim: str, numbers: Sequence[NumberCheck]) -> bool:
+    """The claim is a figure and nothing more ("$1,577.00", "24.26", "FY2019: 1.9%")."""
+    words = {w for w in content_words(claim) if not w[0].isdigit()} - FRAME_WORDS
+    return not words and any(not check.year for check in numbers)
 
 
 def unbacked_words(claim: str, passage: str, question: str) -> int:
@@ -253,12 +263,6 @@ def unbacked_words(claim: str, passage: str, question: str) -> int:
         if _stem(w) not in stems and lemma(w) not in lemmas
     }
     return len(unbacked) + len(coded_numbers(claim) - set(_NUMBER.findall(passage)))
-
-
-@functools.lru_cache(maxsize=65536)
-def lemma(word: str) -> str:
-    """The dictionary form of an English word (simplemma's lookup table)."""
-    return str(simplemma.lemmatize(word, lang="en")).lower()
 
 
 def question_coverage(claim: str, question: str) -> float:
@@ -352,6 +356,7 @@ class CitationVerifier:
         # question and the weighted share of its words.
         asked_of: dict[int, tuple[dict[str, float], np.ndarray, np.ndarray]] = {}
         cells = [PassageNumbers(n, text) for n, text in enumerate(passages, start=1)]
+        answer = "\n".join(claims)  # its other sentences' figures are operands too
         result = []
         for claim, checked, claim_vector in zip(claims, candidates, claim_vectors, strict=True):
             best = Evidence(0.0, 0.0, 0.0, False, False, None)
@@ -388,6 +393,7 @@ class CitationVerifier:
                 question_words = weighted_coverage(claim, weights)
                 lead_cosine = lead(cosines, sentence)
                 lead_words = lead(shares, sentence)
+            numbers = tuple(check_numbers(claim, [cells[n - 1] for n in checked], question, answer))
             result.append(
                 Evidence(
                     semantic=best.semantic,
@@ -401,7 +407,8 @@ class CitationVerifier:
                     question_words=question_words,
                     lead_cosine=lead_cosine,
                     lead_words=lead_words,
-                    numbers=tuple(check_numbers(claim, [cells[n - 1] for n in checked], question)),
+                    numbers=numbers,
+                    figure_only=bool(question) and is_figure(claim, numbers),
                 )
             )
         return result

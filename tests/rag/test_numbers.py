@@ -103,10 +103,12 @@ def test_a_percent_is_the_fraction_it_names() -> None:
     assert backing("Capex was 1.9% of revenue.", "Capex to revenue ratio 0.019") == [Backing.STANDS]
 
 
-def test_a_sign_written_as_a_minus_must_match() -> None:
-    assert backing("The rate was -14.76% in 2021.", TAX) == [Backing.STANDS, Backing.STANDS]
-    assert backing("The rate was 14.76% in 2021.", TAX)[0] is Backing.STANDS  # brackets
-    assert backing("The rate was -0.62% in 2022.", TAX)[0] is Backing.UNBACKED
+def test_a_minus_must_be_written_and_brackets_give_a_size() -> None:
+    stated = "The effective tax rate was 0.62% in 2022 and -14.76% in 2021."
+    assert backing("The rate was -14.76% in 2021.", stated) == [Backing.STANDS, Backing.STANDS]
+    assert backing("The rate was 14.76% in 2021.", stated)[0] is Backing.UNBACKED
+    assert backing("The rate was 14.76% in 2021.", TAX)[0] is Backing.STANDS  # (14.76)%
+    assert backing("Capex was -$1,577 million.", CASH_FLOW) == [Backing.UNBACKED]
 
 
 def test_a_count_is_exact_and_never_computed() -> None:
