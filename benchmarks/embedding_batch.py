@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, help="also write the report here")
     args = parser.parse_args(argv)
-    configure_threads(args.threads, with_torch=False)
+    configure_threads(args.threads)
     machine = describe_machine(args.threads)
     settings = load_settings(threads=args.threads)
     embedders = {

@@ -16,6 +16,7 @@ from core.memory import release_freed_memory
 from core.openvino import load_openvino
 from core.ort import load_onnxruntime
 from core.settings import Settings
+from core.threads import configure_threads
 from ingest.chunking import TokenizerCounter
 from rag.onnx_model import onnx_model_file
 
@@ -35,23 +36,6 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Return float32 vectors of shape (len(texts), dimension), L2-normalized."""
         ...
-
-
-def configure_threads(threads: int, *, with_torch: bool = True) -> None:
-    """Pin torch and FAISS to an explicit thread count: defaults thrash on shared cores.
-    ``with_torch`` False leaves torch unloaded (the ONNX backend never needs it)."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    # Idle OpenMP threads that spin steal the shared cores: measured, one query's
-    # embedding took 990 ms spinning and 28 ms passive under load. Effective only if
-    # torch is not loaded yet (the CLI and the test suite set it earlier as well).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import faiss
-
-    faiss.omp_set_num_threads(threads)
-    if with_torch:
-        import torch
-
-        torch.set_num_threads(threads)
 
 
 def resolve_model_path(model: str) -> str:
@@ -360,7 +344,7 @@ def make_embedder(settings: Settings) -> Embedder:
                 "for PGPT_EMBEDDING_DEVICE=cuda set PGPT_EMBEDDING_BACKEND=torch."
             )
         model_file = onnx_model_file(settings, backend)
-        configure_threads(settings.threads, with_torch=False)
+        configure_threads(settings.threads)
         if backend == "openvino-int8":
             return OpenVinoEmbedder(model_file, threads=settings.threads, batch_size=batch_size)
         return OnnxEmbedder(
@@ -371,9 +355,11 @@ def make_embedder(settings: Settings) -> Embedder:
         )
     limit_kernel_cache(settings.onednn_cache_capacity)
     configure_threads(settings.threads)
-    return SentenceTransformerEmbedder(
+    embedder = SentenceTransformerEmbedder(
         settings.embedding_model,
         device=settings.embedding_device,
         dtype=settings.embedding_dtype,
         batch_size=batch_size,
     )
+    configure_threads(settings.threads)  # torch is loaded now: told through its own setter
+    return embedder

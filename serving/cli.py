@@ -252,12 +252,16 @@ async def _answer(services: Services, session: Session, question: str, top_k: in
 @click.option("--port", type=int, default=None, help="Port [default: PGPT_API_PORT].")
 def serve_command(host: str | None, port: int | None) -> None:
     """Run the REST API (it does not start vLLM; /search works without one)."""
-    import uvicorn
-
     from core.settings import load_settings
-    from serving.app import create_app
+    from core.threads import configure_threads
 
     settings = load_settings()
+    # Before FAISS, torch or uvicorn load: they size their thread pools when they do.
+    configure_threads(settings.threads)
+    import uvicorn
+
+    from serving.app import create_app
+
     # No access log: URLs carry session ids, which are bearer secrets.
     uvicorn.run(
         create_app(settings),
