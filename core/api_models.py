@@ -287,6 +287,16 @@ class GeneratorHealth(BaseModel):
     status: GeneratorStatus
     model: str | None = None
     context_length: int | None = None
+    prefill_tokens_per_s: float | None = Field(
+        default=None,
+        description="Prompt tokens read per second over the last minute's answers (new prompt "
+        "tokens over time to first token); None when no answer asked the model.",
+    )
+    slow: bool = Field(
+        default=False,
+        description="The prefill rate is below PGPT_GENERATOR_MIN_PREFILL_TOKENS_PER_S: answers "
+        "will take longer than they should (an overloaded or misconfigured machine).",
+    )
 
 
 class EmbedderHealth(BaseModel):

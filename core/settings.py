@@ -306,6 +306,13 @@ class Settings(ApiConnection):
     generator_retries: int = Field(
         2, ge=0, description="Retries on connection errors before giving up."
     )
+    generator_min_prefill_tokens_per_s: float = Field(
+        200,
+        ge=0,
+        description="/healthz calls the generator slow when the last minute's answers read "
+        "their prompts slower than this (prompt tokens per second; 0: never). "
+        "docs/benchmarks/latency.md.",
+    )
     answer_max_tokens: int = Field(384, ge=16, description="Longest answer, in tokens.")
     answer_mode: AnswerMode = Field(
         AnswerMode.AUTO,

@@ -20,6 +20,7 @@ from serving.affinity import ReplicaMiddleware
 from serving.http_errors import install_error_handlers
 from serving.routes import answers, config, documents, openai, sessions
 from serving.routes.deps import ERROR_RESPONSES, ServicesDep, require_api_key
+from serving.vllm_client import VLLMGenerator
 from serving.wiring import build_services
 
 EVICTION_INTERVAL_S = 30.0
@@ -77,6 +78,11 @@ def create_app(
             with contextlib.suppress(GeneratorUnavailableError):
                 info = await services.generator.info()
                 generator.model, generator.context_length = info.model, info.context_length
+        if isinstance(services.generator, VLLMGenerator):
+            rate = services.generator.prefill.rate()
+            floor = services.settings.generator_min_prefill_tokens_per_s
+            generator.prefill_tokens_per_s = None if rate is None else round(rate, 1)
+            generator.slow = rate is not None and rate < floor
         e = services.embedder
         return models.Health(
             status="ok",

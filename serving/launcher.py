@@ -180,6 +180,9 @@ class EmbeddedVLLM:
             "bfloat16",
             "--enforce-eager",
             "--enable-prefix-caching",
+            # Cached prompt tokens in each answer's usage: the client's prefill rate counts
+            # only the tokens vLLM computed (serving.vllm_client.PrefillMeter).
+            "--enable-prompt-tokens-details",
             # Prompts hold document text: it must never reach a log line.
             "--no-enable-log-requests",
             "--no-enable-log-outputs",

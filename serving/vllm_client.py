@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ CONNECT_TIMEOUT_S = 5.0
 BACKOFF_FIRST_S = 0.5
 BACKOFF_MAX_S = 4.0
 MAX_ERROR_CHARS = 300
+PREFILL_WINDOW_S = 60.0
 
 
 # --- server-sent events ------------------------------------------------------
@@ -41,6 +43,7 @@ class StreamEvent:
     text: str = ""
     done: bool = False
     error: str | None = None
+    new_prompt_tokens: int | None = None  # prompt tokens not served from the prefix cache
 
 
 def parse_sse_line(line: str) -> StreamEvent | None:
@@ -59,11 +62,23 @@ def parse_sse_line(line: str) -> StreamEvent | None:
         return StreamEvent(error="the server sent a malformed stream chunk")
     if "error" in chunk:
         return StreamEvent(error=_error_text(chunk["error"]))
+    new_prompt_tokens = _new_prompt_tokens(chunk.get("usage"))
     choices = chunk.get("choices") or []
     if not choices:
-        return None  # e.g. a final usage-only chunk
+        if new_prompt_tokens is None:
+            return None
+        return StreamEvent(new_prompt_tokens=new_prompt_tokens)  # a usage-only chunk
     delta = choices[0].get("delta") or {}
-    return StreamEvent(text=delta.get("content") or "")
+    return StreamEvent(text=delta.get("content") or "", new_prompt_tokens=new_prompt_tokens)
+
+
+def _new_prompt_tokens(usage: object) -> int | None:
+    """Prompt tokens the server had to compute: all of them less those its prefix cache held."""
+    if not isinstance(usage, dict) or not isinstance(usage.get("prompt_tokens"), int):
+        return None
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return int(usage["prompt_tokens"]) - (cached if isinstance(cached, int) else 0)
 
 
 def _error_text(error: object) -> str:
@@ -77,6 +92,42 @@ def _error_text(error: object) -> str:
         return kind
     message = re.sub(r"\s+", " ", message)
     return message[:MAX_ERROR_CHARS]
+
+
+# --- prefill rate -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PrefillSample:
+    at: float  # time.monotonic() of the first token
+    tokens: int  # prompt tokens computed (not from the prefix cache)
+    seconds: float  # time to first token
+
+
+class PrefillMeter:
+    """Prompt tokens per second of recent answers: tokens computed over time to first token.
+
+    Answers with fewer than ``min_tokens`` new prompt tokens are left out: their time to
+    first token is mostly fixed costs, not prefill.
+    """
+
+    def __init__(self, window_s: float = PREFILL_WINDOW_S, min_tokens: int = 256) -> None:
+        self.window_s = window_s
+        self.min_tokens = min_tokens
+        self._samples: deque[PrefillSample] = deque()
+
+    def record(self, tokens: int, seconds: float, now: float | None = None) -> None:
+        if tokens >= self.min_tokens and seconds > 0:
+            at = time.monotonic() if now is None else now
+            self._samples.append(PrefillSample(at, tokens, seconds))
+
+    def rate(self, now: float | None = None) -> float | None:
+        """Tokens per second over the window's answers; None when there were none."""
+        horizon = (time.monotonic() if now is None else now) - self.window_s
+        while self._samples and self._samples[0].at < horizon:
+            self._samples.popleft()
+        seconds = sum(s.seconds for s in self._samples)
+        return sum(s.tokens for s in self._samples) / seconds if seconds else None
 
 
 # --- the client --------------------------------------------------------------
@@ -101,6 +152,7 @@ class VLLMGenerator:
         self._supervised = supervised
         self._was_ready = False
         self._info: GeneratorInfo | None = None
+        self.prefill = PrefillMeter()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
@@ -177,6 +229,8 @@ class VLLMGenerator:
             "max_tokens": max_tokens,
             "temperature": temperature,
             "stream": True,
+            # A closing chunk with the usage: prompt tokens, and those from the prefix cache.
+            "stream_options": {"include_usage": True},
         }
         if stop:
             request["stop"] = list(stop)
@@ -184,6 +238,8 @@ class VLLMGenerator:
         attempt = 0
         while True:
             started = False
+            sent = time.monotonic()
+            first_token_s = 0.0
             try:
                 async with self._client.stream(
                     "POST", "/v1/chat/completions", json=request
@@ -207,7 +263,11 @@ class VLLMGenerator:
                             )
                         if event.done:
                             return
+                        if event.new_prompt_tokens is not None and started:
+                            self.prefill.record(event.new_prompt_tokens, first_token_s)
                         if event.text:
+                            if not started:
+                                first_token_s = time.monotonic() - sent
                             started = True
                             yield event.text
                 raise GeneratorUnavailableError(

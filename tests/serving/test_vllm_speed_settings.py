@@ -1,0 +1,95 @@
+"""What makes the embedded vLLM read prompts at speed (docs/benchmarks/latency.md): the
+launched command line and environment, and the prefill rate /healthz reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from core.settings import load_settings
+from rag.generation import Message
+from serving.launcher import EmbeddedVLLM
+from serving.vllm_client import PrefillMeter, StreamEvent, VLLMGenerator, parse_sse_line
+
+QUESTION: list[Message] = [{"role": "user", "content": "Name a colour."}]
+
+
+def launched() -> tuple[list[str], dict[str, str]]:
+    server = EmbeddedVLLM(load_settings(), port=20001)
+    return server.command(Path("/models/m")), server.environment()
+
+
+def test_vllm_is_launched_with_the_measured_thread_settings() -> None:
+    _, env = launched()
+    assert (env["VLLM_CPU_OMP_THREADS_BIND"], env["OMP_NUM_THREADS"]) == ("nobind", "1")
+
+
+def test_vllm_is_launched_with_bfloat16_and_cached_token_counts() -> None:
+    command, _ = launched()
+    assert command[command.index("--dtype") + 1] == "bfloat16"
+    assert "--enable-prompt-tokens-details" in command
+
+
+# --- the prefill rate ------------------------------------------------------------------
+
+
+def test_usage_in_a_chunk_gives_the_prompt_tokens_not_served_from_the_cache() -> None:
+    chunk = {
+        "choices": [{"delta": {"content": "Red"}}],
+        "usage": {"prompt_tokens": 900, "prompt_tokens_details": {"cached_tokens": 640}},
+    }
+    assert parse_sse_line(f"data: {json.dumps(chunk)}") == StreamEvent("Red", new_prompt_tokens=260)
+
+
+def test_prefill_meter_rates_the_last_minute_of_long_enough_prompts() -> None:
+    meter = PrefillMeter(window_s=60, min_tokens=256)
+    meter.record(1000, 4.0, now=0.0)  # gone by t=70
+    meter.record(1500, 1.0, now=30.0)
+    meter.record(500, 1.5, now=40.0)
+    meter.record(100, 5.0, now=50.0)  # too short to say anything about prefill
+    assert meter.rate(now=70.0) == 2000 / 2.5
+    assert meter.rate(now=200.0) is None
+
+
+async def test_a_streamed_answer_records_new_prompt_tokens_over_time_to_first_token() -> None:
+    def reply(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 2048}]})
+        sent = json.loads(request.content)
+        assert sent["stream_options"] == {"include_usage": True}
+        usage = {"prompt_tokens": 900, "prompt_tokens_details": {"cached_tokens": 200}}
+        text = json.dumps({"choices": [{"delta": {"content": "Red"}}]})
+        closing = json.dumps({"choices": [], "usage": usage})
+        return httpx.Response(200, text=f"data: {text}\n\ndata: {closing}\n\ndata: [DONE]\n\n")
+
+    generator = VLLMGenerator("http://vllm", transport=httpx.MockTransport(reply))
+    assert [t async for t in generator.stream(QUESTION, max_tokens=4, temperature=0)] == ["Red"]
+    (sample,) = generator.prefill._samples
+    assert sample.tokens == 700 and sample.seconds > 0
+    await generator.aclose()
+
+
+def models_only(request: httpx.Request) -> httpx.Response:
+    if request.url.path in ("/health", "/v1/models"):
+        return httpx.Response(200, json={"data": [{"id": "m", "max_model_len": 2048}]})
+    return httpx.Response(404)
+
+
+@pytest.mark.parametrize(("tokens_per_s", "slow"), [(60.0, True), (900.0, False)])
+def test_healthz_says_when_the_generator_reads_prompts_slower_than_the_floor(
+    embedder: Any, tokens_per_s: float, slow: bool
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+
+    generator = VLLMGenerator("http://vllm", transport=httpx.MockTransport(models_only))
+    generator.prefill.record(int(tokens_per_s * 10), 10.0)
+    settings = load_settings(generator_min_prefill_tokens_per_s=200)
+    with TestClient(create_app(settings, embedder=embedder, generator=generator)) as client:
+        health = client.get("/healthz").json()["generator"]
+    assert (health["prefill_tokens_per_s"], health["slow"]) == (tokens_per_s, slow)
