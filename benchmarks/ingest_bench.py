@@ -147,11 +147,11 @@ class OurPipeline:
             texts = [chunk.text for chunk in session.chunks.values()]
         finally:
             self._store.delete(session.id)
-        stages = timings.parse_s + timings.chunk_s + timings.embed_s
+        stages = timings.parse_s + timings.ocr_s + timings.chunk_s + timings.embed_s
         return IngestRun(
             pages=info.pages,
             chunk_texts=texts,
-            parse_s=(read - started) + timings.parse_s,
+            parse_s=(read - started) + timings.parse_s + timings.ocr_s,
             chunk_s=timings.chunk_s,
             embed_s=timings.embed_s,
             index_s=(finished - read) - stages,  # session.add_document: FAISS and chunk store

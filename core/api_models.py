@@ -75,6 +75,17 @@ class SessionCreated(BaseModel):
     expires_at: datetime
 
 
+class StageTimings(BaseModel):
+    """Milliseconds per stage of one upload: reading the file, OCR of the pages without
+    text, splitting into passages, embedding them, adding them to the session's index."""
+
+    parse_ms: float
+    ocr_ms: float
+    chunk_ms: float
+    embed_ms: float
+    index_ms: float
+
+
 class DocumentOut(BaseModel):
     document_id: str
     filename: str
@@ -88,6 +99,9 @@ class DocumentOut(BaseModel):
     size_bytes: int = Field(description="The uploaded file, held in memory to show its pages.")
     memory_bytes: int = Field(
         description="That file plus its parsed text: what the session's memory caps count."
+    )
+    timings: StageTimings | None = Field(
+        None, description="Time per stage of the upload that added it (in the upload's answer)."
     )
 
 

@@ -12,18 +12,21 @@ from core.api_models import (
     PageUnit,
     Passage,
     QueryResult,
+    StageTimings,
     TextSpan,
     TimingsOut,
 )
 from core.settings import AnswerMode
 from ingest.page_view import PageExcerpt, PageImage
 from rag.answer import Answer, AnswerKind
+from rag.pipeline import IngestTimings
 from rag.retrieval import Hit
 from rag.sessions import DocumentInfo
 from rag.verification import Support
 
 
-def document_out(info: DocumentInfo) -> DocumentOut:
+def document_out(info: DocumentInfo, timings: IngestTimings | None = None) -> DocumentOut:
+    """``timings``: those of the upload that just added it."""
     return DocumentOut(
         document_id=info.document_id,
         filename=info.filename,
@@ -34,6 +37,18 @@ def document_out(info: DocumentInfo) -> DocumentOut:
         ocr_pages=list(info.ocr_pages),
         size_bytes=info.size_bytes,
         memory_bytes=info.memory_bytes,
+        timings=None if timings is None else stage_timings(timings),
+    )
+
+
+def stage_timings(timings: IngestTimings) -> StageTimings:
+    t = timings
+    return StageTimings(
+        parse_ms=round(t.parse_s * 1000, 1),
+        ocr_ms=round(t.ocr_s * 1000, 1),
+        chunk_ms=round(t.chunk_s * 1000, 1),
+        embed_ms=round(t.embed_s * 1000, 1),
+        index_ms=round(t.index_s * 1000, 1),
     )
 
 

@@ -112,7 +112,7 @@ async def ingest_one(
 ) -> models.DocumentOut | tuple[models.FileError, PGPTError]:
     """One file into the session: its document, or its error (the session is unchanged)."""
     try:
-        info, _ = await asyncio.to_thread(
+        info, timings = await asyncio.to_thread(
             services.ingestor.ingest, session, data, filename, password=password, progress=progress
         )
     except (DocumentError, CapacityError) as exc:
@@ -120,7 +120,7 @@ async def ingest_one(
             filename=exc.filename or filename, code=exc.code, message=exc.message
         )
         return error, exc
-    return responses.document_out(info)
+    return responses.document_out(info, timings)
 
 
 def progress_reporter(

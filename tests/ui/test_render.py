@@ -11,6 +11,7 @@ from core.api_models import (
     NumberedPassage,
     PageImageInfo,
     PageText,
+    StageTimings,
     TextSpan,
 )
 from ui.client import PageImage
@@ -219,3 +220,15 @@ def test_the_document_list_shows_the_memory_a_document_holds() -> None:
         memory_bytes=2_340_000,
     )  # fmt: skip
     assert size_label(doc) == "15 pages · 78 passages · 2.2 MB in memory"
+
+
+def test_an_uploaded_document_says_where_its_time_went() -> None:
+    timings = StageTimings(parse_ms=612, ocr_ms=0, chunk_ms=181.4, embed_ms=1104, index_ms=2.2)
+    doc = DocumentOut(
+        document_id="d", filename="a.pdf", pages=15, chunks=72, size_bytes=2_215_000,
+        memory_bytes=2_340_000, timings=timings,
+    )  # fmt: skip
+    assert size_label(doc) == (
+        "15 pages · 72 passages · 2.2 MB in memory · "
+        "read in 1.9 s: parse 0.6 · OCR 0 · chunk 0.2 · embed 1.1 · index 0 s"
+    )
