@@ -50,7 +50,15 @@ class Settings(ApiConnection):
     """Every knob of the server, and the API connection it shares with the UI."""
 
     # --- runtime ---------------------------------------------------------
-    threads: int = Field(2, ge=1, description="CPU threads for torch and FAISS in the API process.")
+    threads: int = Field(
+        2,
+        ge=1,
+        description=(
+            "CPU threads of each library in the API process (the embedder: OpenVINO, ONNX "
+            "Runtime or torch; FAISS; OpenMP and BLAS pools), idle threads sleeping "
+            "(core/threads.py). Benchmarks take --threads."
+        ),
+    )
     cache_dir: Path = Field(
         default_factory=default_cache_dir,
         description="Folder for derived model files (the converted LLM). Never holds documents.",
