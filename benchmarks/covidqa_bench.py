@@ -40,7 +40,7 @@ from benchmarks.common import (
 )
 from benchmarks.embedding_cache import CachingEmbedder
 from benchmarks.results import retrieval_figures, write_results
-from benchmarks.variants import VARIANTS
+from benchmarks.variants import VARIANTS, variant_retriever
 from core.settings import Settings, load_settings
 from ingest.loader import load_document
 from rag.embedding import (
@@ -51,7 +51,7 @@ from rag.embedding import (
     resolve_batch_size,
 )
 from rag.pipeline import Ingestor, make_chunker
-from rag.retrieval import Retriever, make_retriever
+from rag.retrieval import Retriever
 from rag.sessions import Session
 from serving.wiring import make_store
 
@@ -332,8 +332,8 @@ def variant_method(name: str) -> MethodFactory:
             name=f"ours{name}" if name.startswith("-") else f"ours-{name}",
             description=variant.description,
             settings=settings,
-            make_retriever=lambda r: make_retriever(
-                settings, r.search_embedder, lexical_analyzer=variant.lexical_analyzer
+            make_retriever=lambda r: variant_retriever(
+                settings, r.search_embedder, variant.lexical_analyzer
             ),
         )
 

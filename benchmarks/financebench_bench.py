@@ -48,7 +48,7 @@ from benchmarks.common import (
 from benchmarks.embedding_cache import CachedVectors, CachingEmbedder, cache_file
 from benchmarks.pdf_modes import COMPARED_MODES, parse_text_modes
 from benchmarks.results import retrieval_figures, write_results
-from benchmarks.variants import VARIANTS, Variant
+from benchmarks.variants import VARIANTS, Variant, variant_retriever
 from core.settings import Settings, load_settings
 from ingest.loader import get_parser_pool
 from ingest.models import ParsedDocument
@@ -60,7 +60,7 @@ from rag.embedding import (
     resolve_batch_size,
 )
 from rag.pipeline import Ingestor
-from rag.retrieval import Retriever, make_retriever
+from rag.retrieval import Retriever
 from rag.sessions import Session
 from serving.wiring import make_store
 
@@ -260,8 +260,8 @@ class Ours:
 
     def index(self) -> IndexReport:
         self._session, report = self._resources.session(self.settings)
-        self._retriever = make_retriever(
-            self.settings, self._resources.search_embedder, lexical_analyzer=self._analyzer
+        self._retriever = variant_retriever(
+            self.settings, self._resources.search_embedder, self._analyzer
         )
         return report
 

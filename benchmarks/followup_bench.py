@@ -43,7 +43,14 @@ from benchmarks.generation_bench import free_port
 from core.settings import Settings, load_settings
 from rag.conversation import Turn
 from rag.embedding import Embedder, configure_threads, make_embedder
-from rag.followup import KeywordRewriter, LlmRewriter, QuestionRewriter
+from rag.followup import (
+    KeywordRewriter,
+    LlmRewriter,
+    QuestionRewriter,
+    clean_rewrite,
+    usable_rewrite,
+)
+from rag.generation import Generator
 from rag.pipeline import Ingestor
 from rag.retrieval import Retriever, make_retriever
 from rag.sessions import Session
@@ -56,6 +63,20 @@ PAIRS = 50
 QUICK_PAIRS = 5
 VLLM_STARTUP_TIMEOUT_S = 1800
 EXAMPLES_SHOWN = 6
+
+
+class CountingLlmRewriter(LlmRewriter):
+    """The LLM rewriter, counting the replies it cannot use (keywords are used instead)."""
+
+    def __init__(self, generator: Generator) -> None:
+        super().__init__(generator)
+        self.fallbacks = 0
+
+    async def reply(self, question: str, history: Sequence[Turn]) -> str:
+        reply = await super().reply(question, history)
+        if not usable_rewrite(clean_rewrite(reply), question, history):
+            self.fallbacks += 1
+        return reply
 
 
 @dataclass
@@ -131,7 +152,7 @@ async def measure(
     generator = VLLMGenerator(vllm_url, timeout_s=300, retries=1)
     try:
         model = (await generator.info()).model
-        llm = LlmRewriter(generator)
+        llm = CountingLlmRewriter(generator)
         conditions = await run_conditions(pairs, session, retriever, llm, model)
         progress(f"LLM replies unusable (keywords used instead): {llm.fallbacks}")
         return conditions, model, llm.fallbacks

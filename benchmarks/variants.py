@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from core.settings import Settings
 from rag.answer import AnswerEngine, AnswerEvent, AnswerRequest, DoneEvent
 from rag.answer_modes import backed_sentences
+from rag.embedding import Embedder
+from rag.retrieval import Retriever, make_retriever
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,15 @@ VARIANTS: dict[str, Variant] = {
     "pool50": Variant("50 candidates from each ranking", {"retrieval_candidates": 50}),
     "pool100": Variant("100 candidates from each ranking", {"retrieval_candidates": 100}),
 }
+
+
+def variant_retriever(settings: Settings, embedder: Embedder, analyzer: str | None) -> Retriever:
+    """The retriever of ``settings`` (a variant's overrides applied), with another BM25
+    tokenizer if ``analyzer`` names one (the shipped code always uses the default)."""
+    retriever = make_retriever(settings, embedder)
+    if analyzer is not None:
+        retriever.lexical_analyzer = analyzer
+    return retriever
 
 
 async def model_first(engine: AnswerEngine, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:

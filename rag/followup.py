@@ -130,27 +130,23 @@ class LlmRewriter:
 
     def __init__(self, generator: Generator) -> None:
         self._generator = generator
-        self.fallbacks = 0  # replies that were unusable, for the benchmark
 
     async def rewrite(self, question: str, history: Sequence[Turn]) -> str:
         if not history:
             return question
         try:
-            pieces = [
-                piece
-                async for piece in self._generator.stream(
-                    rewrite_messages(question, history[-LLM_REWRITE_TURNS:]),
-                    max_tokens=LLM_MAX_TOKENS,
-                    temperature=0.0,
-                )
-            ]
+            rewritten = clean_rewrite(await self.reply(question, history))
         except GeneratorUnavailableError:
             return carry_over(question, history)
-        rewritten = clean_rewrite("".join(pieces))
         if not usable_rewrite(rewritten, question, history):
-            self.fallbacks += 1
             return carry_over(question, history)
         return rewritten
+
+    async def reply(self, question: str, history: Sequence[Turn]) -> str:
+        """The model's reply to the rewrite prompt, as written."""
+        messages = rewrite_messages(question, history[-LLM_REWRITE_TURNS:])
+        tokens = self._generator.stream(messages, max_tokens=LLM_MAX_TOKENS, temperature=0.0)
+        return "".join([piece async for piece in tokens])
 
 
 class AutoRewriter:

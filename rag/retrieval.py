@@ -108,7 +108,7 @@ class Retriever:
         self._query_cleaning = query_cleaning
         self._measure_terms = measure_terms
         self._page_diversity = page_diversity
-        self._lexical_analyzer = lexical_analyzer
+        self.lexical_analyzer = lexical_analyzer  # a name in rag.lexical.ANALYZERS
 
     def search(
         self,
@@ -129,7 +129,7 @@ class Retriever:
             _, ids = session.index.search(query_vector, fetch)
             ranked = [int(i) for i in ids[0] if i >= 0]
             if self.hybrid:
-                bm25 = session.lexical_index(self._lexical_analyzer, self._lexical_k1)
+                bm25 = session.lexical_index(self.lexical_analyzer, self._lexical_k1)
                 lexical = bm25.search(text, fetch)
                 ranked = reciprocal_rank_fusion(
                     [ranked, [i for i, _ in lexical]], weights=[1.0, self._lexical_weight]
@@ -276,9 +276,7 @@ def merge_adjacent(first: Chunk, second: Chunk) -> Chunk | None:
     )
 
 
-def make_retriever(
-    settings: Settings, embedder: Embedder, *, lexical_analyzer: str | None = None
-) -> Retriever:
+def make_retriever(settings: Settings, embedder: Embedder) -> Retriever:
     reranker: Reranker | None = None
     if settings.reranker_url:
         reranker = HttpReranker(
@@ -299,5 +297,4 @@ def make_retriever(
         query_cleaning=settings.query_cleaning,
         measure_terms=settings.measure_terms,
         page_diversity=settings.page_diversity,
-        lexical_analyzer=lexical_analyzer or DEFAULT_ANALYZER,
     )
