@@ -211,6 +211,37 @@ class NumberedPassage(Passage):
     highlight: Highlight | None = None
 
 
+class Backing(StrEnum):
+    STANDS = "stands"  # written in the passage, up to formatting and scale
+    FOLLOWS = "follows"  # one step of arithmetic from numbers of the passages
+    UNBACKED = "unbacked"
+
+
+class OperandOut(BaseModel):
+    """A number of a passage: its cell, the row that names it and its value."""
+
+    n: int = Field(description="The passage, numbered from 1 in the reply's sources.")
+    start: int = Field(description="Offsets of the cell in the passage text.")
+    end: int
+    text: str
+    value: float = Field(description="As read, its stated scale applied ('1,577' in millions).")
+    label: str = Field(description="The row's name, as far as the passage text says it.")
+
+
+class NumberCheckOut(BaseModel):
+    """How a number of a sentence is backed: the cell it stands in, or its derivation."""
+
+    text: str
+    backing: Backing
+    source: OperandOut | None = None
+    operation: str | None = Field(
+        None, description="difference, percent change, share or sum, when it follows."
+    )
+    operands: list[OperandOut] = Field(default_factory=list)
+    result: float | None = None
+    derivation: str | None = Field(None, description="The derivation written out.")
+
+
 class ClaimOut(BaseModel):
     text: str
     citations: list[int]
@@ -223,6 +254,29 @@ class ClaimOut(BaseModel):
     )
     shown: bool = Field(
         True, description="Part of the shown answer (False: removed as not supported)."
+    )
+    numbers: list[NumberCheckOut] = Field(
+        default_factory=list, description="Each number of the sentence and how it is backed."
+    )
+
+
+class VerifyRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=20000, description="Any text to check.")
+
+
+class VerifiedSentence(BaseModel):
+    text: str
+    support: Support
+    score: float = Field(description="How well its best passage backs it (the verifier's).")
+    passage: int | None = Field(None, description="The source that backs it best (its n).")
+    highlight: Highlight | None = Field(None, description="The backing span in that passage.")
+    numbers: list[NumberCheckOut] = Field(default_factory=list)
+
+
+class VerifyResult(BaseModel):
+    sentences: list[VerifiedSentence]
+    sources: list[NumberedPassage] = Field(
+        description="The passages retrieved for the text's sentences, numbered from 1."
     )
 
 

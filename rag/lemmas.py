@@ -28,3 +28,27 @@ def topic_lemmas(text: str) -> frozenset[str]:
     "total" left out)."""
     found = (lemma(w) for w in _WORD.findall(text) if w.lower() not in _STOPWORDS)
     return frozenset(_SAME_MEASURE.get(w, w) for w in found)
+
+
+# Words that frame a figure rather than state a fact: never the reason a claim is unbacked.
+FRAME_WORDS = frozenset(
+    "fy cy yoy usd bn mn approximately roughly around".split()  # noqa: SIM905
+)
+# Function words bm25s's 33-word list lacks ("were", "from", "has"): they state no fact a
+# passage must hold. Negations, modals, quantifiers and words of order or place ("not",
+# "may", "most", "before", "between") are not among them.
+_FUNCTION = (
+    "from about onto than so were been being am has have had having do does did doing "
+    "those its them here which who whom whose what when where why how both each also "
+    "just while once per via within"
+)
+FUNCTION_WORDS = frozenset(_FUNCTION.split())
+# The words of an operation, by the operation a figure follows by (lemmas): "grew" is
+# backed when the figure it states is a percent change of the passage's cells.
+_CHANGE = "grow growth rise increase decline decrease fall drop change improve jump gain"
+OPERATION_WORDS = {
+    "difference": frozenset(f"{_CHANGE} difference".split()),
+    "percent change": frozenset(f"{_CHANGE} rate".split()),
+    "share": frozenset("share margin ratio rate proportion percent percentage".split()),  # noqa: SIM905
+    "sum": frozenset("sum combine combined together".split()),  # noqa: SIM905
+}

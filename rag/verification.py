@@ -22,7 +22,7 @@ from bm25s.stopwords import STOPWORDS_EN
 from core.api_models import Support as Support
 from rag.citations import CITATION_PATTERN, cited_numbers
 from rag.embedding import Embedder
-from rag.lemmas import lemma
+from rag.lemmas import FRAME_WORDS, FUNCTION_WORDS, OPERATION_WORDS, lemma
 from rag.numbers import Backing, NumberCheck, PassageNumbers, check_numbers, coded_numbers
 from rag.prompts import NOT_FOUND_ANSWER
 from rag.retrieval import Hit
@@ -66,10 +66,6 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z\-']+|\d+(?:[.,]\d+)*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _STOPWORDS = frozenset(STOPWORDS_EN)
 _PROMPT_LABEL = re.compile(r"(?i)^\W*(question|passages?)\s*:")
-# Words that frame a figure rather than state a fact: never the reason a claim is unbacked.
-FRAME_WORDS = frozenset(
-    {"fy", "cy", "yoy", "usd", "bn", "mn", "approximately", "roughly", "around"}
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,16 +246,21 @@ def is_figure(claim: str, numbers: Sequence[NumberCheck]) -> bool:
     return not words and any(not check.year for check in numbers)
 
 
-def unbacked_words(claim: str, passage: str, question: str) -> int:
+def unbacked_words(
+    claim: str, passage: str, question: str, numbers: Sequence[NumberCheck] = ()
+) -> int:
     """Content words of the claim found neither in the passage nor in the question, not
     even as another form of the same word ("grew" for "grow", "analyses" for "analysis").
-    A plain number is checked by value; one inside a name ("P100") must be written there."""
+    A plain number is checked by value; one inside a name ("P100") must be written there.
+    The words of an operation a number follows by ("grew" for a percent change) are
+    backed by that derivation."""
     said = {w.lower() for w in _WORD.findall(f"{passage}\n{question}")}
+    said |= {w for n in numbers if n.derivation for w in OPERATION_WORDS[n.derivation.operation]}
     stems, lemmas = {_stem(w) for w in said}, {lemma(w) for w in said}
     words = {w.lower() for w in _WORD.findall(claim) if not w[0].isdigit()}
     unbacked = {
         w
-        for w in words - _STOPWORDS - FRAME_WORDS
+        for w in words - _STOPWORDS - FRAME_WORDS - FUNCTION_WORDS
         if _stem(w) not in stems and lemma(w) not in lemmas
     }
     return len(unbacked) + len(coded_numbers(claim) - set(_NUMBER.findall(passage)))
@@ -403,7 +404,7 @@ class CitationVerifier:
                     content_free=is_content_free(claim),
                     highlight=best.highlight,
                     question_coverage=question_coverage(claim, question),
-                    unbacked_words=unbacked_words(claim, backing, question),
+                    unbacked_words=unbacked_words(claim, backing, question, numbers),
                     question_words=question_words,
                     lead_cosine=lead_cosine,
                     lead_words=lead_words,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from core.api_models import (
+    Backing,
     ClaimOut,
     DocumentOut,
     Highlight,
+    NumberCheckOut,
     NumberedPassage,
+    OperandOut,
     PageImageInfo,
     PageText,
     PageUnit,
@@ -15,13 +18,17 @@ from core.api_models import (
     StageTimings,
     TextSpan,
     TimingsOut,
+    VerifiedSentence,
+    VerifyResult,
 )
 from core.settings import AnswerMode
 from ingest.page_view import PageExcerpt, PageImage
 from rag.answer import Answer, AnswerKind
+from rag.numbers import NumberCheck, Operand
 from rag.pipeline import IngestTimings
 from rag.retrieval import Hit
 from rag.sessions import DocumentInfo
+from rag.text_check import CheckedText
 from rag.verification import Support
 
 
@@ -123,6 +130,7 @@ def query_result(answer: Answer, standalone_question: str) -> QueryResult:
                 score=c.score,
                 shown=answer.kind in (AnswerKind.GENERATED, AnswerKind.QUOTED)
                 and (answer.mode is AnswerMode.GENERATE or c.support is Support.SUPPORTED),
+                numbers=[number_check(n) for n in c.numbers],
             )
             for c in answer.claims
         ],
@@ -138,3 +146,40 @@ def query_result(answer: Answer, standalone_question: str) -> QueryResult:
         ),
         model=answer.model,
     )
+
+
+def operand(o: Operand) -> OperandOut:
+    return OperandOut(n=o.n, start=o.start, end=o.end, text=o.text, value=o.value, label=o.label)
+
+
+def number_check(check: NumberCheck) -> NumberCheckOut:
+    derived = check.derivation
+    return NumberCheckOut(
+        text=check.text,
+        backing=Backing(check.backing.value),
+        source=operand(check.source) if check.source else None,
+        operation=derived.operation if derived else None,
+        operands=[operand(o) for o in derived.operands] if derived else [],
+        result=derived.result if derived else None,
+        derivation=derived.describe() if derived else None,
+    )
+
+
+def verify_result(checked: CheckedText) -> VerifyResult:
+    """Each sentence with its label, the passage and span that back it best, its numbers."""
+    sentences = []
+    for claim in checked.claims:
+        best = claim.highlight
+        span = highlight(checked.sources[best.n - 1], best.start, best.end) if best else None
+        sentences.append(
+            VerifiedSentence(
+                text=claim.text,
+                support=claim.support,
+                score=claim.score,
+                passage=best.n if best else None,
+                highlight=span,
+                numbers=[number_check(n) for n in claim.numbers],
+            )
+        )
+    sources = [numbered_passage(n, hit) for n, hit in enumerate(checked.sources, 1)]
+    return VerifyResult(sentences=sentences, sources=sources)

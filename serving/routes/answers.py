@@ -13,6 +13,8 @@ from core.errors import GeneratorUnavailableError, PGPTError
 from rag.answer import AnswerEvent, TokenEvent
 from rag.answering import Asked, AskOptions, last_answer
 from rag.retrieval import Hit
+from rag.text_check import check_text
+from rag.verification import CitationVerifier
 from serving import responses
 from serving.http_errors import unavailable_body, unavailable_response
 from serving.routes.deps import ServicesDep, SessionDep, event_stream, sse
@@ -26,6 +28,19 @@ async def search(
 ) -> models.SearchResult:
     hits = await services.answers.search(session, body.query, top_k=body.top_k)
     return models.SearchResult(results=[responses.passage(h) for h in hits])
+
+
+@router.post("/sessions/{session_id}/verify")
+async def verify(
+    body: models.VerifyRequest, session: SessionDep, services: ServicesDep
+) -> models.VerifyResult:
+    """Check any text against the session's documents, sentence by sentence."""
+
+    async def search(sentence: str) -> list[Hit]:
+        return await services.answers.search(session, sentence)
+
+    verifier = services.answers.engine.verifier or CitationVerifier(services.embedder)
+    return responses.verify_result(await check_text(body.text, search, verifier))
 
 
 @router.post(

@@ -433,6 +433,7 @@ def test_openapi_lists_exactly_the_documented_routes(client: TestClient) -> None
         "/v1/sessions/{session_id}/documents/{document_id}/pages/{page}",
         "/v1/sessions/{session_id}/search",
         "/v1/sessions/{session_id}/query",
+        "/v1/sessions/{session_id}/verify",
         "/v1/sessions/{session_id}/conversation",
         "/v1/sessions/{session_id}/chat/completions",
         "/v1/sessions/{session_id}/models",
