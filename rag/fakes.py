@@ -3,8 +3,9 @@ the point (routes, UI, isolation, limits, the answer flow's own logic).
 
 ``HashingEmbedder`` is the ``Embedder`` protocol without a neural network: the bundled model's
 own tokenizer counts tokens (so chunking is exactly production's) and each text's vector is its
-words hashed into ``dimension`` signed buckets, so texts that share words are near and texts
-that share none are nearly orthogonal. It loads in milliseconds and embeds a paper in a few.
+content words, crudely stemmed, hashed into ``dimension`` signed buckets, so texts that share
+words are near and texts that share none are nearly orthogonal. It loads in milliseconds and
+embeds a paper in a few.
 
 ``ScriptedGenerator`` is the ``Generator`` protocol answering scripted text: one fixed reply,
 a list of replies in call order, or a function of the prompt.
@@ -19,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from bm25s.stopwords import STOPWORDS_EN
 
 from core.errors import GeneratorUnavailableError
 from ingest.chunking import TokenizerCounter
@@ -26,6 +28,8 @@ from rag.embedding import max_sequence_length, resolve_model_path
 from rag.generation import GeneratorInfo, GeneratorStatus, Message
 
 WORD = re.compile(r"\w+")
+SUFFIXES = ("ing", "ed", "es", "s")  # a crude stemmer: "trained" and "train" share a bucket
+STOPWORDS = frozenset(STOPWORDS_EN)
 HASHING_DIMENSION = 384  # the bundled model's, so index and cache sizes read the same
 SPECIAL_TOKENS = 2  # [CLS] and [SEP], as the bundled model adds them
 
@@ -33,6 +37,10 @@ SPECIAL_TOKENS = 2  # [CLS] and [SEP], as the bundled model adds them
 @lru_cache(maxsize=200_000)
 def _bucket(word: str, dimension: int) -> tuple[int, float]:
     """The word's bucket and sign: a stable hash (not ``hash()``, which changes per process)."""
+    for suffix in SUFFIXES:
+        if len(word) > len(suffix) + 2 and word.endswith(suffix):
+            word = word[: -len(suffix)]
+            break
     digest = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
     return digest % dimension, 1.0 if digest >> 63 else -1.0
 
@@ -60,8 +68,10 @@ class HashingEmbedder:
         self.calls += 1
         vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
-            # A text with no word (empty, punctuation) still gets a unit vector of its own.
-            for word in WORD.findall(text.lower()) or [text]:
+            # Stop words would make every two sentences alike; a text with no other word
+            # (empty, punctuation, "the") still gets a unit vector of its own.
+            words = [w for w in WORD.findall(text.lower()) if w not in STOPWORDS]
+            for word in words or [text]:
                 column, sign = _bucket(word, self.dimension)
                 vectors[row, column] += sign
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)

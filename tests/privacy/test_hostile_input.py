@@ -7,7 +7,7 @@ traverse paths or smuggle control characters. Every answer must be 200 (the file
 still readable) or a clear 4xx naming the file, the one decided for each input; never a
 5xx, never a hang; and a document uploaded before all this must still answer after each.
 
-The real embedder, FAISS, parser pool and routes run in-process (TestClient); the
+The fake embedder, real FAISS, parser pool and routes run in-process (TestClient); the
 generator is scripted: answers are not what is under test here.
 """
 
@@ -71,15 +71,17 @@ FUZZ_PLAN = {
 }
 
 
-def make_client(embedder: Any, **settings: Any) -> TestClient:
-    app = create_app(load_settings(**settings), embedder=embedder, generator=ScriptedGenerator())
+def make_client(fake_embedder: Any, **settings: Any) -> TestClient:
+    app = create_app(
+        load_settings(**settings), embedder=fake_embedder, generator=ScriptedGenerator()
+    )
     return TestClient(app)
 
 
 @pytest.fixture(scope="module")
-def client(embedder: Any) -> Iterator[TestClient]:
+def client(fake_embedder: Any) -> Iterator[TestClient]:
     with make_client(
-        embedder,
+        fake_embedder,
         max_upload_mb=25,
         parse_timeout_s=PARSE_TIMEOUT_S,
         parse_timeout_per_page_s=PARSE_TIMEOUT_PER_PAGE_S,
@@ -90,11 +92,11 @@ def client(embedder: Any) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="module")
-def parse_only_client(embedder: Any) -> Iterator[TestClient]:
+def parse_only_client(fake_embedder: Any) -> Iterator[TestClient]:
     """Sessions hold at most 8 passages: a readable big PDF is refused (422) after parsing
     and chunking, before the costly embedding, so the parser meets many big mutations."""
     with make_client(
-        embedder, parse_timeout_s=PARSE_TIMEOUT_S, max_chunks_per_session=8
+        fake_embedder, parse_timeout_s=PARSE_TIMEOUT_S, max_chunks_per_session=8
     ) as test_client:
         yield test_client
 

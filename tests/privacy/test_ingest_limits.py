@@ -20,7 +20,7 @@ from rag.sessions import SessionStore
 
 
 class CountingEmbedder:
-    """The real embedder, counting what it is asked to embed."""
+    """The fake embedder, counting what it is asked to embed."""
 
     def __init__(self, inner: Any) -> None:
         self._inner = inner
@@ -44,8 +44,8 @@ def words(n: int) -> bytes:
 
 
 @pytest.fixture()
-def counting(embedder: Any) -> CountingEmbedder:
-    return CountingEmbedder(embedder)
+def counting(fake_embedder: Any) -> CountingEmbedder:
+    return CountingEmbedder(fake_embedder)
 
 
 def make_store(counting: CountingEmbedder, per_session: int, total: int) -> SessionStore:

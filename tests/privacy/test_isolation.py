@@ -3,7 +3,7 @@
 Two sessions hold different documents; every search and question in one returns only
 its own passages (and the prompt sent to the LLM holds only those), a document id of
 one session means nothing in the other, and an unknown, guessed or altered session
-id is a 404 on every route. Real embedder, FAISS and routes; scripted generator.
+id is a 404 on every route. The fake embedder, real FAISS and routes; scripted generator.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def generator() -> ScriptedGenerator:
 
 
 @pytest.fixture(scope="module")
-def client(embedder: Any, generator: ScriptedGenerator) -> Iterator[TestClient]:
-    app = create_app(load_settings(), embedder=embedder, generator=generator)
+def client(fake_embedder: Any, generator: ScriptedGenerator) -> Iterator[TestClient]:
+    app = create_app(load_settings(), embedder=fake_embedder, generator=generator)
     with TestClient(app) as test_client:
         yield test_client
 

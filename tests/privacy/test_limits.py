@@ -4,7 +4,7 @@ An idle session is evicted after PGPT_SESSION_TTL_S by the API's background swee
 with no request needed. Per-session, global and session-count caps answer
 507 capacity_exceeded (a document too big for any session: 422) instead of letting
 memory grow until the host swaps or the process is killed; the server keeps answering.
-Real embedder, FAISS and routes in-process; scripted generator.
+The fake embedder, real FAISS and routes in-process; scripted generator.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ def words(n: int, offset: int = 0) -> bytes:
     return " ".join(VOCABULARY[(i + offset) % len(VOCABULARY)] for i in range(n)).encode()
 
 
-def chunk_count(data: bytes, settings: Settings, embedder: Any) -> int:
+def chunk_count(data: bytes, settings: Settings, fake_embedder: Any) -> int:
     """How many passages the ingestion pipeline makes of this text."""
-    chunker = make_chunker(settings, embedder)
+    chunker = make_chunker(settings, fake_embedder)
     document = parse_text(data, "probe.txt", markdown=False, max_pages=settings.max_pages)
     return len(chunker.split(document, "probe"))
 
@@ -71,11 +71,11 @@ def assert_capacity_refusal(response: Any, *phrases: str) -> None:
 
 @pytest.mark.slow  # waits for a real TTL to pass
 def test_idle_sessions_are_evicted_after_their_ttl(
-    embedder: Any, monkeypatch: pytest.MonkeyPatch
+    fake_embedder: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(serving.app, "EVICTION_INTERVAL_S", 0.2)
     app = create_app(
-        load_settings(session_ttl_s=2), embedder=embedder, generator=ScriptedGenerator()
+        load_settings(session_ttl_s=2), embedder=fake_embedder, generator=ScriptedGenerator()
     )
     with TestClient(app) as client:
         store = app.state.services.store
@@ -96,22 +96,24 @@ def test_idle_sessions_are_evicted_after_their_ttl(
 
 
 @pytest.fixture(scope="module")
-def document_chunks(embedder: Any) -> tuple[bytes, int]:
+def document_chunks(fake_embedder: Any) -> tuple[bytes, int]:
     data = words(1_200)
-    chunks = chunk_count(data, load_settings(), embedder)
+    chunks = chunk_count(data, load_settings(), fake_embedder)
     assert chunks >= 3
     return data, chunks
 
 
 @pytest.fixture()
-def capped_client(embedder: Any, document_chunks: tuple[bytes, int]) -> Iterator[TestClient]:
+def capped_client(fake_embedder: Any, document_chunks: tuple[bytes, int]) -> Iterator[TestClient]:
     """Caps sized from one document of c passages: a session holds one (c + 1), the
     server one and a half (c + c/2), and there are at most three sessions."""
     _, c = document_chunks
     settings = load_settings(
         max_sessions=3, max_chunks_per_session=c + 1, max_total_chunks=c + c // 2
     )
-    with TestClient(create_app(settings, embedder=embedder, generator=ScriptedGenerator())) as tc:
+    with TestClient(
+        create_app(settings, embedder=fake_embedder, generator=ScriptedGenerator())
+    ) as tc:
         yield tc
 
 

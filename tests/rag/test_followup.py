@@ -1,8 +1,6 @@
-from collections.abc import AsyncIterator, Sequence
-
-from core.errors import GeneratorUnavailableError
 from core.settings import load_settings
 from rag.conversation import Turn
+from rag.fakes import ScriptedGenerator
 from rag.followup import (
     AsAsked,
     AutoRewriter,
@@ -12,43 +10,10 @@ from rag.followup import (
     make_rewriter,
     rewrite_messages,
 )
-from rag.generation import GeneratorInfo, GeneratorStatus, Message
 
 GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
 FOLLOW_UP = "How long did its training take?"
 HISTORY = [Turn(GPU_QUESTION, GPU_QUESTION, "The big model was trained on 8 P100 GPUs [1].")]
-
-
-class ReplyingGenerator:
-    """Replies with a fixed text; records the prompt."""
-
-    def __init__(self, reply: str, model: str = "a-capable-model", up: bool = True) -> None:
-        self.reply = reply
-        self.model = model
-        self.up = up
-        self.prompts: list[Sequence[Message]] = []
-
-    async def status(self) -> GeneratorStatus:
-        return GeneratorStatus.READY
-
-    async def info(self) -> GeneratorInfo:
-        if not self.up:
-            raise GeneratorUnavailableError("down")
-        return GeneratorInfo(self.model, 4096)
-
-    async def count_tokens(self, messages: Sequence[Message]) -> int:
-        return 0
-
-    async def stream(
-        self, messages: Sequence[Message], *, max_tokens: int, temperature: float
-    ) -> AsyncIterator[str]:
-        if not self.up:
-            raise GeneratorUnavailableError("down")
-        self.prompts.append(messages)
-        yield self.reply
-
-    async def aclose(self) -> None:
-        pass
 
 
 async def test_keywords_carry_the_previous_topic_into_a_follow_up() -> None:
@@ -69,7 +34,7 @@ def test_follow_ups_are_recognised() -> None:
 
 
 async def test_llm_rewrite_is_used_when_it_is_a_question() -> None:
-    generator = ReplyingGenerator("Rewritten question: How long did training the big model take?")
+    generator = ScriptedGenerator("Rewritten question: How long did training the big model take?")
     rewritten = await LlmRewriter(generator).rewrite(FOLLOW_UP, HISTORY)
     assert rewritten == "How long did training the big model take?"
     prompt = generator.prompts[0][-1]["content"]
@@ -78,28 +43,32 @@ async def test_llm_rewrite_is_used_when_it_is_a_question() -> None:
 
 
 async def test_llm_answer_instead_of_a_question_falls_back_to_keywords() -> None:
-    rewriter = LlmRewriter(ReplyingGenerator("The training took 3.5 days."))
+    rewriter = LlmRewriter(ScriptedGenerator("The training took 3.5 days."))
     rewritten = await rewriter.rewrite(FOLLOW_UP, HISTORY)
     assert rewritten == await KeywordRewriter().rewrite(FOLLOW_UP, HISTORY)
 
 
 async def test_llm_down_falls_back_to_keywords() -> None:
-    rewriter = LlmRewriter(ReplyingGenerator("unused", up=False))
+    down = ScriptedGenerator("unused")
+    down.available = False
+    rewriter = LlmRewriter(down)
     assert "(P100 GPUs, train, big model)" in await rewriter.rewrite(FOLLOW_UP, HISTORY)
 
 
 async def test_auto_uses_keywords_for_the_tiny_embedded_model() -> None:
-    tiny = ReplyingGenerator("How long did training the big model take?", "SmolLM2-135M-Instruct")
+    tiny = ScriptedGenerator(
+        "How long did training the big model take?", model="SmolLM2-135M-Instruct"
+    )
     assert "(P100 GPUs" in await AutoRewriter(tiny).rewrite(FOLLOW_UP, HISTORY)
     assert tiny.prompts == []
-    capable = ReplyingGenerator("How long did training the big model take?")
+    capable = ScriptedGenerator("How long did training the big model take?")
     assert await AutoRewriter(capable).rewrite(FOLLOW_UP, HISTORY) == (
         "How long did training the big model take?"
     )
 
 
 def test_the_setting_picks_the_rewriter() -> None:
-    generator = ReplyingGenerator("")
+    generator = ScriptedGenerator("")
     kinds = {
         mode: type(make_rewriter(load_settings(followup_rewrite=mode), generator))
         for mode in ("auto", "llm", "keywords", "off")

@@ -1,4 +1,4 @@
-"""Scans, images and the Office/HTML formats through the REST API, with the real embedder,
+"""Scans, images and the Office/HTML formats through the REST API, with the fake embedder,
 FAISS and OCR: found by a question, cited by page, slide, sheet or heading."""
 
 from __future__ import annotations
@@ -34,9 +34,11 @@ BLANK_PAGES = 6
 
 
 @pytest.fixture(scope="module")
-def client(embedder: Any) -> Iterator[TestClient]:
+def client(fake_embedder: Any) -> Iterator[TestClient]:
     settings = load_settings(max_upload_mb=20, parse_timeout_s=600)
-    with TestClient(create_app(settings, embedder=embedder, generator=ScriptedGenerator())) as c:
+    with TestClient(
+        create_app(settings, embedder=fake_embedder, generator=ScriptedGenerator())
+    ) as c:
         yield c
 
 

@@ -1,6 +1,6 @@
 """GET /v1/sessions/{id}/documents/{doc}/pages/{page}: the cited page, its span highlighted.
 
-Real embedder, FAISS, pypdf, verification and PDFium; the generator is scripted to give
+The fake embedder, FAISS, pypdf, verification and PDFium; the generator is scripted to give
 the P100 answer, so the citation and its span come from the real pipeline.
 """
 
@@ -27,9 +27,9 @@ P100_WORDING = {7: "8 NVIDIA P100 GPUs", 8: "8 P100 GPUs"}
 
 
 @pytest.fixture(scope="module")
-def client(embedder: Any) -> Iterator[TestClient]:
+def client(fake_embedder: Any) -> Iterator[TestClient]:
     settings = load_settings(max_upload_mb=5, render_max_width_px=1600)
-    app = create_app(settings, embedder=embedder, generator=ScriptedGenerator())
+    app = create_app(settings, embedder=fake_embedder, generator=ScriptedGenerator())
     with TestClient(app) as c:
         yield c
 
