@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from serving.cli import main
 from tests.support import FOLLOW_UP_QUESTION, GPU_QUESTION
 
 QUOTING = {"PGPT_ANSWER_MODE": "extract", "PGPT_FOLLOWUP_REWRITE": "keywords"}
+# The CLI builds its own services, with the real embedder (quotes are chosen by its vectors).
+pytestmark = pytest.mark.embedder
 
 
 def test_repeated_questions_are_one_conversation(pdf_dir: Path) -> None:
