@@ -1,4 +1,4 @@
-"""Every route of the REST API, with the real embedder, FAISS and PDF parsing.
+"""Every route of the REST API, with the fake embedder (rag.fakes), FAISS and PDF parsing.
 
 The generator here is scripted so that route behaviour is fast to check; the real
 vLLM round trip lives in test_api_vllm.py.
@@ -27,11 +27,11 @@ def generator() -> ScriptedGenerator:
 
 
 @pytest.fixture(scope="module")
-def client(embedder: Any, generator: ScriptedGenerator) -> Iterator[TestClient]:
+def client(fake_embedder: Any, generator: ScriptedGenerator) -> Iterator[TestClient]:
     # No quote is ever confident enough, so `auto` asks the (scripted) model every time:
     # these tests are about generation through the API.
     settings = load_settings(max_upload_mb=5, quote_min_confidence=1.0)
-    with TestClient(create_app(settings, embedder=embedder, generator=generator)) as c:
+    with TestClient(create_app(settings, embedder=fake_embedder, generator=generator)) as c:
         yield c
 
 
@@ -58,9 +58,8 @@ def test_healthz_reports_generator_and_embedder(client: TestClient) -> None:
     body = client.get("/healthz").json()
     assert body["status"] == "ok"
     assert body["generator"]["status"] == "ready"
-    # The default on a CPU: the bundled model in OpenVINO's int8.
-    expected = {"model": "all-MiniLM-L6-v2-openvino", "device": "cpu", "dtype": "int8"}
-    assert body["embedder"] == expected
+    # The embedder the app was given (the default backend is tests/rag/test_onnx_embedding.py's).
+    assert body["embedder"] == {"model": "hashing-fake", "device": "cpu", "dtype": "float32"}
 
 
 def test_session_lifecycle(client: TestClient) -> None:
@@ -290,7 +289,8 @@ def test_generator_down_gives_503_with_passages(
 
 @pytest.fixture(scope="module")
 def model_down(embedder: Any, attention_pdf: bytes) -> Iterator[tuple[TestClient, str]]:
-    """Default settings, the attention paper loaded, and a model that cannot be reached."""
+    """Default settings, the attention paper loaded, and a model that cannot be reached.
+    The real embedder: a quote's confidence is fitted on its vectors."""
     model = ScriptedGenerator()
     model.available = False
     with TestClient(create_app(load_settings(), embedder=embedder, generator=model)) as client:
@@ -406,9 +406,9 @@ def test_invalid_bodies_are_422(
     assert response.json()["error"]["code"] == "invalid_request"
 
 
-def test_api_key_guards_every_v1_route(embedder: Any, generator: ScriptedGenerator) -> None:
+def test_api_key_guards_every_v1_route(fake_embedder: Any, generator: ScriptedGenerator) -> None:
     settings = load_settings(api_key="s3cret")
-    with TestClient(create_app(settings, embedder=embedder, generator=generator)) as c:
+    with TestClient(create_app(settings, embedder=fake_embedder, generator=generator)) as c:
         assert c.get("/healthz").status_code == 200
         missing = c.post("/v1/sessions")
         assert missing.status_code == 401 and missing.json()["error"]["code"] == "unauthorized"
