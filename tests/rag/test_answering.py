@@ -13,9 +13,9 @@ import pytest
 
 from core.settings import AnswerMode, Settings
 from rag.answering import AnswerService, AskOptions, last_answer
+from rag.fakes import ScriptedGenerator
 from rag.sessions import Session
 from serving.wiring import Services, build_services
-from tests.serving.fakes import ScriptedGenerator
 from tests.support import FOLLOW_UP_QUESTION, GPU_ANSWER_PAGES, GPU_QUESTION
 
 

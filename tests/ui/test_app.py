@@ -19,10 +19,10 @@ from streamlit.testing.v1 import AppTest
 from core.settings import AnswerMode
 from ingest.formats import accepted_extensions
 from rag.answer import UNANSWERED_TEXT
+from rag.fakes import ScriptedGenerator
 from rag.generation import GeneratorStatus
 from serving.app import create_app
 from tests.conftest import PROJECT_ROOT
-from tests.serving.fakes import ScriptedGenerator
 from tests.support import FOLLOW_UP_QUESTION as FOLLOW_UP
 from tests.support import GPU_QUESTION, free_port
 from tests.ui.conftest import ApiServer, serving, ui_settings
