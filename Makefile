@@ -86,7 +86,7 @@ unit: data setup-deps
 # Re-measures every figure of the table at the top of docs/benchmarks.md (each benchmark
 # writes its section and docs/benchmarks/results/NAME.json), then regenerates that table and
 # README's figures. About 3 hours on this 2-core machine; `make bench-quick`: about 15 minutes.
-bench: data setup
+bench: data setup setup-proxy
 	$(VENV)/bin/python -m benchmarks.ingest_bench --skip-corpus --output docs/benchmarks/ingest-openvino-widths.md
 	$(VENV)/bin/python -m benchmarks.covidqa_bench --cache --methods $(COVIDQA_METHODS) --output docs/benchmarks/covidqa-changes.md
 	$(VENV)/bin/python -m benchmarks.financebench_bench --methods ours,langchain,before,-headers,-layout,-cleaning,-tokenizer,-diversity,-fusion,-measures,bm25k1=1.5,dense --output docs/benchmarks/financebench.md
@@ -101,6 +101,7 @@ bench: data setup
 	$(VENV)/bin/python -m benchmarks.load_bench --output docs/benchmarks/load.md
 	$(VENV)/bin/python -m benchmarks.soak_bench --ttl 120 --rounds 2 --output docs/benchmarks/soak.md
 	$(VENV)/bin/python -m benchmarks.shape_memory_bench --output docs/benchmarks/shape-memory.md
+	$(VENV)/bin/python -m benchmarks.proxy_bench --output docs/benchmarks/proxy.md
 	$(MAKE) docs
 
 # The figures a person with 15 minutes can re-measure: retrieval on both sets with
