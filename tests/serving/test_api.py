@@ -17,6 +17,8 @@ from fastapi.testclient import TestClient
 from core.settings import load_settings
 from rag.fakes import ScriptedGenerator
 from serving.app import create_app
+from serving.fakes import FakeVLLMServer
+from serving.vllm_client import VLLMGenerator
 from tests.support import FOLLOW_UP_QUESTION as FOLLOW_UP
 from tests.support import GPU_ANSWER_PAGES, GPU_QUESTION
 
@@ -285,6 +287,34 @@ def test_generator_down_gives_503_with_passages(
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "generator_unavailable"
     assert len(response.json()["sources"]) == 5
+
+
+def test_an_llm_server_that_stops_gives_503_with_passages_then_recovers(
+    fake_embedder: Any, attention_pdf: bytes
+) -> None:
+    """Our vLLM client against a fake vLLM that stops and comes back on its port (the real
+    server's stop and restart are test_launcher.py's: one vLLM restart, not two)."""
+    server = FakeVLLMServer().start()
+    port = int(server.url.rsplit(":", 1)[1])
+    generator = VLLMGenerator(server.url, timeout_s=10, retries=0)
+    settings = load_settings(quote_min_confidence=1.0)
+    with TestClient(create_app(settings, embedder=fake_embedder, generator=generator)) as client:
+        sid = client.post("/v1/sessions").json()["session_id"]
+        files = [("files", ("attention.pdf", attention_pdf, "application/pdf"))]
+        assert client.post(f"/v1/sessions/{sid}/documents", files=files).status_code == 200
+        url = f"/v1/sessions/{sid}/query"
+        server.stop()
+        down = client.post(url, json={"question": GPU_QUESTION})
+        assert down.status_code == 503
+        assert down.json()["error"]["code"] == "generator_unavailable"
+        assert GPU_ANSWER_PAGES & {s["page"] for s in down.json()["sources"]}
+        assert client.get("/healthz").json()["generator"]["status"] == "unavailable"
+        search = client.post(f"/v1/sessions/{sid}/search", json={"query": GPU_QUESTION})
+        assert search.status_code == 200  # retrieval keeps working without a generator
+        with FakeVLLMServer(port=port):
+            back = client.post(url, json={"question": GPU_QUESTION, "top_k": 3})
+            assert back.status_code == 200, back.text
+            assert client.get("/healthz").json()["generator"]["status"] == "ready"
 
 
 @pytest.fixture(scope="module")
