@@ -59,8 +59,16 @@ def scripted_generator() -> ScriptedGenerator:
 
 
 @pytest.fixture(scope="session")
-def api_server(embedder: Any, scripted_generator: ScriptedGenerator) -> Iterator[ApiServer]:
-    """The API with the real embedder and FAISS, and a scripted generator."""
+def api_server(fake_embedder: Any, scripted_generator: ScriptedGenerator) -> Iterator[ApiServer]:
+    """The API with the fake embedder, real FAISS and a scripted generator: the page's logic."""
+    app = create_app(ui_settings(), embedder=fake_embedder, generator=scripted_generator)
+    with serving(app) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def real_api_server(embedder: Any, scripted_generator: ScriptedGenerator) -> Iterator[ApiServer]:
+    """The same with the real embedder, for a page that shows what the verifier backed."""
     app = create_app(ui_settings(), embedder=embedder, generator=scripted_generator)
     with serving(app) as server:
         yield server

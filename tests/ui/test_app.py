@@ -1,6 +1,6 @@
-"""The Streamlit page driven by AppTest against the real API (real embedder, FAISS, PDFs).
+"""The Streamlit page driven by AppTest against the real API (fake embedder; FAISS, PDFs).
 
-The generator is scripted so the page logic is quick to check; test_browser.py runs the
+The embedder and generator are fakes so the page logic is quick to check; test_browser.py runs the
 whole stack, real vLLM included, in a real browser.
 """
 
@@ -296,11 +296,13 @@ def test_remove_a_document(
 
 
 def test_the_conversation_downloads_as_markdown_and_starts_over(
-    app: AppTest,
+    real_api_server: ApiServer,
     attention_pdf: bytes,
     scripted_generator: ScriptedGenerator,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Both turns' answers are backed by the verifier: the real embedder's vectors.
+    app = start_app(monkeypatch, real_api_server.url)
     # One scripted answer that holds for both turns, so both have citations to export.
     both = "The big model was trained on 8 P100 GPUs for 3.5 days [1]."
     monkeypatch.setattr(scripted_generator, "answer", both)

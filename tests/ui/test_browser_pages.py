@@ -31,8 +31,8 @@ ANSWER_TIMEOUT_MS = 300_000  # retrieval, verification and the page renders on s
 
 
 @pytest.fixture(scope="module")
-def ui_url(api_server: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with streamlit_ui(api_server.url, tmp_path_factory.mktemp("streamlit")) as url:
+def ui_url(real_api_server: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with streamlit_ui(real_api_server.url, tmp_path_factory.mktemp("streamlit")) as url:
         yield url
 
 
