@@ -105,6 +105,8 @@ def render(pairs: Sequence[Pair], listen: Listen) -> str:
         "    timeout server 10m  # uploads of large scans, answers up to PGPT_GENERATOR_TIMEOUT_S",
         "    timeout http-request 30s",
         "    timeout tunnel 1h  # the UI's websocket",
+        "    # /healthz also asks vLLM (3 s limits): a slow model must not mark an api down.",
+        "    timeout check 10s",
         "    retries 2  # to the same server: no `option redispatch` (the session lives there)",
         "    default-server init-addr last,libc,none check inter 1s fall 2 rise 2"
         + (" resolvers dns" if listen.resolver else ""),
