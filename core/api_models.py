@@ -378,6 +378,11 @@ class Health(BaseModel):
     generator: GeneratorHealth
     embedder: EmbedderHealth
     sessions: int
+    auto_order: str = Field(
+        "quotes-first",
+        description="What 'auto' mode tries first for the served model (PGPT_AUTO_ORDER): "
+        "quotes-first or model-first.",
+    )
 
 
 # --- the OpenAI-compatible chat endpoint (/v1/sessions/{id}/chat/completions) ------------

@@ -17,6 +17,9 @@ Device = Literal["auto", "cpu", "cuda"]
 S = TypeVar("S", bound=BaseSettings)
 
 
+AutoOrder = Literal["auto", "quotes-first", "model-first"]  # PGPT_AUTO_ORDER
+
+
 class AnswerMode(StrEnum):
     """How an answer is made: see docs and rag/answer.py."""
 
@@ -327,6 +330,12 @@ class Settings(ApiConnection):
         description="'auto': quotes from the passages when quote mode is confident of some, else "
         "the model's answer, verified, showing only its supported sentences; 'generate': the "
         "model's answer as written; 'extract': quotes only, no LLM.",
+    )
+    auto_order: AutoOrder = Field(
+        "auto",
+        description="What 'auto' mode tries first: 'quotes-first' (confident quotes, else the "
+        "model's verified sentences), 'model-first' (the model's verified sentences, else "
+        "quotes); 'auto': quotes-first for the tiny embedded model, model-first for any other.",
     )
     # Unrelated questions over the attention paper score 0.08-0.21, its real questions
     # 0.44-0.48 (tests/rag/test_answer_modes.py); COVID-QA: docs/benchmarks/answers.md.

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from core.api_models import AnswerKind as AnswerKind
-from core.settings import AnswerMode
+from core.settings import AnswerMode, AutoOrder
 from rag.citations import Citation, parse_citations
 from rag.conversation import Turn
 from rag.extract import Quote, QuoteExtractor, quoted_answer
@@ -84,6 +84,7 @@ class AnswerRequest:
     history: Sequence[Turn] = ()
     standalone: str | None = None
     started: float = field(default_factory=time.perf_counter)
+    auto_order: AutoOrder = "quotes-first"  # PGPT_AUTO_ORDER, as settings resolve it per request
 
     @property
     def judged(self) -> str:

@@ -8,11 +8,14 @@ token when the LLM is down.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 
-from core.settings import AnswerMode
+from core.errors import GeneratorUnavailableError
+from core.settings import AnswerMode, AutoOrder
 from rag.answer import AnswerEngine, AnswerEvent, AnswerRequest, DoneEvent, Draft
 from rag.extract import Quote
+from rag.followup import SMALL_MODELS
 from rag.verification import with_attributed_markers
 
 Strategy = Callable[[AnswerEngine, AnswerRequest], AsyncIterator[AnswerEvent]]
@@ -38,10 +41,15 @@ async def generate(engine: AnswerEngine, request: AnswerRequest) -> AsyncIterato
 
 async def auto(engine: AnswerEngine, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
     """Confident quotes when there are some (no generation); otherwise the model's backed
-    sentences, or quotes again when none of them is backed."""
+    sentences, or quotes again when none of them is backed. With a capable model
+    (PGPT_AUTO_ORDER), its backed sentences first and quotes when none is backed."""
     not_found = engine.not_found(request)
     if not_found is not None:
         yield DoneEvent(not_found)
+        return
+    if await model_first(engine, request.auto_order):
+        async for event in backed_sentences(engine, request, None):
+            yield event
         return
     # A confident quote is right more often than the small model's backed sentences
     # (docs/benchmarks/answers-auto.md), and needs no generation.
@@ -72,6 +80,24 @@ async def backed_sentences(
     yield DoneEvent(
         engine.generated(request, draft, text, removed=len(draft.claims) - len(supported))
     )
+
+
+def resolved_order(order: AutoOrder, model: str | None) -> AutoOrder:
+    """PGPT_AUTO_ORDER for the served ``model`` (None: unknown, the model is down): 'auto'
+    is model-first for any model but the tiny embedded one, whose own sentences are rarely
+    right (docs/benchmarks/answers-auto.md)."""
+    if order != "auto":
+        return order
+    return "model-first" if model is not None and model not in SMALL_MODELS else "quotes-first"
+
+
+async def model_first(engine: AnswerEngine, order: AutoOrder) -> bool:
+    """Whether ``auto`` asks the model before quoting (quotes need no model when it is down)."""
+    model = None
+    if order == "auto":
+        with contextlib.suppress(GeneratorUnavailableError):
+            model = (await engine.generator.info()).model
+    return resolved_order(order, model) == "model-first"
 
 
 STRATEGIES: dict[AnswerMode, Strategy] = {

@@ -84,6 +84,7 @@ class AnswerService:
             retrieval_ms=retrieval_ms,
             history=latest(history, settings.conversation_prompt_turns),
             standalone=standalone,
+            auto_order=settings.auto_order,
         )
         events = answer_modes.answer(self.engine, request)
         if recorded:

@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 from core import api_models as models
 from core.errors import GeneratorUnavailableError
 from core.settings import Settings, get_settings
+from rag.answer_modes import resolved_order
 from rag.embedding import Embedder
 from rag.generation import Generator, GeneratorStatus
 from rag.sessions import SessionStore
@@ -89,6 +90,7 @@ def create_app(
             generator=generator,
             embedder=models.EmbedderHealth(model=e.name, device=e.device, dtype=e.dtype),
             sessions=len(services.store),
+            auto_order=resolved_order(services.settings.auto_order, generator.model),
         )
 
     install_error_handlers(app)
