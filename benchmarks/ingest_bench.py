@@ -1,5 +1,9 @@
 """Ingestion throughput, ours against the standard LangChain pipeline, in one run.
 
+This is the in-process breakdown. The headline, the path users take (uploads to a warm
+``pgpt serve``, beside this Ingestor and LangChain in the same rounds), is
+benchmarks/ingest_http.py (docs/benchmarks/ingest-http.md).
+
 Sections: pages/s and chunks/s split into parse, chunk, embed and index (medians of
 alternating runs) on two short PDFs and three 10-Ks; parse-only pages/s with 1 and 2
 parser workers (page-parallel parsing); the CPU ceiling (encoder FLOPs per chunk against
