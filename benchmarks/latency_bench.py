@@ -281,7 +281,8 @@ def report(
     lines += [
         "",
         f"bf16 matmul peak in this run (2048x2048, best of 5): {peaks}. The limit column is "
-        "that peak over the model's FLOPs per prompt token: no kernel can read a prompt faster.",
+        "that rate over the model's FLOPs per prompt token, the bound for a kernel as fast as "
+        "the probe; the probe shares the load too, so under load vLLM can pass it.",
         "",
         f"### Answers through the API (top_k {TOP_K}, {questions} COVID-QA questions per mode "
         f"over {articles} articles, non-streamed `/query`, timings as the API reports them)",
