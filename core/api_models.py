@@ -37,6 +37,8 @@ class AnswerKind(StrEnum):
     QUOTED = "quoted"  # sentences quoted verbatim from the passages
     NOT_FOUND = "not_found"  # the not-found reply: no passage relevant to the question
     UNANSWERED = "unanswered"  # passages were found, yet nothing backed can be shown
+    # nothing backed to show as the answer: the passages' closest sentences, unverified
+    EVIDENCE = "evidence"
 
 
 class GeneratorStatus(StrEnum):
@@ -301,8 +303,10 @@ class QueryResult(BaseModel):
     answer_kind: AnswerKind = Field(
         AnswerKind.GENERATED,
         description="generated (by the model), quoted (from the passages), not_found (no "
-        "relevant passage), unanswered (passages found, but nothing backed by them to show; "
-        "the claims hold the model's unbacked draft).",
+        "relevant passage), evidence (nothing passed the checks: the answer leads with the "
+        "passages' closest sentences, cited, marked as unverified evidence, not an answer; the "
+        "claims hold the model's unbacked draft), unanswered (passages found, but no sentence "
+        "of theirs to show).",
     )
     removed_claims: int = Field(0, description="The model's sentences removed as unsupported.")
     not_found_reason: str | None = Field(None, description="Why nothing relevant was found.")

@@ -29,11 +29,13 @@ class Timings:
 
 
 # Shown instead of an answer when passages were found but nothing the model wrote holds up
-# against them and no sentence of theirs can be quoted.
+# against them and no sentence of theirs can be quoted (every one a table row or an echo).
 UNANSWERED_TEXT = (
     "No sentence in the passages found answers this directly, so no answer is shown. "
     "The closest passages are below."
 )
+# Leads the evidence reply: the passages' closest sentences follow, each cited with its page.
+EVIDENCE_INTRO = "Not checked as an answer — the passages' closest sentences:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +48,7 @@ class Answer:
     model: str
     claims: list[Claim]  # the model's sentences or the quotes, each labelled by its backing
     highlights: dict[int, Highlight]  # passage number -> the span that best supports a claim
-    grounded: bool  # False: nothing was supported; `text` is the not-found or unanswered reply
+    grounded: bool  # False: nothing backed; `text` is the not-found, evidence or unanswered reply
     mode: AnswerMode = AnswerMode.GENERATE  # the mode asked for
     kind: AnswerKind = AnswerKind.GENERATED  # what `text` is
     removed: int = 0  # the model's sentences left out of `text` as not supported (auto)
@@ -235,15 +237,33 @@ class AnswerEngine:
             removed=removed,
         )
 
-    def unanswered(self, request: AnswerRequest, draft: Draft, removed: int) -> Answer:
-        """Nothing the model said is backed by the passages: say so, keep the passages."""
-        return _nothing_backed(
-            AnswerKind.UNANSWERED,
-            draft.sources,
-            request.mode,
-            request.timings(draft.ttft_ms),
-            model=draft.model,
-            draft=draft.claims,
+    async def evidence(
+        self, request: AnswerRequest, draft: Draft, sources: Sequence[Hit], removed: int
+    ) -> Answer:
+        """Nothing passed the checks: the passages' closest sentences (the extractor's, of
+        any confidence), cited with their pages and marked as unverified evidence, beside
+        the model's unbacked draft. The unanswered reply when no sentence can be quoted."""
+        closest: list[Quote] = []
+        if self.extractor is not None:
+            closest = await asyncio.to_thread(self.extractor.closest, request.judged, sources)
+        if not closest:
+            return _nothing_backed(
+                AnswerKind.UNANSWERED,
+                sources,
+                request.mode,
+                request.timings(draft.ttft_ms),
+                model=draft.model,
+                draft=draft.claims,
+                removed=removed,
+            )
+        return _from_passages(
+            request,
+            draft,
+            sources,
+            evidence_text(closest, sources),
+            AnswerKind.EVIDENCE,
+            claims=list(draft.claims),
+            highlights={q.n: Highlight(q.n, q.start, q.end) for q in reversed(closest)},
             removed=removed,
         )
 
@@ -265,34 +285,48 @@ class AnswerEngine:
         sources = list(request.hits)
         if quotes is None:
             quotes = await asyncio.to_thread(self.extractor.quotes, request.judged, sources)
-        timings = request.timings(draft.ttft_ms)
-        if not quotes:  # every sentence is a table row, page furniture or an echo
-            return _nothing_backed(
-                AnswerKind.UNANSWERED,
-                sources,
-                request.mode,
-                timings,
-                model=draft.model,
-                draft=generated,
-                removed=len(generated),
-            )
-        text = quoted_answer(quotes)
+        if not quotes:  # none confident enough to be the answer: show them as evidence
+            return await self.evidence(request, draft, sources, removed=len(generated))
         claims = [quote.as_claim() for quote in quotes]
-        citations, invalid = parse_citations(text, sources)
-        return Answer(
-            text=text,
-            citations=citations,
-            sources=sources,
-            invalid_citations=invalid,
-            timings=timings,
-            model=draft.model,
+        return _from_passages(
+            request,
+            draft,
+            sources,
+            quoted_answer(quotes),
+            AnswerKind.QUOTED,
             claims=claims + list(generated),
             highlights=best_highlights(claims),
-            grounded=True,
-            mode=request.mode,
-            kind=AnswerKind.QUOTED,
             removed=len(generated),
         )
+
+
+def _from_passages(
+    request: AnswerRequest,
+    draft: Draft,
+    sources: Sequence[Hit],
+    text: str,
+    kind: AnswerKind,
+    *,
+    claims: list[Claim],
+    highlights: dict[int, Highlight],
+    removed: int,
+) -> Answer:
+    """An answer made of the passages' sentences: quoted (as the answer) or evidence."""
+    citations, invalid = parse_citations(text, sources)
+    return Answer(
+        text=text,
+        citations=citations,
+        sources=list(sources),
+        invalid_citations=invalid,
+        timings=request.timings(draft.ttft_ms),
+        model=draft.model,
+        claims=claims,
+        highlights=highlights,
+        grounded=kind is AnswerKind.QUOTED,
+        mode=request.mode,
+        kind=kind,
+        removed=removed,
+    )
 
 
 def _nothing_backed(
@@ -323,6 +357,16 @@ def _nothing_backed(
         removed=removed,
         not_found_reason=reason,
     )
+
+
+def evidence_text(quotes: Sequence[Quote], sources: Sequence[Hit]) -> str:
+    """EVIDENCE_INTRO, then each quote with its citation and the page it stands on."""
+    parts = [EVIDENCE_INTRO]
+    for quote in quotes:
+        chunk = sources[quote.n - 1].chunk
+        page, _ = chunk.locate(quote.start)
+        parts.append(f"{quote.cited()} ({chunk.filename}, {chunk.page_unit} {page})")
+    return " ".join(parts)
 
 
 def _timings(retrieval_ms: float, ttft_ms: float | None, started: float) -> Timings:

@@ -27,13 +27,13 @@ async def extract(engine: AnswerEngine, request: AnswerRequest) -> AsyncIterator
 
 
 async def generate(engine: AnswerEngine, request: AnswerRequest) -> AsyncIterator[AnswerEvent]:
-    """The model's answer as written, or the unanswered reply when none of its sentences
-    is backed by the passages."""
+    """The model's answer as written, or the passages' closest sentences as unverified
+    evidence when none of its sentences is backed by the passages."""
     draft = Draft()
     async for token in engine.write(request, draft, hygiene=False):
         yield token
     if draft.claims and not draft.supported:
-        yield DoneEvent(engine.unanswered(request, draft, removed=0))
+        yield DoneEvent(await engine.evidence(request, draft, draft.sources, removed=0))
         return
     text = with_attributed_markers(draft.text, draft.claims)
     yield DoneEvent(engine.generated(request, draft, text, removed=0))

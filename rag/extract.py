@@ -90,6 +90,17 @@ def expected_answer(question: str) -> Expected:
     return Expected.ANY
 
 
+_YES_NO = re.compile(
+    r"^\W*(is|are|was|were|do|does|did|can|could|will|would|should|has|have|had|may|must)\b",
+    re.IGNORECASE,
+)
+
+
+def is_yes_no(question: str) -> bool:
+    """The question asks whether its claim holds ("Are documents stored on the server?")."""
+    return bool(_YES_NO.match(question))
+
+
 def holds_expected(sentence: str, expected: Expected) -> bool:
     if expected is Expected.NUMBER:
         return bool(_NUMBER.search(sentence))
@@ -127,12 +138,18 @@ class QuoteExtractor:
     def quotes(self, question: str, sources: Sequence[Hit]) -> list[Quote]:
         """The best 1-3 sentences of ``sources`` for ``question``, best first; [] when the
         answer's confidence is below ``min_confidence`` (likelier on topic than an answer)."""
+        closest = self.closest(question, sources)
+        if not closest or closest[0].confidence < self._min_confidence:
+            return []
+        return closest
+
+    def closest(self, question: str, sources: Sequence[Hit]) -> list[Quote]:
+        """The best 1-3 sentences of ``sources`` for ``question`` whatever their confidence:
+        evidence to read, not necessarily an answer."""
         scored = self.scored(question, sources)
         if not scored:
             return []
         confidence = quote_confidence(question, scored)
-        if confidence < self._min_confidence:
-            return []
         return [replace(quote, confidence=confidence) for quote in best_quotes(scored)]
 
     def scored(self, question: str, sources: Sequence[Hit]) -> list[Quote]:
@@ -142,10 +159,13 @@ class QuoteExtractor:
             for n, hit in enumerate(sources, start=1)
             for start, end in sentence_spans(hit.chunk.text)
         ]
+        # A yes/no question's answer may state or negate its claim in its own words ("The
+        # uploaded documents are not stored on the server"): no echo then, but a candidate.
+        echoed = "" if is_yes_no(question) else question
         candidates = [
             c
             for c in candidates
-            if len(c[3]) <= MAX_QUOTE_CHARS and _has_words(c[3]) and not is_echo(c[3], question)
+            if len(c[3]) <= MAX_QUOTE_CHARS and _has_words(c[3]) and not is_echo(c[3], echoed)
         ]
         if not candidates:
             return []

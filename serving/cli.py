@@ -233,7 +233,8 @@ async def _answer(services: Services, session: Session, question: str, top_k: in
                         click.echo(f"({shown.removed} unsupported sentence(s) removed)")
                     if shown.not_found_reason:
                         click.echo(shown.not_found_reason)
-                    for claim in shown.claims if shown.kind is AnswerKind.UNANSWERED else []:
+                    unbacked = (AnswerKind.UNANSWERED, AnswerKind.EVIDENCE)
+                    for claim in shown.claims if shown.kind in unbacked else []:
                         click.echo(f"The model's draft, not backed: {claim.text}")
                 click.echo("\n\nSources:")
                 _print_passages(event.answer.sources)

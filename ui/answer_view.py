@@ -36,7 +36,10 @@ def render_answer(turn: Turn, index: int, slot: DeltaGenerator) -> None:
         if searched and searched != turn.question:
             st.caption(f":material/search: Searched as: {escape_markdown(searched)}")
         quoted = result.answer_kind is AnswerKind.QUOTED
-        st.caption(f"{'quoted from your documents' if quoted else result.model} · {seconds:.1f} s")
+        shown_as = "quoted from your documents" if quoted else result.model
+        if result.answer_kind is AnswerKind.EVIDENCE:
+            shown_as = "unverified evidence"
+        st.caption(f"{shown_as} · {seconds:.1f} s")
         if quoted:
             st.caption(
                 ":material/format_quote: **Quoted from your documents**: these are the "
@@ -51,6 +54,8 @@ def render_answer(turn: Turn, index: int, slot: DeltaGenerator) -> None:
                 f"{escape_markdown(result.not_found_reason)}",
                 icon=":material/search_off:",
             )
+        elif result.answer_kind is AnswerKind.EVIDENCE:
+            evidence_note(result)
         else:  # unanswered
             unanswered_note(result)
         cited_sources(turn, result, index)
@@ -70,6 +75,19 @@ def render_answer(turn: Turn, index: int, slot: DeltaGenerator) -> None:
         st.error(escape_markdown(turn.error), icon=":material/error:")
     elif not turn.finished:
         st.caption("Stopped before the answer was complete.")
+
+
+def evidence_note(result: QueryResult) -> None:
+    """The answer above is the passages' closest sentences, not a checked answer."""
+    lines = [
+        "**Unverified evidence**: nothing passed the checks as an answer, so these are the "
+        "sentences of your documents closest to the question, with their pages. Read them "
+        "against their sources."
+    ]
+    lines += [
+        f"- The model's draft, not backed: “{escape_markdown(c.text)}”" for c in result.claims
+    ]
+    st.warning("\n".join(lines), icon=":material/manage_search:")
 
 
 def unanswered_note(result: QueryResult) -> None:

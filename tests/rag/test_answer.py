@@ -1,4 +1,5 @@
-"""The answer policy of rag/answer.py: an answer with no supported sentence is not shown.
+"""The answer policy of rag/answer.py: an answer with no supported sentence is not shown;
+the passages' closest sentences are, as unverified evidence.
 
 The generator and the verifier are scripted: what is under test is the rule that turns
 their output into the answer, not the model or the scoring (tests/rag/test_verification.py).
@@ -9,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import pytest
+
+from core.settings import AnswerMode
 from ingest.models import Chunk
 from rag.answer import (
+    EVIDENCE_INTRO,
     UNANSWERED_TEXT,
     AnswerEngine,
     AnswerKind,
@@ -19,9 +24,11 @@ from rag.answer import (
     TokenEvent,
 )
 from rag.answer_modes import answer
+from rag.extract import QuoteExtractor
+from rag.fakes import HashingEmbedder, ScriptedGenerator
+from rag.prompts import NOT_FOUND_ANSWER
 from rag.retrieval import Hit
 from rag.verification import Claim, Highlight, Support
-from tests.serving.fakes import ScriptedGenerator
 
 HITS = [
     Hit(Chunk("d", "paper.pdf", "We trained on 8 P100 GPUs.", 7, 7, 0, 26), 0.8),
@@ -51,10 +58,22 @@ class ScriptedVerifier:
         ]
 
 
-async def answer_with(verifier: Any) -> tuple[str, DoneEvent]:
-    engine = AnswerEngine(retriever=None, generator=ScriptedGenerator(ANSWER), verifier=verifier)  # type: ignore[arg-type]
+async def answer_with(
+    verifier: Any,
+    extractor: QuoteExtractor | None = None,
+    *,
+    mode: AnswerMode = AnswerMode.GENERATE,
+    min_score: float | None = None,
+) -> tuple[str, DoneEvent]:
+    engine = AnswerEngine(
+        retriever=None,  # type: ignore[arg-type]
+        generator=ScriptedGenerator(ANSWER),
+        verifier=verifier,
+        extractor=extractor,
+        min_score=min_score,
+    )
     streamed, done = "", None
-    request = AnswerRequest("How many GPUs?", HITS, max_tokens=64, temperature=0.0)
+    request = AnswerRequest("How many GPUs?", HITS, max_tokens=64, temperature=0.0, mode=mode)
     async for event in answer(engine, request):
         if isinstance(event, TokenEvent):
             streamed += event.text
@@ -64,7 +83,35 @@ async def answer_with(verifier: Any) -> tuple[str, DoneEvent]:
     return streamed, done
 
 
-async def test_no_supported_sentence_gives_the_unanswered_reply_with_the_passages() -> None:
+@pytest.mark.parametrize("mode", [AnswerMode.GENERATE, AnswerMode.AUTO, AnswerMode.EXTRACT])
+async def test_no_supported_sentence_leads_with_the_closest_sentence_as_unverified_evidence(
+    mode: AnswerMode,
+) -> None:
+    # No quote is confident enough to be the answer (min_confidence 1.0), nothing the model
+    # wrote is backed: the passages' closest sentence leads, cited with its page.
+    extractor = QuoteExtractor(HashingEmbedder(), min_confidence=1.0)
+    verifier = ScriptedVerifier(Support.WEAK, Support.UNSUPPORTED)
+    _, done = await answer_with(verifier, extractor, mode=mode)
+    answer = done.answer
+    assert answer.text.startswith(
+        f"{EVIDENCE_INTRO} We trained on 8 P100 GPUs. [1] (paper.pdf, page 7)"
+    )
+    assert (answer.kind, answer.grounded) == (AnswerKind.EVIDENCE, False)
+    assert answer.citations[0].hit == HITS[0]
+    assert answer.highlights[1] == Highlight(1, 0, 26)
+    # The model's draft (none in extract mode) is kept as removed, not shown.
+    drafted = [] if mode is AnswerMode.EXTRACT else [Support.WEAK, Support.UNSUPPORTED]
+    assert [c.support for c in answer.claims] == drafted
+
+
+async def test_no_relevant_passage_is_still_not_found() -> None:
+    extractor = QuoteExtractor(HashingEmbedder(), min_confidence=1.0)
+    _, done = await answer_with(None, extractor, mode=AnswerMode.AUTO, min_score=0.9)
+    assert (done.answer.kind, done.answer.text) == (AnswerKind.NOT_FOUND, NOT_FOUND_ANSWER)
+    assert done.answer.citations == []
+
+
+async def test_without_an_extractor_no_supported_sentence_gives_the_unanswered_reply() -> None:
     streamed, done = await answer_with(ScriptedVerifier(Support.WEAK, Support.UNSUPPORTED))
     answer = done.answer
     assert streamed.strip() == ANSWER  # what streamed is replaced, not hidden from the stream

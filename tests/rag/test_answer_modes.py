@@ -15,7 +15,7 @@ import pytest
 from benchmarks.variants import model_first
 from core.settings import AnswerMode, Settings
 from rag.answer import (
-    UNANSWERED_TEXT,
+    EVIDENCE_INTRO,
     Answer,
     AnswerEngine,
     AnswerEvent,
@@ -25,6 +25,7 @@ from rag.answer import (
 )
 from rag.answer_modes import STRATEGIES, Strategy
 from rag.extract import Quote, QuoteExtractor
+from rag.fakes import ScriptedGenerator
 from rag.generation import Generator, GeneratorInfo, GeneratorStatus, Message
 from rag.index import make_index
 from rag.pipeline import Ingestor
@@ -33,7 +34,6 @@ from rag.retrieval import Hit, Retriever
 from rag.sessions import Session, SessionStore
 from rag.verification import CitationVerifier, Support
 from tests.plugins.vllm_server import VLLMServerHandle
-from tests.serving.fakes import ScriptedGenerator
 
 GPU_QUESTION = "How many P100 GPUs were used to train the big model?"
 UNRELATED_QUESTION = "What is the capital of Peru?"
@@ -134,20 +134,22 @@ def test_extract_answers_the_p100_question_without_calling_the_llm(
     assert answer.sources[n - 1].chunk.text[highlight.start : highlight.end] in answer.text
 
 
-def test_extract_below_the_minimum_confidence_shows_no_quote(
+def test_extract_below_the_minimum_confidence_shows_the_quotes_as_unverified_evidence(
     embedder: Any, session: Session
 ) -> None:
     strict = engine(embedder, CallForbiddenGenerator(), min_confidence=0.99)
     answer = asyncio.run(ask(strict, session, GPU_QUESTION, AnswerMode.EXTRACT))
-    assert (answer.kind, answer.citations, len(answer.sources)) == (AnswerKind.UNANSWERED, [], 5)
+    assert (answer.kind, answer.grounded, len(answer.sources)) == (AnswerKind.EVIDENCE, False, 5)
+    assert answer.text.startswith(EVIDENCE_INTRO)
+    assert "8 NVIDIA P100 GPUs" in answer.text and cited_pages(answer) & {7, 8}
 
 
 @pytest.mark.parametrize(
     ("question", "kind"),
     [
         (GPU_QUESTION, AnswerKind.QUOTED),
-        # The best sentence is a table caption: on topic, not an answer.
-        ("What is the main limitation of the Transformer?", AnswerKind.UNANSWERED),
+        # The best sentence is a table caption: on topic, not an answer, so only evidence.
+        ("What is the main limitation of the Transformer?", AnswerKind.EVIDENCE),
     ],
 )
 def test_the_default_minimum_confidence_quotes_only_a_likely_answer(
@@ -230,8 +232,9 @@ WRONG_ANSWER = "The big model was trained on 7 P100 GPUs [1]."
 @pytest.mark.parametrize(
     ("strategy", "min_confidence", "kind", "shown"),
     [
-        # No confident quote and nothing the model wrote holds: say so.
-        (None, 1.0, AnswerKind.UNANSWERED, UNANSWERED_TEXT),
+        # No confident quote and nothing the model wrote holds: the closest sentences, as
+        # unverified evidence (the answer among them).
+        (None, 1.0, AnswerKind.EVIDENCE, "8 NVIDIA P100 GPUs"),
         # The earlier order (model first) quotes when nothing the model wrote holds.
         (model_first, 0.0, AnswerKind.QUOTED, "8 NVIDIA P100 GPUs"),
     ],
@@ -248,6 +251,19 @@ def test_auto_never_shows_an_unsupported_written_answer(
     answer = asyncio.run(ask(asking, session, GPU_QUESTION, AnswerMode.AUTO, strategy))
     assert (answer.kind, shown in answer.text, answer.removed) == (kind, True, 1)
     assert answer.claims[-1].text == WRONG_ANSWER  # listed with its label, not shown
+
+
+def test_generate_with_an_unbacked_draft_leads_with_the_answer_sentence_as_evidence(
+    embedder: Any, session: Session
+) -> None:
+    asking = engine(embedder, ScriptedGenerator(WRONG_ANSWER))
+    answer = asyncio.run(
+        ask(asking, session, "How many GPUs were used to train the big model?", AnswerMode.GENERATE)
+    )
+    assert (answer.kind, answer.grounded) == (AnswerKind.EVIDENCE, False)
+    first = answer.text.removeprefix(EVIDENCE_INTRO).split("]")[0]
+    assert "8 NVIDIA P100 GPUs" in first and cited_pages(answer) & {7, 8}
+    assert [c.text for c in answer.claims] == [WRONG_ANSWER]  # listed, not shown
 
 
 def test_generate_keeps_the_whole_answer(embedder: Any, session: Session) -> None:

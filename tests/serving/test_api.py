@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.settings import load_settings
-from rag.fakes import ScriptedGenerator
+from rag.fakes import DEFAULT_REPLY, ScriptedGenerator
 from serving.app import create_app
 from serving.fakes import FakeVLLMServer
 from serving.vllm_client import VLLMGenerator
@@ -230,6 +230,27 @@ def test_chat_completion_is_openai_shaped_with_the_result_alongside(
         }
     ]
     assert completion["pgpt"]["citations"][0]["n"] == 1
+
+
+def test_an_unbacked_draft_gives_the_evidence_kind_on_query_and_chat(
+    client: TestClient, loaded_session: str, generator: ScriptedGenerator
+) -> None:
+    draft = "The crazy ones were trained on the moon [1]."
+    generator.answer = draft
+    try:
+        query = client.post(
+            f"/v1/sessions/{loaded_session}/query", json={"question": GPU_QUESTION}
+        ).json()
+        asked = {"messages": [{"role": "user", "content": GPU_QUESTION}]}
+        chat = client.post(f"/v1/sessions/{loaded_session}/chat/completions", json=asked).json()
+    finally:
+        generator.answer = DEFAULT_REPLY
+    for result in (query, chat["pgpt"]):
+        assert (result["answer_kind"], result["grounded"]) == ("evidence", False)
+        assert result["answer"].startswith("Not checked as an answer")
+        assert result["citations"] and result["citations"][0]["highlight"] is not None
+        assert [(c["text"], c["shown"]) for c in result["claims"]] == [(draft, False)]
+    assert chat["choices"][0]["message"]["content"] == chat["pgpt"]["answer"]
 
 
 def test_chat_history_comes_from_messages_not_the_session(

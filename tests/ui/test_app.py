@@ -18,7 +18,6 @@ from streamlit.testing.v1 import AppTest
 
 from core.settings import AnswerMode
 from ingest.formats import accepted_extensions
-from rag.answer import UNANSWERED_TEXT
 from rag.fakes import ScriptedGenerator
 from rag.generation import GeneratorStatus
 from serving.app import create_app
@@ -244,8 +243,11 @@ def test_an_unbacked_draft_is_not_shown_as_the_answer(
     finally:
         scripted_generator.answer = ScriptedGenerator().answer
     assistant = app.chat_message[1]
-    assert UNANSWERED_TEXT in assistant.html[0].value
-    assert f"not backed: “{escape_markdown(draft)}”" in texts(assistant.info)
+    # The passages' closest sentence leads, cited, labelled as unverified evidence.
+    answer_html = assistant.html[0].value
+    assert "Not checked as an answer" in answer_html and "crazyones.pdf" in answer_html
+    assert "**Unverified evidence**" in texts(assistant.warning)
+    assert f"not backed: “{escape_markdown(draft)}”" in texts(assistant.warning)
 
 
 def test_a_restarting_model_is_explained_and_the_conversation_kept(
