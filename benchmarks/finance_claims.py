@@ -46,7 +46,8 @@ from core.settings import load_settings
 from ingest.models import Chunk
 from ingest.pdf import parse_pdf
 from rag.embedding import configure_threads, make_embedder, resolve_batch_size
-from rag.numbers import Backing, quantities
+from rag.number_checks import Backing
+from rag.numbers import quantities
 from rag.retrieval import Hit
 from rag.verification import CitationVerifier, Claim, Support, is_content_free
 

@@ -1,4 +1,6 @@
-"""Numbers checked by value, not matched as words.
+"""Numbers as written in claims and passages: values, scales and the cells of tables.
+
+rag.number_checks decides with them whether a claim's numbers are backed.
 
 A number of a claim is backed when it stands in a passage up to formatting and scale
 ("$1,577.00" is the cell "1,577" under "(Millions)"; "$1.6 billion" is that cell within
@@ -16,10 +18,7 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from enum import StrEnum
-
-from rag.lemmas import topic_lemmas
+from dataclasses import dataclass
 
 SCALES = {
     "thousand": 1e3,
@@ -51,24 +50,14 @@ _STATED_SCALE = re.compile(
 _FISCAL_YEAR = re.compile(r"(?i)\b(?:FY|CY)\s?'?(\d{2}|\d{4})\b")
 _APPROXIMATE = re.compile(r"(?i)(?:~|\babout|\bapproximately|\broughly|\baround|\bnearly)\s*$")
 _ROW_GAP = re.compile(r"[\s$€£%()\-—–]*")  # what may stand between the cells of a row
-_TOTAL = re.compile(r"(?i)\btotal\b|\brevenues?\b|\bnet sales\b|\bsales\b")
 _LABEL_WORD = re.compile(r"[A-Za-z]{3,}")
 _DIGITS = re.compile(r"\d+(?:[.,]\d+)*")
 _CODE_TAIL = re.compile(r"-[A-Za-z]")
 _LEADING_ZERO = re.compile(r"0\d")
 _ENUMERATOR = re.compile(r"\(\d\)")
 LABEL_CHARS = 80  # how much text before a row's first cell names the row
-# Table cells give hundreds of differences and ratios: a figure with fewer digits than
-# this would follow from some of them by chance (the claim's own figures are few).
-MIN_DERIVED_DIGITS = 3
 MAX_PARTS = 6  # a column's parts summed: at most this many consecutive rows
 RELATIVE_SLACK = 1e-9
-
-
-class Backing(StrEnum):
-    STANDS = "stands"  # written in the passage, up to formatting and scale
-    FOLLOWS = "follows"  # one step of arithmetic from numbers that stand
-    UNBACKED = "unbacked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,34 +90,7 @@ class Operand:
 
 
 @dataclass(frozen=True, slots=True)
-class Derivation:
-    operation: str  # difference, percent change, ratio, share, sum
-    operands: tuple[Operand, ...]
-    result: float
-
-    def describe(self) -> str:
-        names = [
-            f"{o.text.strip()} ({o.label})" if o.label else o.text.strip() for o in self.operands
-        ]
-        symbol = {"difference": " - ", "ratio": " / ", "share": " / ", "sum": " + "}
-        if self.operation == "percent change":
-            return f"({names[0]} - {names[1]}) / {names[1]} = {self.result:.4g}"
-        return f"{symbol[self.operation].join(names)} = {self.result:.4g}"
-
-
-@dataclass(frozen=True, slots=True)
-class NumberCheck:
-    text: str  # the number as the claim writes it
-    start: int  # span within the claim
-    end: int
-    backing: Backing
-    source: Operand | None = None  # where it stands
-    derivation: Derivation | None = None  # how it follows
-    year: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class _Cell:
+class Cell:
     quantity: Quantity
     values: tuple[float, ...]  # what the cell may mean: as written, and under a stated scale
     row: int
@@ -201,11 +163,16 @@ def _quantity(text: str, match: re.Match[str]) -> Quantity:
     )
 
 
+def is_count(q: Quantity) -> bool:
+    """A plain number with no unit, scale or currency: a count, which is never rounded."""
+    return q.unit == 1.0 and not (q.percent or q.scaled or q.currency)
+
+
 def agrees(claimed: Quantity, value: float) -> bool:
     """The claimed number is ``value`` written to the claim's precision. A plain whole
     number (a count: "4 open reading frames") must be exact; an amount, a percent or a
     number with decimals may be rounded ("$1.6 billion" for 1,577 million)."""
-    slack = 0.0 if _is_count(claimed) else claimed.unit * (1.0 if claimed.approximate else 0.5)
+    slack = 0.0 if is_count(claimed) else claimed.unit * (1.0 if claimed.approximate else 0.5)
     slack += RELATIVE_SLACK * max(abs(value), 1.0)
     return abs(claimed.value - value) <= slack
 
@@ -220,7 +187,7 @@ class PassageNumbers:
         self.text = text
         self.scale = stated_scale(text)
         self.has_percent = "%" in text or "percent" in text.lower()
-        self.cells: list[_Cell] = []
+        self.cells: list[Cell] = []
         found = quantities(text)
         width = _header_width(text, found)
         row, column, previous_end, label = -1, 0, -1, ""
@@ -236,11 +203,11 @@ class PassageNumbers:
             values = [quantity.value]
             if self.scale and not (quantity.scaled or quantity.percent or quantity.year):
                 values.append(quantity.value * self.scale)
-            self.cells.append(_Cell(quantity, tuple(values), row, column, label))
+            self.cells.append(Cell(quantity, tuple(values), row, column, label))
             previous_end = quantity.end
         self._table_rows = {c.row for c in self.table_cells()}
 
-    def operand(self, cell: _Cell, value: float) -> Operand:
+    def operand(self, cell: Cell, value: float) -> Operand:
         q = cell.quantity
         return Operand(self.n, q.start, q.end, q.text, value, cell.label)
 
@@ -269,12 +236,12 @@ class PassageNumbers:
                     return self.operand(cell, value)
         return None
 
-    def table_cells(self) -> list[_Cell]:
+    def table_cells(self) -> list[Cell]:
         """Cells of rows with two or more (a table's; prose has numbers one by one)."""
         sizes = Counter(c.row for c in self.cells if not c.quantity.year)
         return [c for c in self.cells if not c.quantity.year and sizes[c.row] >= 2]
 
-    def row_pairs(self) -> Iterator[tuple[_Cell, _Cell]]:
+    def row_pairs(self) -> Iterator[tuple[Cell, Cell]]:
         """Neighbouring cells of one row (one line item in two periods)."""
         numeric = self.table_cells()
         for a, b in itertools.pairwise(numeric):
@@ -282,17 +249,17 @@ class PassageNumbers:
                 yield a, b
                 yield b, a
 
-    def column_pairs(self) -> Iterator[tuple[_Cell, _Cell]]:
+    def column_pairs(self) -> Iterator[tuple[Cell, Cell]]:
         """Two cells of one column in different rows (a measure over another)."""
         numeric = self.table_cells()
         for a, b in itertools.permutations(numeric, 2):
             if a.row != b.row and a.column == b.column:
                 yield a, b
 
-    def column_sums(self) -> Iterator[list[_Cell]]:
+    def column_sums(self) -> Iterator[list[Cell]]:
         """Runs of 2..MAX_PARTS consecutive rows' cells of one column."""
         numeric = self.table_cells()
-        columns: dict[int, list[_Cell]] = {}
+        columns: dict[int, list[Cell]] = {}
         for cell in numeric:
             columns.setdefault(cell.column, []).append(cell)
         for cells in columns.values():
@@ -321,152 +288,10 @@ def _label(before: str) -> str:
     return " ".join(lines[-1].split()) if lines else ""
 
 
-def _value(cell: _Cell) -> float:
+def cell_value(cell: Cell) -> float:
     """A cell's magnitude as the table reports it (outflows in brackets read positive)."""
     value = cell.values[-1]
     return abs(value) if cell.quantity.accounting_negative else value
-
-
-def check_numbers(
-    claim: str, passages: Sequence[PassageNumbers], question: str = "", context: str = ""
-) -> list[NumberCheck]:
-    """Each number of the claim, where it stands or how it follows, or unbacked.
-
-    A year is backed by the passages or the question (which sets the period asked about);
-    a plain number takes the scale the question states ("Answer in USD millions"). The
-    figures of ``context`` (the rest of the answer) that stand are operands too: "...from
-    36.8% to 34.6%. A drop of 2.2 points."
-    """
-    asked_scale = stated_scale(question)
-    asked_years = {q.value for q in quantities(question) if q.year}
-    claimed = [_with_scale(_as_size(q), asked_scale) for q in quantities(claim)]
-    topic = topic_lemmas(f"{claim}\n{question}")
-    checks: list[NumberCheck | None] = []
-    standing: list[Operand] = []
-    for q in claimed:
-        source = next((s for p in passages if (s := p.standing(q)) is not None), None)
-        if source is None and q.year and q.value in asked_years:
-            checks.append(NumberCheck(q.text, q.start, q.end, Backing.STANDS, year=True))
-            continue
-        if source is not None:
-            checks.append(
-                NumberCheck(q.text, q.start, q.end, Backing.STANDS, source=source, year=q.year)
-            )
-            if not q.year:
-                standing.append(source)
-        else:
-            checks.append(None)
-    result = []
-    for q, check in zip(claimed, checks, strict=True):
-        if check is None:
-            derivation = derive(q, standing + _standing(context, passages), passages, topic)
-            backing = Backing.FOLLOWS if derivation else Backing.UNBACKED
-            check = NumberCheck(q.text, q.start, q.end, backing, derivation=derivation, year=q.year)
-        result.append(check)
-    return result
-
-
-def _as_size(q: Quantity) -> Quantity:
-    """A claim's "(45)" is a number in parentheses, not an outflow: its size is meant."""
-    if not q.accounting_negative:
-        return q
-    return replace(q, value=abs(q.value), accounting_negative=False)
-
-
-def _standing(text: str, passages: Sequence[PassageNumbers]) -> list[Operand]:
-    found = (next((s for p in passages if (s := p.standing(q))), None) for q in quantities(text))
-    return [s for s in found if s is not None]
-
-
-def _significant_digits(q: Quantity) -> int:
-    return len(re.sub(r"\D", "", q.text).lstrip("0"))
-
-
-def _is_count(q: Quantity) -> bool:
-    return q.unit == 1.0 and not (q.percent or q.scaled or q.currency)
-
-
-def _with_scale(q: Quantity, scale: float | None) -> Quantity:
-    if scale is None or q.scaled or q.percent or q.year:
-        return q
-    return replace(q, value=q.value * scale, unit=q.unit * scale, scale=scale, scaled=True)
-
-
-def derive(
-    claimed: Quantity,
-    standing: Sequence[Operand],
-    passages: Sequence[PassageNumbers],
-    topic: frozenset[str] = frozenset(),
-) -> Derivation | None:
-    """One step of arithmetic that gives the claimed number, from the claim's own numbers
-    that stand, or from table cells whose rows the claim or its question name (``topic``:
-    their lemmas): one row's neighbouring cells, two rows of one column (a part over its
-    total, one measure over another) or a run of a column's consecutive cells summed."""
-    if claimed.year or _is_count(claimed):
-        return None  # a count ("16 days", "4 frames") is stated, not computed
-    for a, b in itertools.permutations(standing, 2):
-        found = _pair(claimed, a, b, ("difference", "percent change"))
-        if found:
-            return found
-    if _significant_digits(claimed) < MIN_DERIVED_DIGITS:
-        return None  # "1.9%" lies within rounding of some ratio of any table's cells
-
-    def named(cell: _Cell) -> bool:
-        return bool(topic_lemmas(cell.label) & topic)
-
-    for p in passages:
-        for x, y in p.row_pairs():
-            if named(x):
-                found = _pair(
-                    claimed,
-                    p.operand(x, _value(x)),
-                    p.operand(y, _value(y)),
-                    ("difference", "percent change"),
-                )
-                if found:
-                    return found
-        for part, whole in p.column_pairs():
-            if named(part) and (_TOTAL.search(whole.label) or named(whole)):
-                found = _pair(
-                    claimed,
-                    p.operand(part, _value(part)),
-                    p.operand(whole, _value(whole)),
-                    ("share",),
-                )
-                if found:
-                    return found
-        for run in p.column_sums():
-            if any(named(c) for c in run):
-                operands = tuple(p.operand(c, _value(c)) for c in run)
-                result = sum(o.value for o in operands)
-                if not claimed.percent and agrees(claimed, result):
-                    return Derivation("sum", operands, result)
-    return None
-
-
-def _pair(
-    claimed: Quantity, a: Operand, b: Operand, operations: Sequence[str]
-) -> Derivation | None:
-    for operation in operations:
-        result = _apply(operation, a.value, b.value)
-        if result is None:
-            continue
-        # A change may be written as a drop ("fell 2.2 points"): its size is what is said.
-        if operation in ("percent change", "share") and not claimed.percent:
-            continue  # a change or a share is said in percent
-        if agrees(claimed, result) or (operation != "ratio" and agrees(claimed, abs(result))):
-            return Derivation(operation, (a, b), result)
-    return None
-
-
-def _apply(operation: str, a: float, b: float) -> float | None:
-    if operation == "difference":
-        return a - b
-    if b == 0:
-        return None
-    if operation == "percent change":
-        return (a - b) / abs(b)
-    return a / b  # ratio and share
 
 
 def coded_numbers(text: str) -> set[str]:

@@ -23,7 +23,8 @@ from core.api_models import Support as Support
 from rag.citations import CITATION_PATTERN, cited_numbers
 from rag.embedding import Embedder
 from rag.lemmas import FRAME_WORDS, FUNCTION_WORDS, OPERATION_WORDS, lemma
-from rag.numbers import Backing, NumberCheck, PassageNumbers, check_numbers, coded_numbers
+from rag.number_checks import Backing, NumberCheck, check_numbers
+from rag.numbers import PassageNumbers, coded_numbers
 from rag.prompts import NOT_FOUND_ANSWER
 from rag.retrieval import Hit
 

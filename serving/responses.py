@@ -24,7 +24,8 @@ from core.api_models import (
 from core.settings import AnswerMode
 from ingest.page_view import PageExcerpt, PageImage
 from rag.answer import Answer, AnswerKind
-from rag.numbers import NumberCheck, Operand
+from rag.number_checks import NumberCheck
+from rag.numbers import Operand
 from rag.pipeline import IngestTimings
 from rag.retrieval import Hit
 from rag.sessions import DocumentInfo

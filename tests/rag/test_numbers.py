@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.numbers import Backing, NumberCheck, PassageNumbers, check_numbers, quantities
+from rag.number_checks import Backing, NumberCheck, check_numbers
+from rag.numbers import PassageNumbers, quantities
 
 CASH_FLOW = (
     "3M Company and Subsidiaries\n"
