@@ -47,6 +47,7 @@ from benchmarks.ingest_bench import (
     LangChainPipeline,
     OurPipeline,
 )
+from benchmarks.results import Figure, write_results
 from core.settings import load_settings
 from core.threads import configure_threads
 from ingest.loader import get_parser_pool
@@ -195,6 +196,35 @@ def measure_backend(
     return dict(results)
 
 
+def figures(
+    measured: dict[str, dict[str, Series]], documents: dict[str, Sequence[tuple[Path, int]]]
+) -> list[Figure]:
+    """Pages/s through the API beside LangChain's, per backend and document; the default
+    backend's are the headline."""
+    found = []
+    for backend, series_by_doc in measured.items():
+        for path, _ in documents[backend]:
+            s = series_by_doc[path.name]
+            pages = s.http[0].pages
+            http_s = [u.seconds for u in s.http]
+            found.append(
+                Figure(
+                    "Ingest",
+                    f"{path.name} through the API ({backend}), pages/s",
+                    pages / median(http_s),
+                    "pages/s",
+                    "LangChain",
+                    s.langchain_pages / median(s.langchain),
+                    paired_ratio=paired_ratio(
+                        [pages / t for t in http_s], [s.langchain_pages / t for t in s.langchain]
+                    ),
+                    headline=backend == BACKENDS[0],
+                    digits=2,
+                )
+            )
+    return found
+
+
 def render(
     measured: dict[str, dict[str, Series]],
     documents: dict[str, Sequence[tuple[Path, int]]],
@@ -330,16 +360,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     for backend in args.backends:
         progress(f"{backend}: starting pgpt serve")
         measured[backend] = measure_backend(backend, documents[backend], langchain, args.threads)
+    command = command_line("benchmarks.ingest_http", argv)
     report = render(
         measured,
         documents,
         threads=args.threads,
-        command=command_line("benchmarks.ingest_http", argv),
+        command=command,
         machine=machine,
         load=load_average(),
         total_s=clock.elapsed(),
     )
     write_report(report, args.output)
+    found = figures(measured, documents)
+    write_results(args.output, found, command=command, machine=machine)
     return 0
 
 

@@ -37,10 +37,12 @@ from benchmarks.common import (
     describe_machine,
     load_covidqa,
     markdown_table,
+    median,
     progress,
     write_report,
 )
 from benchmarks.load_bench import free_port, wait_healthy
+from benchmarks.results import Figure, write_results
 from core.settings import AnswerMode, Settings, load_settings
 from serving.launcher import EmbeddedVLLM, model_dir, prepare_model
 
@@ -345,6 +347,40 @@ def main(argv: Sequence[str] | None = None) -> None:
         len(articles), len(questions) // len(modes), minutes,
     )  # fmt: skip
     write_report(text, args.output)
+    command = command_line("benchmarks.latency_bench", argv)
+    found = figures(prefills, answers)
+    write_results(args.output, found, command=command, machine=machine.describe())
+
+
+def figures(prefills: dict[int, list[Prefill]], answers: Sequence[ModeTimings]) -> list[Figure]:
+    """Prefill rate per prompt size and time to first token / total per answer mode."""
+    found = [
+        Figure(
+            "Latency",
+            f"embedded vLLM prefill, ~{target:,} new prompt tokens",
+            median([p.rate for p in runs]),
+            "tokens/s",
+            headline=target == PREFILL_TARGETS[0],
+            digits=0,
+        )
+        for target, runs in prefills.items()
+    ]
+    for timings in answers:
+        measured = {"time to first token": timings.ttft_s, "total": timings.total_s}
+        found += [
+            Figure(
+                "Latency",
+                f"`{timings.mode.value}` through the API, {name} p50",
+                median(values),
+                "s",
+                higher_is_better=False,
+                headline=True,
+                digits=2,
+            )
+            for name, values in measured.items()
+            if values
+        ]
+    return found
 
 
 if __name__ == "__main__":
