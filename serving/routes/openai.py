@@ -14,6 +14,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from core import api_models as models
+from core import openai_models
 from core.errors import GeneratorUnavailableError, InvalidRequestError, PGPTError
 from rag.answer import Answer, AnswerEvent, DoneEvent, TokenEvent
 from rag.answering import AskOptions, last_answer
@@ -40,7 +41,7 @@ class CompletionIds:
         return cls(id=f"chatcmpl-{secrets.token_hex(12)}", created=int(time.time()))
 
 
-def conversation(messages: Sequence[models.ChatMessage]) -> tuple[str, list[Turn]]:
+def conversation(messages: Sequence[openai_models.ChatMessage]) -> tuple[str, list[Turn]]:
     """The last user message is the question; earlier user/assistant pairs are the history.
 
     System and tool messages are left out: our own instructions keep answers grounded.
@@ -70,15 +71,17 @@ def conversation(messages: Sequence[models.ChatMessage]) -> tuple[str, list[Turn
 def answered_by(answer: Answer) -> str:
     """The model that wrote ``answer``; for quotes, which no model wrote, the service's name
     (the one model /models lists)."""
-    return answer.model or models.CHAT_MODEL_ID
+    return answer.model or openai_models.CHAT_MODEL_ID
 
 
-def completion(ids: CompletionIds, answer: Answer, standalone: str) -> models.ChatCompletion:
-    return models.ChatCompletion(
+def completion(ids: CompletionIds, answer: Answer, standalone: str) -> openai_models.ChatCompletion:
+    return openai_models.ChatCompletion(
         id=ids.id,
         created=ids.created,
         model=answered_by(answer),
-        choices=[models.ChatChoice(message=models.AssistantMessage(content=answer.text))],
+        choices=[
+            openai_models.ChatChoice(message=openai_models.AssistantMessage(content=answer.text))
+        ],
         pgpt=responses.query_result(answer, standalone),
     )
 
@@ -93,16 +96,18 @@ async def chunk_events(
     """
 
     def chunk(
-        delta: models.ChunkDelta,
+        delta: openai_models.ChunkDelta,
         *,
         finished: bool = False,
         result: models.QueryResult | None = None,
     ) -> str:
-        body = models.ChatCompletionChunk(
+        body = openai_models.ChatCompletionChunk(
             id=ids.id,
             created=ids.created,
             model=model,
-            choices=[models.ChunkChoice(delta=delta, finish_reason="stop" if finished else None)],
+            choices=[
+                openai_models.ChunkChoice(delta=delta, finish_reason="stop" if finished else None)
+            ],
             pgpt=result,
         ).model_dump(mode="json")
         # As OpenAI sends them: a delta holds only what it carries; pgpt only on the last.
@@ -111,14 +116,14 @@ async def chunk_events(
             del body["pgpt"]
         return data(body)
 
-    yield chunk(models.ChunkDelta(role="assistant", content=""))
+    yield chunk(openai_models.ChunkDelta(role="assistant", content=""))
     try:
         async for event in events:
             if isinstance(event, TokenEvent):
-                yield chunk(models.ChunkDelta(content=event.text))
+                yield chunk(openai_models.ChunkDelta(content=event.text))
             else:
                 result = responses.query_result(event.answer, standalone)
-                yield chunk(models.ChunkDelta(), finished=True, result=result)
+                yield chunk(openai_models.ChunkDelta(), finished=True, result=result)
     except PGPTError as exc:
         error = models.ErrorDetail(code=exc.code, message=exc.message, type=models.ErrorType.SERVER)
         yield data({"error": error.model_dump()})
@@ -140,7 +145,7 @@ def data(body: Any) -> str:
     },
 )
 async def chat_completions(
-    body: models.ChatCompletionRequest, session: SessionDep, services: ServicesDep
+    body: openai_models.ChatCompletionRequest, session: SessionDep, services: ServicesDep
 ) -> Response:
     """OpenAI-compatible: point an OpenAI client's ``base_url`` at ``/v1/sessions/<id>``.
 
@@ -174,7 +179,7 @@ async def chat_completions(
 
 
 @router.get("/sessions/{session_id}/models")
-def list_models(session: SessionDep) -> models.ModelList:
+def list_models(session: SessionDep) -> openai_models.ModelList:
     """The one model an OpenAI client can pick here: answers from this session's documents."""
-    card = models.ModelCard(id=models.CHAT_MODEL_ID, created=SERVED_SINCE)
-    return models.ModelList(data=[card])
+    card = openai_models.ModelCard(id=openai_models.CHAT_MODEL_ID, created=SERVED_SINCE)
+    return openai_models.ModelList(data=[card])
