@@ -234,8 +234,20 @@ class ScaleCluster:
         """Re-read the config; the stick table moves to the new worker through `peers`."""
         assert self.haproxy is not None and self.haproxy.process is not None
         self.write_config()
+        self.wait_peers_resynced()
         self.haproxy.process.send_signal(signal.SIGUSR2)
         self.wait_servers_up()
+
+    def wait_peers_resynced(self) -> None:
+        """Until the running worker has finished its own start-up resync: a worker hands
+        its stick table to the next one only after that (up to 5 s from its start), so a
+        reload sooner would start the new worker with an empty table (every session 404)."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if "resync_timeout=<PAST>" in self.proxy_command("show peers"):
+                return
+            time.sleep(POLL_S)
+        raise RuntimeError("HAProxy's peers did not finish their resync within the time limit.")
 
     def wait_servers_up(self) -> None:
         """Until every running pair's api is UP in HAProxy's eyes."""
