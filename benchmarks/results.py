@@ -104,10 +104,11 @@ def retrieval_figures(
 
 
 def current_commit() -> str:
-    """Short hash of HEAD, marked `+changes` when the work tree differs from it."""
+    """Short hash of HEAD, marked `+changes` when the code in the work tree differs from it."""
     try:
         head = _git("rev-parse", "--short", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        # The docs a run writes (its own section and results) do not make its code differ.
+        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!docs")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{head}+changes" if dirty else head
