@@ -87,14 +87,17 @@ unit: data setup-deps
 # writes its section and docs/benchmarks/results/NAME.json), then regenerates that table and
 # README's figures. About 3 hours on this 2-core machine; `make bench-quick`: about 15 minutes.
 bench: data setup setup-proxy
+	$(VENV)/bin/python -m benchmarks.ingest_http --output docs/benchmarks/ingest-http.md
 	$(VENV)/bin/python -m benchmarks.ingest_bench --skip-corpus --output docs/benchmarks/ingest-openvino-widths.md
 	$(VENV)/bin/python -m benchmarks.covidqa_bench --cache --methods $(COVIDQA_METHODS) --output docs/benchmarks/covidqa-changes.md
 	$(VENV)/bin/python -m benchmarks.financebench_bench --methods ours,langchain,before,-headers,-layout,-cleaning,-tokenizer,-diversity,-fusion,-measures,bm25k1=1.5,dense --output docs/benchmarks/financebench.md
 	$(VENV)/bin/python -m benchmarks.financebench_bench --set holdout --methods ours,langchain,-measures,bm25k1=1.5,dense --output docs/benchmarks/financebench-holdout.md
 	$(VENV)/bin/python -m benchmarks.verifier_bench --threads 2 --calibrate --output docs/benchmarks/verifier.md
+	$(VENV)/bin/python -m benchmarks.finance_claims --threads 1 --output docs/benchmarks/verifier-financebench.md
 	$(VENV)/bin/python -m benchmarks.answer_bench --modes auto --cache --limit 300 --output docs/benchmarks/answers-auto.md
 	$(VENV)/bin/python -m benchmarks.answer_bench --modes extract --cache --output docs/benchmarks/answers-extract.md
 	$(VENV)/bin/python -m benchmarks.generation_bench --output docs/benchmarks/generation.md
+	$(VENV)/bin/python -m benchmarks.latency_bench --questions 6 --output docs/benchmarks/latency.md
 	$(VENV)/bin/python -m benchmarks.ocr_bench --output docs/benchmarks/ocr.md
 	$(VENV)/bin/python -m benchmarks.render_bench --repeats 10 --memory-pdfs 1 --output docs/benchmarks/render.md
 	$(VENV)/bin/python -m benchmarks.followup_bench --output docs/benchmarks/followup.md
