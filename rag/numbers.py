@@ -1,15 +1,6 @@
 """Numbers as written in claims and passages: values, scales and the cells of tables.
 
-rag.number_checks decides with them whether a claim's numbers are backed.
-
-A number of a claim is backed when it stands in a passage up to formatting and scale
-("$1,577.00" is the cell "1,577" under "(Millions)"; "$1.6 billion" is that cell within
-the claim's rounding; "1.9%" is "0.019"), or when it follows by one step an analyst
-takes (difference, percent change, ratio, share, sum of a column's parts) from numbers
-that stand: the claim's own, the cells of one table row, or a part and its total in one
-column. Operands are held to those few so that a wrong number rarely follows from a
-table's hundreds of cells by chance. Each check keeps where the number stands or how it
-follows, for the reader to see.
+rag.number_checks decides with them whether a claim's numbers are backed (it says how).
 """
 
 from __future__ import annotations
