@@ -79,9 +79,10 @@ lint: setup
 test: data setup setup-browser setup-proxy lint
 	$(VENV)/bin/pytest -q
 
-# The fast loop while editing: everything but vLLM, the browser and the slow tests.
+# The fast loop while editing: everything but vLLM, the browser and the slow tests, in two
+# pytest workers (about a third of a serial run waits on parser processes and servers).
 unit: data setup-deps
-	$(VENV)/bin/pytest -q -m "not vllm and not browser and not slow"
+	$(VENV)/bin/pytest -q -n 2 -m "not vllm and not browser and not slow"
 
 # Re-measures every figure of the table at the top of docs/benchmarks.md (each benchmark
 # writes its section and docs/benchmarks/results/NAME.json), then regenerates that table and
