@@ -339,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="backends also measured on the 10-Ks (default: the default embedder)",
     )
     parser.add_argument("--repeats", type=int, default=3, help="rounds per short PDF")
-    parser.add_argument("--long-repeats", type=int, default=1, help="rounds per 10-K")
+    parser.add_argument("--long-repeats", type=int, default=3, help="rounds per 10-K")
     parser.add_argument("--ten-ks", nargs="*", default=list(TEN_KS))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=None)
