@@ -86,7 +86,8 @@ unit: data setup-deps
 
 # Re-measures every figure of the table at the top of docs/benchmarks.md (each benchmark
 # writes its section and docs/benchmarks/results/NAME.json), then regenerates that table and
-# README's figures. About 3 hours on this 2-core machine; `make bench-quick`: about 15 minutes.
+# README's figures. Each run records its wall time; the table's footer sums them (about 3
+# hours on this 2-core machine). `make bench-quick`: about 15 minutes.
 bench: data setup setup-proxy
 	$(VENV)/bin/python -m benchmarks.ingest_http --output docs/benchmarks/ingest-http.md
 	$(VENV)/bin/python -m benchmarks.ingest_bench --skip-corpus --output docs/benchmarks/ingest-openvino-widths.md

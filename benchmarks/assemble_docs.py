@@ -105,7 +105,19 @@ def figures_section() -> str:
         "its section; the date and commit are those of the run (`+changes`: the work tree "
         "differed from that commit). `make bench` re-measures every row. The results files of runs "
         "made before 7 Dec 2026 were written from their sections' tables when the files were "
-        "introduced (same run, date and commit).\n\n" + table
+        "introduced (same run, date and commit).\n\n" + table + "\n\n" + wall_time_line(runs)
+    )
+
+
+def wall_time_line(runs: Sequence[Run]) -> str:
+    """How long the runs behind the table took here, from the wall times they recorded."""
+    timed = [run for run in runs if run.wall_s is not None]
+    total_min = round(sum(run.wall_s or 0.0 for run in timed) / 60)
+    return (
+        f"Wall time on this machine of the runs behind this table: {total_min // 60} h "
+        f"{total_min % 60:02d} min, summed over the {len(timed)} of {len(runs)} runs that "
+        "recorded it (runs record it since 8 Dec 2026; the others give theirs in their "
+        "sections, where known)."
     )
 
 
