@@ -39,6 +39,7 @@ ORDER = [
     "followup",
     "verifier",
     "answers-auto",
+    "answers-financebench",
     "answers-extract",
     "answers",
     "quote-confidence",

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.answer_bench import ArticleSessions, contains_gold
+from benchmarks.answer_bench import DocumentSessions
+from benchmarks.answer_sets import article_documents, contains_gold
 from benchmarks.common import (
     Stopwatch,
     command_line,
@@ -64,7 +65,7 @@ async def collect() -> list[Example]:
     embedder = CachingEmbedder.ours(make_embedder(settings), resolve_batch_size(settings))
     services = build_services(settings, embedder=embedder)
     articles, questions = load_covidqa()
-    sessions = ArticleSessions(services.store, services.ingestor, articles)
+    sessions = DocumentSessions(services.store, services.ingestor, article_documents(articles))
     extractor = QuoteExtractor(embedder)
     examples: list[Example] = []
     try:
