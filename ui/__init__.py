@@ -1,5 +1,5 @@
-"""The web UI: a thin Streamlit client of the REST API (client, state, rendering, and the page:
-page.py with its regions documents, sidebar, chat and answer_view)."""
+"""The web UI: a thin Streamlit client of the REST API (client, state, rendering and backing,
+and the page: page.py with its regions documents, sidebar, check_text, chat and answer_view)."""
 
 from pathlib import Path
 

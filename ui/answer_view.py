@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from core.api_models import AnswerKind, NumberedPassage, QueryResult, Support
+from core.api_models import AnswerKind, Backing, NumberedPassage, QueryResult, Support
+from ui.backing import claims_numbers_html
 from ui.render import (
     answer_html,
     card_anchor,
@@ -47,6 +48,7 @@ def render_answer(turn: Turn, index: int, slot: DeltaGenerator) -> None:
             )
         if result.grounded:
             support_check(result)
+            number_backing(result)
             removed_note(result)
         elif result.not_found_reason:
             st.info(
@@ -132,6 +134,20 @@ def support_check(result: QueryResult) -> None:
     for claim in doubtful:
         lines.append(f"- {backing_label(claim.support)}: “{escape_markdown(claim.text)}”")
     st.warning("\n".join(lines), icon=":material/fact_check:")
+
+
+def number_backing(result: QueryResult) -> None:
+    """Beside the answer's sentences, how each of their numbers is backed: the cell it
+    stands in, or its derivation with the cells' values and pages. Open when a number is
+    computed or not backed; a number that simply stands is one click away."""
+    claims = [(c.text, c.numbers) for c in result.claims if c.shown and c.numbers]
+    if not claims:
+        return
+    checks = [n for _, numbers in claims for n in numbers]
+    notable = any(n.backing is not Backing.STANDS for n in checks)
+    label = f":material/calculate: How the answer's numbers are backed ({len(checks)})"
+    with st.expander(label, expanded=notable):
+        st.html(claims_numbers_html(claims, result.sources))
 
 
 def cited_sources(turn: Turn, result: QueryResult, index: int) -> None:

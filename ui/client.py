@@ -24,6 +24,8 @@ from core.api_models import (
     UnavailableBody,
     UploadProgress,
     UploadResult,
+    VerifyRequest,
+    VerifyResult,
 )
 
 # Parsing and embedding a long PDF on a CPU can take minutes; answers stream for as long.
@@ -236,6 +238,16 @@ class ApiClient:
         except httpx.TransportError as exc:
             raise ApiUnreachableError(self.base_url, type(exc).__name__) from None
         return UploadOutcome(filename, error="The server ended the upload without a result.")
+
+    def verify(self, session_id: str, request: VerifyRequest) -> VerifyResult:
+        """Each sentence of the request's text checked against the session's documents."""
+        response = self._request(
+            "POST",
+            f"/v1/sessions/{session_id}/verify",
+            json=request.model_dump(mode="json"),
+            timeout=ANSWER_TIMEOUT,  # a search per sentence, then the verifier, on a CPU
+        )
+        return VerifyResult.model_validate_json(response.content)
 
     def ask(self, session_id: str, request: QueryRequest) -> Iterator[AnswerEvent]:
         """Stream the answer (the request is sent streamed): TokenChunks, then the QueryResult

@@ -54,6 +54,7 @@ def remove_document(client: ApiClient, ui: UiState, document_id: str, filename: 
     ui.documents = [d for d in ui.documents if d.document_id != document_id]
     for turn in ui.turns:
         turn.forget_pages_of(document_id)
+    ui.forget_text_check_of(document_id)
     st.toast(f"Removed {filename}")
 
 

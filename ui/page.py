@@ -4,7 +4,8 @@ The Streamlit page: a thin client of the REST API (serving/). Every document and
 answer lives behind the API; this page only sends requests and shows the results, and of
 the configuration reads only where the API is (the rest comes from GET /v1/config).
 `pgpt up` runs this file (ui.PAGE_PATH); `streamlit run app.py` next to `pgpt serve` too.
-The regions: ui/documents.py and ui/sidebar.py (the sidebar), ui/chat.py (the chat).
+The regions: ui/documents.py and ui/sidebar.py (the sidebar), ui/check_text.py (checking a
+pasted text) and ui/chat.py (the chat).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from core.api_models import GeneratorStatus
 from core.errors import ConfigError
 from core.settings import load_api_connection
 from ui.chat import chat
+from ui.check_text import check_text_section
 from ui.client import ApiError, ApiUnreachableError
 from ui.documents import documents_section
 from ui.render import PAGE_VIEW_CSS, escape_markdown
@@ -67,13 +69,14 @@ def main() -> None:
 
     with st.sidebar:
         documents_section(client, ui, config)
-        options = answer_settings(config)
+        options = answer_settings(config, status.auto_order)
         model_status(status)
 
     state = status.generator.status
     if state is not GeneratorStatus.READY:
         st.warning(GENERATOR_DOWN[state], icon=":material/power_off:")
     show_notice(ui)
+    check_text_section(client, ui)
     chat(client, ui, options)
 
 

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeVar
+
 import streamlit as st
 
-from core.api_models import AnswerOptions, ClientConfig, GeneratorStatus, Health
+from core.api_models import (
+    AnswerOptions,
+    ClientConfig,
+    GeneratorHealth,
+    GeneratorStatus,
+    Health,
+)
 from core.settings import AnswerMode
 from ui.limits import number_range
 from ui.render import escape_markdown
 
+AUTO_ORDER_LABELS = {
+    "quotes-first": "Checked (confident quotes, else the model's backed sentences)",
+    "model-first": "Checked (the model's backed sentences, else quotes)",
+}
+# The modes' labels; 'auto' as it is for the embedded model (mode_label: for the served one).
 ANSWER_MODES = {
-    AnswerMode.AUTO: "Checked (confident quotes, else the model's backed sentences)",
+    AnswerMode.AUTO: AUTO_ORDER_LABELS["quotes-first"],
     AnswerMode.EXTRACT: "Quotes only (no model)",
     AnswerMode.GENERATE: "Model's answer as written",
 }
@@ -30,13 +43,46 @@ GENERATOR_DOWN = {
     ),
 }
 
+AUTO_ORDER_NOTES = {
+    "quotes-first": "Checked answers quote your documents first (the model is asked when no "
+    "quote is confident).",
+    "model-first": "Checked answers ask the model first (quotes when none of its sentences "
+    "is backed).",
+}
+
+Number = TypeVar("Number", int, float)
+
 
 def within(value: float, bounds: tuple[float, float]) -> float:
     low, high = bounds
     return min(max(value, low), high)
 
 
-def answer_settings(config: ClientConfig) -> AnswerOptions:
+def mode_label(mode: AnswerMode, auto_order: str) -> str:
+    """The answer mode's label; 'auto' says what it tries first for the served model."""
+    if mode is AnswerMode.AUTO:
+        return AUTO_ORDER_LABELS.get(auto_order, ANSWER_MODES[mode])
+    return ANSWER_MODES[mode]
+
+
+def option_slider(
+    label: str, field: str, start: float, kind: type[Number], **options: Any
+) -> Number:
+    """A slider for one of AnswerOptions' numbers (``field``, also its widget key): it spans
+    exactly what the API's request model accepts and starts at the server's setting."""
+    bounds = number_range(AnswerOptions, field)
+    value = st.slider(
+        label,
+        min_value=kind(bounds[0]),
+        max_value=kind(bounds[1]),
+        value=kind(within(start, bounds)),
+        key=field,
+        **options,
+    )
+    return kind(value)
+
+
+def answer_settings(config: ClientConfig, auto_order: str) -> AnswerOptions:
     """The answer options chosen here, starting at the server's settings; the sliders span
     exactly what the API's request model accepts."""
     st.header("Answers", divider="gray")
@@ -44,37 +90,27 @@ def answer_settings(config: ClientConfig) -> AnswerOptions:
         "Answer mode",
         options=list(ANSWER_MODES),
         index=list(ANSWER_MODES).index(config.answer_mode),
-        format_func=ANSWER_MODES.__getitem__,
+        format_func=lambda m: mode_label(m, auto_order),
         key="answer_mode",
         help="Checked answers show only sentences backed by your documents; quotes are the "
         "documents' own sentences and need no model.",
     )
-    passages = number_range(AnswerOptions, "top_k")
-    top_k = st.slider(
+    top_k = option_slider(
         "Passages per question",
-        min_value=int(passages[0]),
-        max_value=int(passages[1]),
-        value=int(within(config.top_k, passages)),
-        key="top_k",
+        "top_k",
+        config.top_k,
+        int,
         help="How many passages are retrieved and given to the model.",
     )
-    tokens = number_range(AnswerOptions, "max_tokens")
-    max_tokens = st.slider(
-        "Answer length (max tokens)",
-        min_value=int(tokens[0]),
-        max_value=int(tokens[1]),
-        value=int(within(config.max_tokens, tokens)),
-        step=16,
-        key="max_tokens",
+    max_tokens = option_slider(
+        "Answer length (max tokens)", "max_tokens", config.max_tokens, int, step=16
     )
-    temperatures = number_range(AnswerOptions, "temperature")
-    temperature = st.slider(
+    temperature = option_slider(
         "Temperature",
-        min_value=float(temperatures[0]),
-        max_value=float(temperatures[1]),
-        value=float(within(config.temperature, temperatures)),
+        "temperature",
+        config.temperature,
+        float,
         step=0.05,
-        key="temperature",
         help="0 gives the most literal answers; higher values vary the wording.",
     )
     return AnswerOptions(
@@ -98,4 +134,19 @@ def model_status(status: Health) -> None:
         )
     else:
         st.markdown(":red-badge[:material/power_off: not reachable] passages only")
+    prefill_note(generator)
+    st.caption(AUTO_ORDER_NOTES.get(status.auto_order, f"Checked answers: {status.auto_order}"))
     st.caption(f"Search: {status.embedder.model} on {status.embedder.device}")
+
+
+def prefill_note(generator: GeneratorHealth) -> None:
+    """How fast the model read its last minute's prompts, and a warning when too slowly."""
+    rate = generator.prefill_tokens_per_s
+    if generator.slow:
+        measured = f" (it reads prompts at {rate:,.0f} tokens/s)" if rate is not None else ""
+        st.markdown(
+            ":orange-badge[:material/speed: slow] answers take longer than they should on "
+            f"this machine{measured}: it is overloaded or misconfigured."
+        )
+    elif rate is not None:
+        st.caption(f"Reads prompts at {rate:,.0f} tokens/s (the last minute's answers)")

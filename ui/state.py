@@ -16,6 +16,7 @@ from core.api_models import (
     NumberedPassage,
     QueryResult,
     SessionCreated,
+    VerifyResult,
 )
 from core.settings import ApiConnection
 from ui.client import (
@@ -79,6 +80,13 @@ class UiState:
     health: Health | None = None
     health_checked_at: float = 0.0
     config: ClientConfig | None = None
+    text_check: VerifyResult | None = None  # the last text checked against the documents
+
+    def forget_text_check_of(self, document_id: str) -> None:
+        """Drop the text check when it shows passages of a removed document."""
+        check = self.text_check
+        if check is not None and any(p.document_id == document_id for p in check.sources):
+            self.text_check = None
 
     def clear(self, notice: Notice | None = None) -> None:
         """Forget the session, documents and chat; the next uploader starts empty."""
@@ -164,6 +172,7 @@ def session_lost(ui: UiState) -> None:
     ui.session = None
     ui.expires_at = None
     ui.documents = []
+    ui.text_check = None
     st.query_params.pop(SESSION_MARKER, None)
 
 
