@@ -21,10 +21,12 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
 from core.settings import AnswerMode
+from rag.answer import EVIDENCE_INTRO
 from serving.app import create_app
 from tests.conftest import PROJECT_ROOT
-from tests.support import GPU_QUESTION, free_port
+from tests.support import FOLLOW_UP_QUESTION, GPU_QUESTION, free_port
 from tests.ui.conftest import ApiServer, serving, ui_settings
+from tests.ui.deck import write_deck
 from ui.sidebar import ANSWER_MODES
 
 pytestmark = [pytest.mark.browser, pytest.mark.vllm]
@@ -212,3 +214,56 @@ def test_forget_my_documents_empties_the_list(page: Page, pdf_dir: Path, tmp_pat
     expect(sidebar(page).get_by_text("crazyones.pdf")).to_have_count(0)
     expect(page.get_by_text("deleted from the server's memory")).to_be_visible()
     screenshot(page, tmp_path, "forgotten")
+
+
+# Issue #35's three questions, asked in the browser as a new user would, and what the
+# sentence each reply leads with must hold.
+THREE_QUESTIONS = [
+    ("How many GPUs were used to train the big model?", r"\b(?:8|eight)\b[^.]*\bGPUs\b"),
+    (FOLLOW_UP_QUESTION, r"\b3\.5 days\b"),
+    ("Are documents uploaded to PrivateGPT++ stored on the server?", r"\bnot stored on the server"),
+]
+EVIDENCE_PAGE = re.compile(
+    r"^\s*\d+\s*\((?:attention-is-all-you-need\.pdf|lecture\.pptx), (?:page|slide) \d+\)"
+)
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def reply_outcome(reply: Any) -> tuple[str, str]:
+    """What the reply shows (a verified answer, quotes or unverified evidence), checked
+    against how the page labels it, and the sentence it leads with."""
+    written = reply.locator("div[data-pgpt='answer']").inner_text().strip()
+    body = written.removeprefix(EVIDENCE_INTRO).strip()
+    lead = SENTENCE_END.split(body, maxsplit=1)[0]
+    if written.startswith(EVIDENCE_INTRO):
+        expect(reply.get_by_text("Unverified evidence", exact=True)).to_be_visible()
+        assert EVIDENCE_PAGE.match(body[len(lead) :]), f"no page for the evidence: {written!r}"
+        return "evidence", lead
+    if reply.get_by_text("Quoted from your documents").count():
+        return "quoted", lead
+    expect(reply.get_by_text("is backed by the passages it cites")).to_be_visible()
+    return "verified answer", lead
+
+
+def test_the_three_questions_lead_with_their_answer_in_the_default_mode(
+    page: Page, pdf_dir: Path, tmp_path: Path
+) -> None:
+    deck = write_deck(tmp_path / "lecture.pptx")
+    add_files(page, pdf_dir / "attention-is-all-you-need.pdf", deck)
+    documents = document_list(page)
+    expect(documents.get_by_text("15 pages")).to_be_visible(timeout=INGEST_TIMEOUT_MS)
+    expect(documents.get_by_text("lecture.pptx")).to_be_visible(timeout=INGEST_TIMEOUT_MS)
+
+    outcomes = []
+    for index, (question, holds) in enumerate(THREE_QUESTIONS):
+        page.get_by_test_id("stChatInputTextArea").fill(question)
+        page.keyboard.press("Enter")
+        reply = page.get_by_test_id("stChatMessage").nth(2 * index + 1)
+        expect(reply.get_by_text("passages given to the model")).to_be_visible(
+            timeout=ANSWER_TIMEOUT_MS
+        )
+        kind, lead = reply_outcome(reply)
+        outcomes.append((question, kind, lead, bool(re.search(holds, lead))))
+        print(f"{question} -> {kind}: {lead}")  # the measured outcome, shown with pytest -s
+    screenshot(page, tmp_path, "three-questions", height=4000)
+    assert all(found for *_, found in outcomes), outcomes

@@ -1,8 +1,9 @@
-"""In real Chromium: a source card or a citation badge opens the cited page beside the answer.
+"""In real Chromium: a source card or a citation badge opens the cited page beside the
+answer; a pasted text is checked against an uploaded deck, sentence by sentence.
 
-The API is real (embedder, FAISS, pypdf, verification, PDFium); its generator is scripted
-to give the P100 answer, so the test is about the page, not the model (the whole stack with
-the real vLLM is test_browser.py).
+The API is real (embedder, FAISS, pypdf, python-pptx, verification, PDFium); its generator
+is scripted to give the P100 answer (checking a text asks no model), so the tests are about
+the page, not the model (the whole stack with the real vLLM is test_browser.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from playwright.sync_api import Page, expect
 
 from tests.support import GPU_QUESTION
 from tests.ui.conftest import ApiServer
+from tests.ui.deck import SESSION_LIMIT, write_deck
 from tests.ui.test_browser import (
     INGEST_TIMEOUT_MS,
     add_files,
@@ -24,10 +26,12 @@ from tests.ui.test_browser import (
     screenshot,
     streamlit_ui,
 )
+from ui.check_text import SUBMIT, TITLE
 
 pytestmark = pytest.mark.browser
 
 ANSWER_TIMEOUT_MS = 300_000  # retrieval, verification and the page renders on shared cores
+CHECK_TIMEOUT_MS = 300_000  # a search per sentence and the verifier, on shared cores
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +105,32 @@ def test_a_source_card_and_a_badge_open_the_cited_page_at_the_highlight(
     answer_box, view_box = written.bounding_box(), view.bounding_box()
     assert answer_box and view_box and view_box["y"] >= answer_box["y"] + answer_box["height"]
     screenshot(page, tmp_path, "page-view-narrow")
+
+
+def test_a_pasted_text_shows_each_sentence_with_its_label_and_backing(
+    page: Page, tmp_path: Path
+) -> None:
+    add_files(page, write_deck(tmp_path / "lecture.pptx"))
+    expect(document_list(page).get_by_text("lecture.pptx")).to_be_visible(timeout=INGEST_TIMEOUT_MS)
+
+    page.get_by_text(TITLE).click()
+    stated = SESSION_LIMIT
+    invented = "A session is kept for 90 days after its last question."
+    page.get_by_label("Text to check").fill(f"{stated} {invented}")
+    page.get_by_role("button", name=SUBMIT).click()
+
+    sentences = page.locator("div[data-pgpt='checked-sentence']")
+    expect(sentences).to_have_count(2, timeout=CHECK_TIMEOUT_MS)
+    screenshot(page, tmp_path, "checked-text", height=1600)
+    labels = sentences.locator("[data-pgpt='support-label']").all_inner_texts()
+    assert labels == ["supported", "unsupported"]
+    assert [s.get_attribute("data-support") for s in sentences.all()] == labels
+    first, second = sentences.all()
+    assert stated in first.inner_text()
+    backing = first.inner_text()
+    # The passage and span that back it: the file, its slide, the words (highlighted).
+    assert "lecture.pptx" in backing and "slide 3" in backing
+    assert "30 minutes without activity" in first.locator("mark").first.inner_text()
+    # Its number stands on that slide; the invented one neither stands nor follows.
+    assert first.locator("li[data-backing='stands']").first.inner_text().startswith("30 ")
+    assert second.locator("li[data-backing='unbacked']").first.inner_text().startswith("90 ")
