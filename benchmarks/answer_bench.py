@@ -57,8 +57,9 @@ from benchmarks.embedding_cache import CachingEmbedder
 from benchmarks.results import Figure, write_results
 from benchmarks.variants import model_first
 from core.settings import AnswerMode, Settings, load_settings
-from rag.answer import AnswerKind, AnswerRequest, DoneEvent
+from rag.answer import AnswerKind, DoneEvent
 from rag.answer_modes import STRATEGIES, Strategy
+from rag.answering import AskOptions, answer_request
 from rag.embedding import Embedder, configure_threads, make_embedder, resolve_batch_size
 from rag.generation import Generator, GeneratorInfo, GeneratorStatus, Message
 from rag.pipeline import Ingestor
@@ -180,7 +181,10 @@ async def ask_all(
     budget_s: float,
     modes: Sequence[AnswerMode] = MODES,
     ingest_embedder: Embedder | None = None,
+    beside_auto: bool = True,
 ) -> list[Row]:
+    """Every chosen question in every mode; ``beside_auto``: the model-first order after
+    `auto` too (it asks the model for every question)."""
     # No URL: extract only, which never calls the model; the configured client stands in.
     inner = (
         VLLMGenerator(url, timeout_s=settings.generator_timeout_s, retries=1)
@@ -193,7 +197,7 @@ async def ask_all(
     runs: list[tuple[str, AnswerMode, Strategy]] = []
     for mode in modes:
         runs.append((mode.value, mode, STRATEGIES[mode]))
-        if mode is AnswerMode.AUTO:  # right after auto, so any model text is replayed
+        if mode is AnswerMode.AUTO and beside_auto:  # right after auto: model text replayed
             runs.append((MODEL_FIRST, mode, model_first))
     ingestor = Ingestor(settings, ingest_embedder) if ingest_embedder else services.ingestor
     sessions = DocumentSessions(services.store, ingestor, asked.documents)
@@ -209,13 +213,8 @@ async def ask_all(
             for label, mode, strategy in runs:
                 generator.reset()
                 done: DoneEvent | None = None
-                request = AnswerRequest(
-                    question.text,
-                    hits,
-                    max_tokens=settings.answer_max_tokens,
-                    temperature=0.0,
-                    mode=mode,
-                    auto_order=settings.auto_order,
+                request = answer_request(
+                    settings, question.text, hits, AskOptions(temperature=0.0, mode=mode)
                 )
                 async for event in strategy(engine, request):
                     if isinstance(event, DoneEvent):
@@ -503,6 +502,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--cache", action="store_true", help="ingest with the embedding cache")
     parser.add_argument(
+        "--without-model-first",
+        action="store_true",
+        help="skip the model-first order beside auto (it asks the model for every question)",
+    )
+    parser.add_argument(
         "--rows", type=Path, help="write each reply's kind and judgement here (JSON lines)"
     )
     args = parser.parse_args(argv)
@@ -536,6 +540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.budget_min * 60,
             modes,
             ingest_embedder,
+            beside_auto=not args.without_model_first,
         )
 
     if args.vllm_url or modes == [AnswerMode.EXTRACT]:  # quote mode never calls the model
