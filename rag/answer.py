@@ -13,8 +13,15 @@ from core.settings import AnswerMode, AutoOrder
 from rag.citations import Citation, parse_citations
 from rag.conversation import Turn
 from rag.extract import Quote, QuoteExtractor, quoted_answer
+from rag.followup import SMALL_MODELS
 from rag.generation import Generator
-from rag.hygiene import STOP_SEQUENCES, answer_token_cap, repetition_start
+from rag.hygiene import (
+    STOP_SEQUENCES,
+    answer_token_cap,
+    budget_end,
+    factual_sentence_budget,
+    repetition_start,
+)
 from rag.prompts import NOT_FOUND_ANSWER, build_messages, fit_history, fit_passages
 from rag.retrieval import Hit, Retriever
 from rag.sessions import Session
@@ -87,6 +94,11 @@ class AnswerRequest:
     standalone: str | None = None
     started: float = field(default_factory=time.perf_counter)
     auto_order: AutoOrder = "quotes-first"  # PGPT_AUTO_ORDER, as settings resolve it per request
+    small_model_sentences: int = 0  # PGPT_SMALL_MODEL_ANSWER_SENTENCES (0: no budget)
+    # The extractor's closest sentences per set of sources: quotes and evidence share them.
+    closest_memo: dict[tuple[int, ...], list[Quote]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @property
     def judged(self) -> str:
@@ -170,22 +182,37 @@ class AnswerEngine:
         """The extractor's confident quotes for the question (None without an extractor)."""
         if self.extractor is None:
             return None
-        return await asyncio.to_thread(self.extractor.quotes, request.judged, request.hits)
+        return self.extractor.confident(await self._closest(request, request.hits))
+
+    async def _closest(self, request: AnswerRequest, sources: Sequence[Hit]) -> list[Quote]:
+        """The extractor's closest sentences of ``sources``, scored once per request: a
+        reply that finds no confident quote and then shows evidence needs them twice."""
+        if self.extractor is None:
+            return []
+        key = tuple(id(hit.chunk) for hit in sources)
+        if key not in request.closest_memo:
+            request.closest_memo[key] = await asyncio.to_thread(
+                self.extractor.closest, request.judged, sources
+            )
+        return request.closest_memo[key]
 
     async def write(
         self, request: AnswerRequest, draft: Draft, *, hygiene: bool
     ) -> AsyncIterator[TokenEvent]:
         """Ask the model: yield its tokens, then fill ``draft`` with its text and claims.
 
-        ``hygiene``: cap the length by the question, stop at stop sequences and at a
-        repetition loop. Raises GeneratorUnavailableError before the first token when the
-        LLM is down.
+        ``hygiene``: cap the length by the question, stop at stop sequences, at a
+        repetition loop and, for a small model, after the factual answer's sentence budget.
+        Raises GeneratorUnavailableError before the first token when the LLM is down.
         """
         question, max_tokens = request.question, request.max_tokens
         info = await self.generator.info()
         draft.model = info.model
+        sentences = 0
         if hygiene:
             max_tokens = answer_token_cap(question, max_tokens)
+            if info.model in SMALL_MODELS:
+                sentences = factual_sentence_budget(question, request.small_model_sentences)
         budget = info.context_length - max_tokens
         count_tokens = self.generator.count_tokens
         draft.sources = await fit_passages(
@@ -209,10 +236,10 @@ class AnswerEngine:
                 draft.ttft_ms = (time.perf_counter() - request.started) * 1000
             pieces.append(piece)
             yield TokenEvent(piece)
-            if hygiene and repetition_start("".join(pieces)) is not None:
+            if hygiene and _cut(pieces, sentences) is not None:
                 break  # leaving the loop closes the stream, which ends the request
         text = "".join(pieces)
-        cut = repetition_start(text) if hygiene else None
+        cut = _cut(pieces, sentences) if hygiene else None
         draft.text = (text if cut is None else text[:cut]).strip()
         if self.verifier is not None:
             draft.claims = await asyncio.to_thread(
@@ -243,9 +270,7 @@ class AnswerEngine:
         """Nothing passed the checks: the passages' closest sentences (the extractor's, of
         any confidence), cited with their pages and marked as unverified evidence, beside
         the model's unbacked draft. The unanswered reply when no sentence can be quoted."""
-        closest: list[Quote] = []
-        if self.extractor is not None:
-            closest = await asyncio.to_thread(self.extractor.closest, request.judged, sources)
+        closest = await self._closest(request, sources)
         if not closest:
             return _nothing_backed(
                 AnswerKind.UNANSWERED,
@@ -284,7 +309,7 @@ class AnswerEngine:
         generated = draft.claims
         sources = list(request.hits)
         if quotes is None:
-            quotes = await asyncio.to_thread(self.extractor.quotes, request.judged, sources)
+            quotes = await self.quotes(request)
         if not quotes:  # none confident enough to be the answer: show them as evidence
             return await self.evidence(request, draft, sources, removed=len(generated))
         claims = [quote.as_claim() for quote in quotes]
@@ -385,3 +410,10 @@ def best_highlights(claims: Sequence[Claim]) -> dict[int, Highlight]:
         if h is not None and h.n in claim.citations and claim.score > best.get(h.n, (-1.0,))[0]:
             best[h.n] = (claim.score, h)
     return {n: h for n, (_, h) in best.items()}
+
+
+def _cut(pieces: Sequence[str], sentences: int) -> int | None:
+    """Where the streamed text should end: a repetition loop, or the sentence budget."""
+    text = "".join(pieces)
+    ends = [at for at in (repetition_start(text), budget_end(text, sentences)) if at is not None]
+    return min(ends, default=None)

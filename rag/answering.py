@@ -43,6 +43,33 @@ class Asked:
     events: AsyncIterator[AnswerEvent]
 
 
+def answer_request(
+    settings: Settings,
+    question: str,
+    hits: Sequence[Hit],
+    options: AskOptions = AskOptions(),
+    *,
+    retrieval_ms: float = 0.0,
+    history: Sequence[Turn] = (),
+    standalone: str | None = None,
+) -> AnswerRequest:
+    """The request for an answer mode, with the settings' defaults where ``options`` has
+    none: the one place settings become an answer's parameters (the service and the
+    benchmarks that replay a mode's strategy both build it here)."""
+    return AnswerRequest(
+        question,
+        hits,
+        max_tokens=options.max_tokens or settings.answer_max_tokens,
+        temperature=settings.temperature if options.temperature is None else options.temperature,
+        mode=options.mode or settings.answer_mode,
+        retrieval_ms=retrieval_ms,
+        history=history,
+        standalone=standalone,
+        auto_order=settings.auto_order,
+        small_model_sentences=settings.small_model_answer_sentences,
+    )
+
+
 class AnswerService:
     def __init__(self, settings: Settings, engine: AnswerEngine, rewriter: QuestionRewriter):
         self.settings = settings
@@ -73,18 +100,14 @@ class AnswerService:
             top_k=options.top_k or settings.top_k,
             score_threshold=settings.score_threshold,
         )
-        request = AnswerRequest(
+        request = answer_request(
+            settings,
             question,
             hits,
-            max_tokens=options.max_tokens or settings.answer_max_tokens,
-            temperature=settings.temperature
-            if options.temperature is None
-            else options.temperature,
-            mode=options.mode or settings.answer_mode,
+            options,
             retrieval_ms=retrieval_ms,
             history=latest(history, settings.conversation_prompt_turns),
             standalone=standalone,
-            auto_order=settings.auto_order,
         )
         events = answer_modes.answer(self.engine, request)
         if recorded:

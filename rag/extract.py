@@ -138,10 +138,13 @@ class QuoteExtractor:
     def quotes(self, question: str, sources: Sequence[Hit]) -> list[Quote]:
         """The best 1-3 sentences of ``sources`` for ``question``, best first; [] when the
         answer's confidence is below ``min_confidence`` (likelier on topic than an answer)."""
-        closest = self.closest(question, sources)
+        return self.confident(self.closest(question, sources))
+
+    def confident(self, closest: Sequence[Quote]) -> list[Quote]:
+        """``closest`` (the closest sentences) when confident enough to be the answer, else []."""
         if not closest or closest[0].confidence < self._min_confidence:
             return []
-        return closest
+        return list(closest)
 
     def closest(self, question: str, sources: Sequence[Hit]) -> list[Quote]:
         """The best 1-3 sentences of ``sources`` for ``question`` whatever their confidence:

@@ -2,7 +2,8 @@
 
 The stop sequences end an answer where a small model starts writing the next prompt
 turn; the repetition guard ends it when it starts saying the same thing again; the
-length cap keeps a factual question's answer short.
+length cap keeps a factual question's answer short, and the sentence budget ends it after
+its first sentences, which carry what a small model gets right.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ STOP_SEQUENCES = ("Question:", "Passages:", "\n\n\n")
 # tokens at the 95th percentile (docs/benchmarks/answers.md), plus citation markers.
 FACTUAL_ANSWER_TOKENS = 128
 REPEATED_NGRAM_WORDS = 6
+MIN_COUNTED_SENTENCE_WORDS = 3
 
 _FACTUAL = re.compile(
     r"^\s*(what|which|who|whom|whose|when|where|how (many|much|long|old|often)|is|are|was|were|"
@@ -22,6 +24,9 @@ _FACTUAL = re.compile(
     re.IGNORECASE,
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A finished sentence: its closing mark, citation markers after it ("... days. [1]"), and the
+# space that shows the next sentence has begun (mid-stream, "3." may still become "3.5").
+_FINISHED_SENTENCE = re.compile(r"[.!?](?:\s*\[\d+(?:\s*,\s*\d+)*\])*(?=\s)")
 _WORD = re.compile(r"\w+")
 
 
@@ -30,6 +35,26 @@ def answer_token_cap(question: str, max_tokens: int) -> int:
     if _FACTUAL.match(question):
         return min(max_tokens, FACTUAL_ANSWER_TOKENS)
     return max_tokens
+
+
+def factual_sentence_budget(question: str, sentences: int) -> int:
+    """``sentences`` for a factual question, 0 (no budget) otherwise or when 0."""
+    return sentences if _FACTUAL.match(question) else 0
+
+
+def budget_end(text: str, sentences: int) -> int | None:
+    """Where the text's ``sentences``-th finished sentence ends, or None before it (or 0).
+    A sentence of fewer than three words ("Yes.") leads into the answer and is not counted."""
+    if sentences <= 0:
+        return None
+    counted, start = 0, 0
+    for mark in _FINISHED_SENTENCE.finditer(text):
+        if len(_WORD.findall(text[start : mark.start()])) >= MIN_COUNTED_SENTENCE_WORDS:
+            counted += 1
+            if counted == sentences:
+                return mark.end()
+        start = mark.end()
+    return None
 
 
 def repetition_start(text: str) -> int | None:

@@ -162,13 +162,13 @@ def test_the_default_minimum_confidence_quotes_only_a_likely_answer(
 class RecordingExtractor(QuoteExtractor):
     """The real extractor, noting the question it is asked to quote for."""
 
-    def __init__(self, embedder: Any) -> None:
-        super().__init__(embedder)
+    def __init__(self, embedder: Any, *, min_confidence: float = 0.0) -> None:
+        super().__init__(embedder, min_confidence=min_confidence)
         self.asked: list[str] = []
 
-    def quotes(self, question: str, sources: Sequence[Hit]) -> list[Quote]:
+    def closest(self, question: str, sources: Sequence[Hit]) -> list[Quote]:
         self.asked.append(question)
-        return super().quotes(question, sources)
+        return super().closest(question, sources)
 
 
 def test_a_follow_up_is_quoted_for_its_standalone_question(embedder: Any, session: Session) -> None:
@@ -306,3 +306,17 @@ def test_p100_question_in_auto_with_the_real_model(
     asyncio.run(generator.aclose())
     assert answer.kind in (AnswerKind.GENERATED, AnswerKind.QUOTED)
     assert "8" in answer.text and cited_pages(answer) & {7, 8}, answer.text
+
+
+def test_an_evidence_reply_scores_the_passages_once(embedder: Any, session: Session) -> None:
+    """No confident quote, an unbacked draft: the evidence reuses the quotes' scoring."""
+    extractor = RecordingExtractor(embedder, min_confidence=1.0)
+    asking = AnswerEngine(
+        Retriever(embedder, dedup_threshold=0.95, hybrid=True),
+        ScriptedGenerator(WRONG_ANSWER),
+        CitationVerifier(embedder),
+        extractor,
+        min_score=MIN_SCORE,
+    )
+    answer = asyncio.run(ask(asking, session, GPU_QUESTION, AnswerMode.AUTO))
+    assert (answer.kind, extractor.asked) == (AnswerKind.EVIDENCE, [GPU_QUESTION])
