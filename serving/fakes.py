@@ -5,13 +5,22 @@ answers at once, holds no model and no core. ``FakeVLLMServer`` serves, on loopb
 ``GET /health``, ``GET /v1/models`` (with ``max_model_len``), ``POST /tokenize`` (a count of
 the prompt's characters / 4), ``POST /v1/chat/completions`` (streamed or not) with the
 replies of a ``rag.fakes.ScriptedGenerator``, and ``POST /v1/rerank`` with ``score(query,
-document)``. Every request body is kept in ``requests``.
+document)``. Every request body is kept in ``requests``. Chat requests are counted per
+``X-Session-ID`` header (the api's keyed hash of the session id) and ``GET /metrics`` shows
+the counts, as vLLM's request counters would: ``pgpt_fake_chat_requests_total{session="<hash>"} 3``.
+
+Run one as a process (a vLLM replica behind the real vllm-router in the scale tests):
+``python -m serving.fakes --port 8001 --name a`` answers "Answered by replica a.".
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
+import sys
 import threading
+from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -19,6 +28,20 @@ from typing import Any
 from rag.fakes import DEFAULT_REPLY, Script, ScriptedGenerator
 
 LOOPBACK = "127.0.0.1"
+METRIC = "pgpt_fake_chat_requests_total"
+_METRIC_LINE = re.compile(METRIC + r'\{session="([^"]*)"\} (\d+)')
+
+
+def vllm_command(host: str, port: int) -> list[str]:
+    """The command that runs one as a process (ScaleCluster's ``vllm_command``); the port
+    names the replica."""
+    return [sys.executable, "-m", "serving.fakes", "--host", host, "--port", str(port),
+            "--name", str(port)]  # fmt: skip
+
+
+def parse_metrics(text: str) -> Counter[str]:
+    """The chat requests per session hash from a ``/metrics`` text."""
+    return Counter({key: int(n) for key, n in _METRIC_LINE.findall(text)})
 
 
 def count_words(query: str, document: str) -> float:
@@ -49,6 +72,8 @@ class FakeVLLMServer:
         self.status = status
         self.score = score
         self.requests: list[dict[str, Any]] = []
+        self.chat_requests: Counter[str] = Counter()  # per X-Session-ID header
+        self._lock = threading.Lock()
         self._server = ThreadingHTTPServer((host, port), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -61,6 +86,10 @@ class FakeVLLMServer:
     def start(self) -> FakeVLLMServer:
         self._thread.start()
         return self
+
+    def serve(self) -> None:
+        """Serve in this thread until the process ends (``python -m serving.fakes``)."""
+        self._server.serve_forever()
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -87,10 +116,18 @@ class FakeVLLMServer:
                 "max_model_len": self.generator.context_length,
             }
             return 200, {"object": "list", "data": [model]}
+        if path == "/metrics":  # text, not JSON
+            with self._lock:
+                counts = list(self.chat_requests.items())
+            return 200, "".join(f'{METRIC}{{session="{k}"}} {n}\n' for k, n in counts)
         return 404, {"error": f"no route {path}"}
 
-    def answer_post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
-        self.requests.append({"path": path, **body})
+    def answer_post(self, path: str, body: dict[str, Any], session: str = "") -> tuple[int, Any]:
+        """``session``: the request's X-Session-ID header."""
+        with self._lock:
+            self.requests.append({"path": path, **body})
+            if path == "/v1/chat/completions":
+                self.chat_requests[session] += 1
         if not self.generator.available:
             return 503, {"error": "loading"}
         if self.status != 200:
@@ -126,16 +163,21 @@ def _handler(fake: FakeVLLMServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
-            status, payload = fake.answer_post(self.path, body)
+            session = self.headers.get("X-Session-ID", "")
+            status, payload = fake.answer_post(self.path, body, session)
             if self.path == "/v1/chat/completions" and status == 200:
                 self._send_completion(body, payload)
             else:
                 self._send_json(status, payload)
 
         def _send_json(self, status: int, payload: Any) -> None:
-            data = b"" if payload is None else json.dumps(payload).encode()
+            text = isinstance(payload, str)
+            if payload is None:
+                data = b""
+            else:
+                data = payload.encode() if text else json.dumps(payload).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", "text/plain" if text else "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
@@ -165,3 +207,16 @@ def _handler(fake: FakeVLLMServer) -> type[BaseHTTPRequestHandler]:
             pass  # prompts never go to a log
 
     return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="A fake vLLM replica (serving/fakes.py).")
+    parser.add_argument("--host", default=LOOPBACK)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--name", required=True, help="said in every answer")
+    args = parser.parse_args()
+    FakeVLLMServer(f"Answered by replica {args.name}.", host=args.host, port=args.port).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -2,7 +2,7 @@
 
 One cluster per module (deploy/scale_demo.py's ScaleCluster): real HAProxy, real
 vllm-router (consistent hash on X-Session-ID), real `pgpt serve` api replicas, and fake
-vLLM replicas (tests/deploy/fake_vllm.py) that count chat requests per session hash.
+vLLM replicas (serving/fakes.py) that count chat requests per session hash.
 200 sessions each get a document, a question and a follow-up through the proxy.
 
 The tests run in file order: the later ones change the cluster (a replica added, an api
@@ -23,7 +23,7 @@ import pytest
 
 from core.api_models import ErrorBody
 from deploy.scale_demo import ScaleCluster, loopback_listen
-from tests.deploy import fake_vllm
+from serving import fakes
 
 pytestmark = pytest.mark.slow  # subprocess servers: HAProxy, vllm-router, api replicas
 
@@ -60,7 +60,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, settings) -> Iterator[Scal
         "PGPT_MAX_SESSIONS": "1000",
     }
     built = ScaleCluster(
-        settings, workdir, vllm_command=fake_vllm.command, with_ui=False, env=env, listen=listen
+        settings, workdir, vllm_command=fakes.vllm_command, with_ui=False, env=env, listen=listen
     )
     built.start(pairs=2, vllm_replicas=2)
     try:
@@ -115,7 +115,7 @@ def session_works(client: httpx.Client, session_id: str) -> httpx.Response:
 def vllm_counts(cluster: ScaleCluster) -> dict[str, Counter[str]]:
     """Chat requests per session hash, for each running vLLM replica."""
     return {
-        replica.url: fake_vllm.parse_metrics(httpx.get(f"{replica.url}/metrics").text)
+        replica.url: fakes.parse_metrics(httpx.get(f"{replica.url}/metrics").text)
         for replica in cluster.vllms
         if replica.is_running()
     }

@@ -1,7 +1,7 @@
 """The UI through HAProxy in Chromium: upload, ask, follow-up, all on one api/ui pair.
 
 Real HAProxy over two api/ui pairs (the browser pinned to one ui by cookie, each ui calling
-only its own api), real vllm-router, fake vLLM replicas (tests/deploy/fake_vllm.py).
+only its own api), real vllm-router, fake vLLM replicas (serving/fakes.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 from core.settings import AnswerMode
 from deploy.haproxy import UI_COOKIE
 from deploy.scale_demo import ScaleCluster, loopback_listen
-from tests.deploy import fake_vllm
+from serving import fakes
 from ui.sidebar import ANSWER_MODES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -30,7 +30,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, settings) -> Iterator[Scal
     workdir: Path = tmp_path_factory.mktemp("scale-ui")
     listen = loopback_listen(workdir)
     env = {"PGPT_FOLLOWUP_REWRITE": "keywords", "PGPT_PARSER_WORKERS": "1"}
-    built = ScaleCluster(settings, workdir, vllm_command=fake_vllm.command, env=env, listen=listen)
+    built = ScaleCluster(settings, workdir, vllm_command=fakes.vllm_command, env=env, listen=listen)
     built.start(pairs=2, vllm_replicas=2)
     try:
         yield built
@@ -68,7 +68,7 @@ def test_upload_question_and_follow_up_stay_on_one_pair(
     sessions = {
         p.pair.name: httpx.get(f"{p.api_url}/healthz").json()["sessions"] for p in cluster.pairs
     }
-    per_vllm = [fake_vllm.parse_metrics(httpx.get(f"{r.url}/metrics").text) for r in cluster.vllms]
+    per_vllm = [fakes.parse_metrics(httpx.get(f"{r.url}/metrics").text) for r in cluster.vllms]
     chats = sorted(n for counts in per_vllm for n in counts.values())
     # One pair holds the browser's one session; both questions went to one vLLM replica.
     assert (len(pinned_to), sessions[next(iter(pinned_to))], sum(sessions.values()), chats) == (

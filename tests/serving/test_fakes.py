@@ -1,4 +1,5 @@
-"""serving.fakes.FakeVLLMServer answers our own vLLM client as vLLM does."""
+"""serving.fakes.FakeVLLMServer answers our own vLLM client as vLLM does, and counts chat
+requests per session hash on /metrics as the scale tests read them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 from core.errors import GeneratorUnavailableError
 from rag.generation import GeneratorStatus, Message
-from serving.fakes import FakeVLLMServer
+from serving.fakes import FakeVLLMServer, parse_metrics
 from serving.vllm_client import VLLMGenerator
 
 QUESTION: list[Message] = [{"role": "user", "content": "How many GPUs?"}]
@@ -49,3 +50,15 @@ def test_a_loading_server_answers_503_and_a_non_streamed_completion_is_json() ->
         assert reply["choices"][0]["message"]["content"] == "Done."
         server.generator.available = False
         assert httpx.get(f"{server.url}/health", timeout=5).status_code == 503
+
+
+def test_chat_requests_are_counted_per_session_hash_on_metrics() -> None:
+    body = {"messages": QUESTION, "stream": False}
+    with FakeVLLMServer("Answered by replica a.") as server:
+        for session in ("h1", "h2", "h1"):
+            headers = {"X-Session-ID": session}
+            httpx.post(f"{server.url}/v1/chat/completions", json=body, headers=headers, timeout=5)
+        httpx.post(f"{server.url}/tokenize", json=body, headers={"X-Session-ID": "h3"}, timeout=5)
+        metrics = httpx.get(f"{server.url}/metrics", timeout=5)
+    assert metrics.headers["content-type"] == "text/plain"
+    assert parse_metrics(metrics.text) == {"h1": 2, "h2": 1}
