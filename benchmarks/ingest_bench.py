@@ -48,7 +48,8 @@ from benchmarks.common import (
 )
 from core.memory import release_freed_memory
 from core.settings import Settings, load_settings
-from ingest.loader import MIN_PAGES_PER_RANGE, ParserPool, get_parser_pool, load_document
+from ingest.job import MIN_PAGES_PER_RANGE
+from ingest.loader import ParserPool, get_parser_pool, load_document
 from rag.embedding import (
     Embedder,
     configure_threads,

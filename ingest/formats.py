@@ -2,7 +2,7 @@
 the UI's accepted types, the error listing them and README's list of formats are made.
 
 A 'document' format is parsed by one call, ``parse(data, filename, *, max_pages)``, in a
-parser worker; PDFs and images have paths of their own in ingest/loader.py (page counts,
+parser worker; PDFs and images have paths of their own in ingest/job.py (page counts,
 page ranges, OCR). The file's content wins over its name: a PDF or an image is
 recognised by its bytes whatever it is called.
 """
@@ -23,7 +23,7 @@ from ingest.webpage import parse_html
 from ingest.word import parse_docx
 
 Parser = Callable[..., ParsedDocument]
-# 'pdf' and 'image' go through the loader's own paths; 'document' is one parse call.
+# 'pdf' and 'image' go through the job's own paths; 'document' is one parse call.
 FormatKind = Literal["pdf", "image", "document"]
 
 
@@ -33,7 +33,7 @@ class Format:
     extensions: tuple[str, ...]  # lower case, with the dot; the first is the usual one
     kind: FormatKind
     # A 'document' is read by parse(data, filename, *, max_pages); PDFs and images by the
-    # loader's own paths.
+    # job's own paths (ingest/job.py).
     parse: Parser | None = None
     note: str = ""  # said after the extensions: "scanned too"
 

@@ -1,47 +1,39 @@
-"""Uploaded bytes -> ParsedDocument: pick the format (ingest/formats.py), enforce the
-limits, parse in a parser worker (ingest/worker_pool.py).
+"""Uploads -> ParsedDocument and chunks: pick the format (ingest/formats.py), then one job
+per document in a parser worker (ingest/job.py: parse, OCR what needs it, chunk).
 
-A PDF is first opened to count its pages; its time limit is then a base plus a budget
-per page, and a long one is split into page ranges that several workers parse side by
-side, merged back in page order.
+The bytes cross to a worker once and the pages and chunks come back once. A long PDF
+(MIN_PAGES_PER_RANGE pages per worker or more) is the one exception: its first job counts
+the pages and reads the first range while other workers read the other ranges side by
+side; one more job then cleans, OCRs and chunks the whole document, in page order.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-import unicodedata
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
-from core.errors import (
-    DocumentTooComplexError,
-    EmptyDocumentError,
-    FileTooLargeError,
-    UnsupportedFileTypeError,
+from core.errors import EmptyDocumentError, UnsupportedFileTypeError
+from ingest.formats import Format, accepted_types, format_of
+from ingest.job import (
+    DEFAULT_OCR_DPI,
+    Chunking,
+    OcrProgress,
+    OtherRanges,
+    ParseTimeLimit,
+    Prepared,
+    ReadOptions,
+    finish_pdf,
+    read_range,
+    read_upload,
 )
-from ingest.chunking import TokenChunker
-from ingest.formats import accepted_types, format_of
-from ingest.models import Chunk, ParsedDocument
-from ingest.ocr import (
-    PageProgress,
-    drawn_pages,
-    fill_missing_pages,
-    image_kind,
-    ocr_pdf_page,
-    pages_needing_ocr,
-    parse_image,
-)
+from ingest.models import ParsedDocument
+from ingest.ocr import PageProgress, image_kind
 from ingest.parse_helpers import corrupt_error
-from ingest.pdf import (
-    TextMode,
-    check_pdf_bytes,
-    count_pdf_pages,
-    extract_pdf_pages,
-    looks_like_pdf,
-    parse_pdf,
-    pdf_document,
-)
+from ingest.pdf import TextMode, check_pdf_bytes, looks_like_pdf
+from ingest.upload import Upload
 
 # The pool lives in its own module; these names are kept here for the callers that take
 # them from the loader.
@@ -55,18 +47,55 @@ from ingest.worker_pool import (
     shutdown_parser_pool as shutdown_parser_pool,
 )
 
-log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-_WORD = re.compile(r"\S+")
 
-DEFAULT_OCR_DPI = 150
+@dataclass(frozen=True, slots=True, repr=False)
+class Loaded:
+    """An upload read and chunked: the job's result, and its wall time in seconds
+    (waiting for a worker, the crossings and every stage)."""
 
-MAX_FILENAME_CHARS = 120
-FALLBACK_FILENAME = "document"
+    prepared: Prepared
+    seconds: float
 
-# A page range parsed by another worker re-opens the file there (and the bytes travel
-# through its pipe): shorter ranges cost more than they save.
-MIN_PAGES_PER_RANGE = 8
+
+def prepare_document(
+    upload: Upload,
+    options: ReadOptions,
+    *,
+    pool: ParserPool,
+    password: str | None = None,
+    chunking: Chunking | None = None,
+    progress: PageProgress | None = None,
+) -> Loaded:
+    """Parse an upload (and chunk it with ``chunking``); raises a DocumentError naming
+    the file. Each stage has its time limit (``options.limit``, see ingest/job.py); with
+    ``options.ocr`` scanned pages and images are read by OCR and ``progress(done, total)``
+    is called before the first page and after each."""
+    started = time.perf_counter()
+    name, data = upload.name, upload.data
+    if not data:
+        raise EmptyDocumentError(
+            f"'{name}' is empty (0 bytes). Check the file and upload it again.", filename=name
+        )
+    extension = _extension(name)
+    document_format = format_of(data, extension)
+    if document_format is None:
+        raise _unsupported(name, extension)
+    if document_format.kind == "pdf" and not looks_like_pdf(data):
+        check_pdf_bytes(data, name)  # raises: named .pdf but not a PDF
+    if document_format.kind == "image":
+        if image_kind(data) is None:  # named as an image, but its bytes are none
+            raise corrupt_error(name, f"{extension[1:].upper()} image", None)
+        if not options.ocr:
+            raise UnsupportedFileTypeError(
+                f"'{name}' is an image; reading images needs OCR, which is turned off on this "
+                "server (PGPT_OCR=false). Ask the operator to turn it on, or upload the text.",
+                filename=name,
+            )
+    options = replace(options, workers=pool.size)
+    prepared = _run(pool, upload, document_format, password, options, chunking, progress)
+    return Loaded(prepared, time.perf_counter() - started)
 
 
 def load_document(
@@ -84,55 +113,124 @@ def load_document(
     ocr_dpi: int = DEFAULT_OCR_DPI,
     progress: PageProgress | None = None,
 ) -> ParsedDocument:
-    """Parse an uploaded file held in memory; raises a DocumentError naming the file.
-
-    ``timeout_s`` limits parsing a file; a PDF gets ``timeout_per_page_s`` more per page.
-    ``pool`` defaults to the process-wide parser pool. With ``ocr``, scanned PDF pages
-    and images are read by OCR, one page per worker job, each under the limit of one
-    page (so the limit scales with the pages to read); ``progress(done, total)`` is
-    called before the first and after each page.
-    """
-    name = sanitize_filename(filename)
-    if len(data) > max_bytes:
-        raise FileTooLargeError(
-            f"'{name}' is {_megabytes(len(data))} MB; the upload limit is "
-            f"{_megabytes(max_bytes)} MB. Split it into smaller files, or raise "
-            "PGPT_MAX_UPLOAD_MB.",
-            filename=name,
-        )
-    if not data:
-        raise EmptyDocumentError(
-            f"'{name}' is empty (0 bytes). Check the file and upload it again.", filename=name
-        )
-    extension = _extension(name)
-    pool = pool or get_parser_pool()
-    document_format = format_of(data, extension)
-    if document_format is None:
-        raise _unsupported(name, extension)
-    if document_format.kind == "pdf":
-        if not looks_like_pdf(data):
-            check_pdf_bytes(data, name)  # raises: named .pdf but not a PDF
-        limit = ParseTimeLimit(base_s=timeout_s, per_page_s=timeout_per_page_s)
-        document = _parse_pdf_in_pool(
-            pool, data, name, password, max_pages, limit, pdf_text_mode, ocr=ocr
-        )
-        if not ocr:
-            return document
-        return _ocr_missing_pages(pool, document, data, password, ocr_dpi, limit, progress)
-    if document_format.kind == "image":
-        kind = image_kind(data)
-        if kind is None:  # named as an image, but its bytes are none
-            raise corrupt_error(name, f"{extension[1:].upper()} image", None)
-        return _load_image(pool, data, name, kind, ocr=ocr, timeout_s=timeout_s, progress=progress)
-    assert document_format.parse is not None  # every 'document' format has its parser
-    return pool.run(
-        document_format.parse,
-        data,
-        name,
+    """Parse a file read whole (no chunks): ``prepare_document`` for the callers that
+    only want its pages. ``pool`` defaults to the process-wide parser pool."""
+    options = ReadOptions(
         max_pages=max_pages,
-        timeout_s=timeout_s,
-        filename=name,
+        limit=ParseTimeLimit(base_s=timeout_s, per_page_s=timeout_per_page_s),
+        text_mode=pdf_text_mode,
+        ocr=ocr,
+        ocr_dpi=ocr_dpi,
     )
+    loaded = prepare_document(
+        Upload.received(filename, data, max_bytes=max_bytes),
+        options,
+        pool=pool or get_parser_pool(),
+        password=password,
+        progress=progress,
+    )
+    return loaded.prepared.document
+
+
+def _run(
+    pool: ParserPool,
+    upload: Upload,
+    document_format: Format,
+    password: str | None,
+    options: ReadOptions,
+    chunking: Chunking | None,
+    progress: PageProgress | None,
+) -> Prepared:
+    """The document's job; for a long PDF, its other ranges and the job that finishes it."""
+    name = upload.name
+
+    def job(fn: Callable[..., T], data: bytes, what: object) -> T:
+        return pool.run(
+            fn,
+            data,
+            name,
+            what,
+            password,
+            options,
+            chunking,
+            timeout_s=options.limit.base_s,
+            filename=name,
+            on_event=others.on_event,
+        )
+
+    with _OtherRanges(pool, upload, password, options, progress) as others:
+        try:
+            result = job(read_upload, upload.data, document_format)
+        except BaseException:
+            others.wait()  # every range finishes; the first failure in page order is raised
+            raise
+        if isinstance(result, Prepared):
+            return result
+        texts = [*result.texts, *others.texts()]
+    return job(finish_pdf, upload.data if options.ocr else b"", texts)  # bytes for OCR only
+
+
+class _OtherRanges:
+    """The events of a document's job: OCR progress passed on, and a long PDF's other page
+    ranges handed to other workers as soon as the first job reports them."""
+
+    def __init__(
+        self,
+        pool: ParserPool,
+        upload: Upload,
+        password: str | None,
+        options: ReadOptions,
+        progress: PageProgress | None,
+    ) -> None:
+        self._pool = pool
+        self._upload = upload
+        self._password = password
+        self._options = options
+        self._progress = progress
+        self._threads: ThreadPoolExecutor | None = None
+        self._parts: list[Future[list[str]]] = []
+
+    def __enter__(self) -> _OtherRanges:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._threads is not None:
+            self._threads.shutdown(wait=True)
+
+    def on_event(self, event: object) -> None:
+        if isinstance(event, OcrProgress):
+            if self._progress is not None:
+                self._progress(event.done, event.total)
+        elif isinstance(event, OtherRanges):
+            self._start(event.ranges)
+
+    def _start(self, ranges: tuple[tuple[int, int], ...]) -> None:
+        self._threads = ThreadPoolExecutor(len(ranges), thread_name_prefix="pdf-range")
+        limit = self._options.limit
+        name = self._upload.name
+        for first, last in ranges:
+            self._parts.append(
+                self._threads.submit(
+                    self._pool.run,
+                    read_range,
+                    self._upload.data,
+                    name,
+                    self._password,
+                    first,
+                    last,
+                    self._options.text_mode,
+                    timeout_s=limit.for_pages(last - first + 1),
+                    filename=name,
+                )
+            )
+
+    def wait(self) -> None:
+        for part in self._parts:
+            part.exception()
+
+    def texts(self) -> list[str]:
+        """Every other range's raw text in page order; the first failure is raised."""
+        return [text for part in self._parts for text in part.result()]
 
 
 def _unsupported(name: str, extension: str) -> UnsupportedFileTypeError:
@@ -144,219 +242,6 @@ def _unsupported(name: str, extension: str) -> UnsupportedFileTypeError:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class ParseTimeLimit:
-    """How long parsing may take: a base for the file plus a budget for each page."""
-
-    base_s: float
-    per_page_s: float
-
-    def for_pages(self, pages: int) -> float:
-        return self.base_s + self.per_page_s * pages
-
-
-def page_ranges(page_count: int, parts: int) -> list[tuple[int, int]]:
-    """Split pages 1..page_count into at most ``parts`` contiguous (first, last) ranges
-    of nearly equal length, none shorter than MIN_PAGES_PER_RANGE unless it is the only one."""
-    parts = max(1, min(parts, page_count // MIN_PAGES_PER_RANGE))
-    size, longer = divmod(page_count, parts)
-    ranges = []
-    first = 1
-    for index in range(parts):
-        last = first + size - (0 if index < longer else 1)
-        ranges.append((first, last))
-        first = last + 1
-    return ranges
-
-
-def _parse_pdf_in_pool(
-    pool: ParserPool,
-    data: bytes,
-    name: str,
-    password: str | None,
-    max_pages: int,
-    limit: ParseTimeLimit,
-    text_mode: TextMode,
-    *,
-    ocr: bool,
-) -> ParsedDocument:
-    page_count = pool.run(
-        count_pdf_pages,
-        data,
-        name,
-        password=password,
-        max_pages=max_pages,
-        timeout_s=limit.base_s,
-        filename=name,
-    )
-    ranges = page_ranges(page_count, pool.size)
-    if len(ranges) == 1:
-        return pool.run(
-            parse_pdf,
-            data,
-            name,
-            password=password,
-            max_pages=max_pages,
-            text_mode=text_mode,
-            ocr=ocr,
-            timeout_s=limit.for_pages(page_count),
-            filename=name,
-        )
-    with ThreadPoolExecutor(max_workers=len(ranges), thread_name_prefix="pdf-range") as threads:
-        parts = [
-            threads.submit(
-                pool.run,
-                extract_pdf_pages,
-                data,
-                name,
-                password=password,
-                first=first,
-                last=last,
-                text_mode=text_mode,
-                timeout_s=limit.for_pages(last - first + 1),
-                filename=name,
-            )
-            for first, last in ranges
-        ]
-    # Every range has finished here; the first failure in page order is the one reported.
-    raw_pages = [text for part in parts for text in part.result()]
-    # Cleaning needs every page (it rejoins words hyphenated at a line end by looking for
-    # them elsewhere in the document) and, like all work on the file's content, runs in
-    # a worker under a time limit.
-    return pool.run(pdf_document, name, raw_pages, ocr=ocr, timeout_s=limit.base_s, filename=name)
-
-
-def _ocr_missing_pages(
-    pool: ParserPool,
-    document: ParsedDocument,
-    data: bytes,
-    password: str | None,
-    dpi: int,
-    limit: ParseTimeLimit,
-    progress: PageProgress | None,
-) -> ParsedDocument:
-    """OCR the pages without a usable text layer that have something drawn on them, one
-    worker job per page, each under the time limit of one page."""
-    name = document.filename
-    missing = pages_needing_ocr(document.pages)
-    to_read: list[int] = []
-    if missing:
-        to_read = pool.run(
-            drawn_pages,
-            data,
-            missing,
-            password=password,
-            timeout_s=limit.for_pages(len(missing)),
-            filename=name,
-        )
-
-    def read_page(number: int) -> str:
-        return pool.run(
-            ocr_pdf_page,
-            data,
-            number,
-            password=password,
-            dpi=dpi,
-            timeout_s=limit.for_pages(1),
-            filename=name,
-        )
-
-    return fill_missing_pages(document, to_read, read_page, progress)
-
-
-def _load_image(
-    pool: ParserPool,
-    data: bytes,
-    name: str,
-    kind: str,
-    *,
-    ocr: bool,
-    timeout_s: float,
-    progress: PageProgress | None,
-) -> ParsedDocument:
-    if not ocr:
-        raise UnsupportedFileTypeError(
-            f"'{name}' is an image; reading images needs OCR, which is turned off on this "
-            "server (PGPT_OCR=false). Ask the operator to turn it on, or upload the text.",
-            filename=name,
-        )
-    if progress is not None:
-        progress(0, 1)
-    document = pool.run(parse_image, data, name, kind=kind, timeout_s=timeout_s, filename=name)
-    if progress is not None:
-        progress(1, 1)
-    return document
-
-
-def chunk_document(
-    document: ParsedDocument,
-    chunker: TokenChunker,
-    document_id: str,
-    *,
-    max_chunks: int,
-    limit: ParseTimeLimit,
-    pool: ParserPool,
-) -> list[Chunk]:
-    """Split a parsed document in a parser worker, under the same time limit as parsing
-    it: chunking a pathological text is CPU work that must not stall the API."""
-    return pool.run(
-        _split_within,
-        document,
-        chunker,
-        document_id,
-        max_chunks,
-        timeout_s=limit.for_pages(document.page_count),
-        filename=document.filename,
-        what="Splitting",
-    )
-
-
-def _split_within(
-    document: ParsedDocument, chunker: TokenChunker, document_id: str, max_chunks: int
-) -> list[Chunk]:
-    # Every word is at least one token: a cheap lower bound refuses a document that
-    # cannot fit before the costly split.
-    words = sum(1 for page in document.pages for _ in _WORD.finditer(page.text))
-    _check_chunk_count(document.filename, words // chunker.chunk_size, max_chunks)
-    chunks = chunker.split(document, document_id)
-    _check_chunk_count(document.filename, len(chunks), max_chunks)
-    return chunks
-
-
-def _check_chunk_count(filename: str, chunks: int, max_chunks: int) -> None:
-    if chunks > max_chunks:
-        raise DocumentTooComplexError(
-            f"'{filename}' holds too much text: it makes at least {chunks:,} passages and "
-            f"a session holds at most {max_chunks:,}. Split it into smaller files, "
-            "or ask the operator to raise PGPT_MAX_CHUNKS_PER_SESSION.",
-            filename=filename,
-        )
-
-
-def sanitize_filename(filename: str) -> str:
-    """A safe display name: no directories, no control or bidi characters, bounded length."""
-    name = unicodedata.normalize("NFC", filename)
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    # Cc: control characters; Cf: invisible formatting such as right-to-left overrides
-    # that make 'evil\u202efdp.exe' display as 'evilexe.pdf'; Zl/Zp: line breaks.
-    name = "".join(ch for ch in name if unicodedata.category(ch) not in {"Cc", "Cf", "Zl", "Zp"})
-    name = " ".join(name.split()).strip(" .")
-    if not name:
-        return FALLBACK_FILENAME
-    if len(name) > MAX_FILENAME_CHARS:
-        stem, dot, extension = name.rpartition(".")
-        if dot and 0 < len(extension) <= 10:
-            keep = MAX_FILENAME_CHARS - len(extension) - 2
-            name = f"{stem[:keep]}….{extension}"
-        else:
-            name = name[: MAX_FILENAME_CHARS - 1] + "…"
-    return name
-
-
 def _extension(name: str) -> str:
     stem, dot, extension = name.rpartition(".")
     return f".{extension.lower()}" if dot and stem else ""
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1024 / 1024:.1f}".removesuffix(".0")

@@ -3,9 +3,9 @@
 RapidOCR runs the PP-OCR detection and recognition models bundled in its wheel on
 ONNX Runtime; pypdfium2 renders PDF pages to pixel arrays. Nothing is downloaded and
 nothing is written: pages and images go from bytes to arrays to text in memory. These
-functions run inside the parser worker processes (ingest/loader.py), one page per job,
-so every page gets the worker's time and memory limits and the caller can report
-progress between pages.
+functions run inside the document's job in a parser worker (ingest/job.py): every page
+is read under the time limit of one page, within the worker's memory cap, and progress
+is reported between pages.
 """
 
 from __future__ import annotations

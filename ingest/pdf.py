@@ -15,6 +15,7 @@ import logging
 import re
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Literal
 
 from pypdf import PageObject, PasswordType, PdfReader
@@ -105,22 +106,42 @@ def parse_pdf(
     table. With ``ocr`` a scan is not refused here: the caller OCRs its pages
     (ingest/ocr.py).
     """
+    pdf = open_pdf(data, filename, password=password, max_pages=max_pages)
+    return pdf_document(filename, pdf.texts(1, pdf.page_count, text_mode), ocr=ocr)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class PdfFile:
+    """A checked, opened PDF whose pages are counted; their text is read on demand."""
+
+    data: bytes
+    filename: str
+    password: str | None
+    reader: PdfReader
+    page_count: int
+
+    def texts(self, first: int, last: int, text_mode: TextMode) -> list[str]:
+        """Raw text of pages ``first``..``last`` (counted from 1, inclusive)."""
+        with _parse_errors(self.filename):
+            return _extract(self.data, self.reader, self.password, first, last, text_mode)
+
+
+def open_pdf(data: bytes, filename: str, *, password: str | None = None, max_pages: int) -> PdfFile:
+    """Open the PDF and count its pages, refusing what cannot be parsed (not a PDF,
+    damaged, locked, over ``max_pages``) before any page is read."""
     check_pdf_bytes(data, filename)
     with _parse_errors(filename):
         reader = _open(data, filename, password)
-        last = _checked_page_count(reader, filename, max_pages)
-        raw_pages = _extract(data, reader, password, 1, last, text_mode)
-    return pdf_document(filename, raw_pages, ocr=ocr)
+        page_count = _checked_page_count(reader, filename, max_pages)
+    return PdfFile(data, filename, password, reader, page_count)
 
 
 def count_pdf_pages(
     data: bytes, filename: str, *, password: str | None = None, max_pages: int
 ) -> int:
-    """Open the PDF and return its page count, refusing what ``parse_pdf`` would refuse
-    before it reads any page (not a PDF, damaged, locked, over ``max_pages``)."""
-    check_pdf_bytes(data, filename)
-    with _parse_errors(filename):
-        return _checked_page_count(_open(data, filename, password), filename, max_pages)
+    """The PDF's page count, refusing what ``parse_pdf`` would refuse before it reads
+    any page."""
+    return open_pdf(data, filename, password=password, max_pages=max_pages).page_count
 
 
 def extract_pdf_pages(

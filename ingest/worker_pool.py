@@ -3,7 +3,9 @@ pathological file can be stopped.
 
 Each job gets a whole worker; on timeout its worker is killed and replaced, and the
 caller gets DocumentTooComplexError. Arguments (a document's bytes) travel through the
-pool's pipe, never a temp file.
+pool's pipe, never a temp file. A job of several stages (parse, OCR page by page, chunk)
+gives each stage its own time limit with ``time_limit`` and reports progress with
+``report``; both reach the caller while the job runs.
 
 Workers start from a 'forkserver' and, as with any 'forkserver' or 'spawn' process,
 re-import the program's ``__main__`` module: scripts that load documents must keep their
@@ -23,9 +25,10 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeoutError
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 import psutil
@@ -45,9 +48,45 @@ WORKER_MEMORY_HEADROOM_BYTES = 3 * 1024**3
 # What a worker imports before it forks: every parser, so no job pays for the imports.
 PRELOADED_MODULES = ["ingest.loader"]
 
+OnEvent = Callable[[object], None]
 
-def _init_worker(owner_pid: int, owner_started: float) -> None:
-    """Runs in each worker at start-up: cap its memory, and make it die with the API."""
+
+@dataclass(frozen=True, slots=True)
+class TimeLimit:
+    """How long a job's current stage may take, and what the stage is called in the error."""
+
+    seconds: float
+    what: str = "Parsing"
+
+
+@dataclass(frozen=True, slots=True)
+class _JobDone:
+    """Sent by the caller's side down a worker's event pipe when the job's result is in."""
+
+
+# In a worker: the write end of its event pipe (set at start-up); None elsewhere.
+_events: Connection | None = None
+
+
+def time_limit(seconds: float, what: str = "Parsing") -> None:
+    """In a job: the stage starting now may take ``seconds``; past that the pool kills the
+    worker and the caller gets "<what> '<file>' took longer than the <seconds> s limit".
+    Does nothing outside a worker."""
+    report(TimeLimit(seconds, what))
+
+
+def report(event: object) -> None:
+    """In a job: hand ``event`` (small and picklable) to the caller's ``on_event`` while the
+    job runs. Does nothing outside a worker."""
+    if _events is not None:
+        _events.send(event)
+
+
+def _init_worker(owner_pid: int, owner_started: float, events: Connection) -> None:
+    """Runs in each worker at start-up: cap its memory, make it die with the API, keep the
+    pipe its jobs report on."""
+    global _events
+    _events = events
     _limit_worker_memory()
     threading.Thread(
         target=_exit_when_gone, args=(owner_pid, owner_started), name="owner-watch", daemon=True
@@ -105,17 +144,32 @@ def _bare_main_module() -> Iterator[None]:
             sys.modules["__main__"] = main
 
 
+class _Overrun(Exception):
+    """A job's stage went past its time limit."""
+
+    def __init__(self, limit: TimeLimit) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+
 class _Worker:
-    """One worker process in its own executor, so a hung parse can be killed alone."""
+    """One worker process in its own executor, so a hung parse can be killed alone.
+
+    Its jobs' events (time limits, progress) come back on a pipe of its own; the caller's
+    side writes a _JobDone to the same pipe when the result is in, so one blocking read
+    sees every event of the job, in order, then its end.
+    """
 
     def __init__(self, context: multiprocessing.context.BaseContext) -> None:
         owner = psutil.Process()
+        self._events, self._events_in = context.Pipe(duplex=False)
         self._executor = ProcessPoolExecutor(
             max_workers=1,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(owner.pid, owner.create_time()),
+            initargs=(owner.pid, owner.create_time(), self._events_in),
         )
+        self.busy = False  # a job of it is still running after ``run`` returned or raised
         # Starting the process (and learning its pid) here keeps start-up cost out of
         # the parse timeout.
         try:
@@ -124,17 +178,43 @@ class _Worker:
             self.pid: int = started.result(timeout=WORKER_START_TIMEOUT_S)
         except BaseException:
             self._executor.shutdown(wait=False, cancel_futures=True)
+            self._close_pipe()
             raise
 
     def run(
-        self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any], timeout_s: float
+        self,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        limit: TimeLimit,
+        on_event: OnEvent | None,
     ) -> T:
+        """``fn`` in the worker; raises _Overrun when a stage outlasts its limit."""
         future = self._executor.submit(fn, *args, **kwargs)
+        future.add_done_callback(self._job_done)
         try:
-            return future.result(timeout=timeout_s)
+            return self._wait(future, limit, on_event)
         finally:
-            if future.done():
+            self.busy = not future.done()
+            if not self.busy:
                 self._drop_last_arguments()
+
+    def _wait(self, future: Future[T], limit: TimeLimit, on_event: OnEvent | None) -> T:
+        deadline = time.monotonic() + limit.seconds
+        while self._events.poll(max(0.0, deadline - time.monotonic())):
+            event = self._events.recv()
+            if isinstance(event, _JobDone):
+                return future.result()
+            if isinstance(event, TimeLimit):
+                limit, deadline = event, time.monotonic() + event.seconds
+            elif on_event is not None:
+                on_event(event)
+        raise _Overrun(limit)
+
+    def _job_done(self, _: object) -> None:
+        # Every event the job sent is in the pipe before its result left the worker.
+        with contextlib.suppress(OSError):  # a killed worker's pipe may be closed
+            self._events_in.send(_JobDone())
 
     def _drop_last_arguments(self) -> None:
         """The call queue's feeder thread holds the last job's pickled arguments (the
@@ -146,9 +226,15 @@ class _Worker:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._close_pipe()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        self._events.close()
+        self._events_in.close()
 
 
 class ParserPool:
@@ -179,9 +265,12 @@ class ParserPool:
         timeout_s: float,
         filename: str,
         what: str = "Parsing",
+        on_event: OnEvent | None = None,
         **kwargs: Any,
     ) -> T:
-        """``fn(*args, **kwargs)`` in a worker; DocumentTooComplexError after ``timeout_s``."""
+        """``fn(*args, **kwargs)`` in a worker; DocumentTooComplexError after ``timeout_s``
+        (or, once the job calls ``time_limit``, after the limit of its current stage).
+        ``on_event`` gets what the job ``report``s, in this thread, as it arrives."""
         worker = self._slots.get()
         refilling = False  # True once a background thread owns refilling this slot
         try:
@@ -190,14 +279,16 @@ class ParserPool:
             if worker is None:
                 worker = self._start_worker()
             try:
-                return worker.run(fn, args, kwargs, timeout_s)
-            except FutureTimeoutError:
+                return worker.run(fn, args, kwargs, TimeLimit(timeout_s, what), on_event)
+            except _Overrun as overrun:
                 self._discard(worker, kill=True)
                 refilling = self._refill_slot_in_background()
+                limit = overrun.limit
                 raise DocumentTooComplexError(
-                    f"{what} '{filename}' took longer than the {timeout_s:g} s limit; the file "
-                    "may be very large or malformed. Split it into smaller files, or raise "
-                    "PGPT_PARSE_TIMEOUT_S (per file) or PGPT_PARSE_TIMEOUT_PER_PAGE_S.",
+                    f"{limit.what} '{filename}' took longer than the {limit.seconds:g} s "
+                    "limit; the file may be very large or malformed. Split it into smaller "
+                    "files, or raise PGPT_PARSE_TIMEOUT_S (per file) or "
+                    "PGPT_PARSE_TIMEOUT_PER_PAGE_S.",
                     filename=filename,
                 ) from None
             except BrokenProcessPool:
@@ -211,6 +302,11 @@ class ParserPool:
                     "files or re-export it, and upload again.",
                     filename=filename,
                 ) from None
+            except BaseException:
+                if worker.busy:  # the caller's side failed mid-job (``on_event`` raised)
+                    self._discard(worker, kill=True)
+                    refilling = self._refill_slot_in_background()
+                raise
         finally:
             if not refilling:
                 self._slots.put(worker)

@@ -1,4 +1,5 @@
-"""The one ingestion path: bytes -> pages -> chunks -> vectors -> a session's index."""
+"""The one ingestion path: an upload -> pages and chunks (one job in a parser worker) ->
+vectors -> a session's index."""
 
 from __future__ import annotations
 
@@ -7,20 +8,14 @@ import secrets
 import time
 from dataclasses import astuple, dataclass
 
-from core.errors import EmptyDocumentError
 from core.settings import Settings
 from ingest.chunking import TokenChunker
 from ingest.context import HEADER_MAX_TOKENS
-from ingest.loader import (
-    ParserPool,
-    ParseTimeLimit,
-    chunk_document,
-    get_parser_pool,
-    load_document,
-    sanitize_filename,
-)
-from ingest.models import ParsedDocument, SourceDocument
+from ingest.job import Chunking, ParseTimeLimit, ReadOptions
+from ingest.loader import ParserPool, get_parser_pool, prepare_document
+from ingest.models import Chunk, ParsedDocument, SourceDocument
 from ingest.ocr import PageProgress
+from ingest.upload import Upload
 from rag.embedding import Embedder
 from rag.sessions import DocumentInfo, Session
 
@@ -29,28 +24,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class IngestTimings:
-    """Seconds per stage of one upload. ``ocr_s`` runs from the first OCR progress report
-    to the end of loading (0 without pages to read); finding those pages is in ``parse_s``."""
+    """Seconds per stage of one upload. ``ocr_s`` and ``chunk_s`` are measured in the
+    parser worker; ``parse_s`` is the rest of the worker job's wall time (waiting for a
+    worker, the bytes crossing, finding the pages to OCR)."""
 
     parse_s: float
     ocr_s: float
     chunk_s: float
     embed_s: float
     index_s: float  # into the session: FAISS and the chunk store
-
-
-@dataclass(slots=True)
-class _OcrClock:
-    """A progress callback that notes when OCR starts and passes the report on."""
-
-    progress: PageProgress | None
-    started: float | None = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.started is None:
-            self.started = time.perf_counter()
-        if self.progress is not None:
-            self.progress(done, total)
 
 
 def make_chunker(settings: Settings, embedder: Embedder) -> TokenChunker:
@@ -74,9 +56,15 @@ class Ingestor:
         self._settings = settings
         self._embedder = embedder
         self._given_pool = pool
-        self._chunker = make_chunker(settings, embedder)
-        self._limit = ParseTimeLimit(
-            base_s=settings.parse_timeout_s, per_page_s=settings.parse_timeout_per_page_s
+        self.chunker = make_chunker(settings, embedder)
+        self._options = ReadOptions(
+            max_pages=settings.max_pages,
+            limit=ParseTimeLimit(
+                base_s=settings.parse_timeout_s, per_page_s=settings.parse_timeout_per_page_s
+            ),
+            text_mode=settings.pdf_text_mode,
+            ocr=settings.ocr,
+            ocr_dpi=settings.ocr_dpi,
         )
 
     def _pool(self) -> ParserPool:
@@ -93,33 +81,46 @@ class Ingestor:
         password: str | None = None,
         progress: PageProgress | None = None,
     ) -> tuple[DocumentInfo, IngestTimings]:
-        """Add one file to the session, or raise and leave the session as it was.
+        """Add a file read whole (its name and size checked here: ``Upload.received``);
+        see ``add``."""
+        upload = Upload.received(filename, data, max_bytes=self._settings.max_upload_bytes)
+        return self.add(session, upload, password=password, progress=progress)
+
+    def add(
+        self,
+        session: Session,
+        upload: Upload,
+        *,
+        password: str | None = None,
+        progress: PageProgress | None = None,
+    ) -> tuple[DocumentInfo, IngestTimings]:
+        """Add one upload to the session, or raise and leave the session as it was.
 
         ``progress(done, total)`` reports pages read by OCR, for long scans.
         The session keeps the file's bytes and parsed pages too, to show its pages later.
         """
-        started = time.perf_counter()
-        session.check_room(sanitize_filename(filename), 0, len(data))  # the bytes alone must fit
-        ocr_clock = _OcrClock(progress)
-        document = load_document(
-            data,
-            filename,
-            password=password,
-            max_bytes=self._settings.max_upload_bytes,
-            max_pages=self._settings.max_pages,
-            timeout_s=self._limit.base_s,
-            timeout_per_page_s=self._limit.per_page_s,
+        document_id = secrets.token_hex(8)
+        loaded = prepare_document(
+            upload,
+            self._options,
             pool=self._pool(),
-            pdf_text_mode=self._settings.pdf_text_mode,
-            ocr=self._settings.ocr,
-            ocr_dpi=self._settings.ocr_dpi,
-            progress=ocr_clock,
+            password=password,
+            chunking=Chunking(self.chunker, document_id, session.max_chunks),
+            progress=progress,
         )
-        loaded = time.perf_counter()
-        ocr_started = loaded if ocr_clock.started is None else ocr_clock.started
-        info, stages = self._add_parsed(session, document, data, password)
+        prepared = loaded.prepared
+        source = SourceDocument(
+            upload.data, prepared.document.media_type, prepared.document.pages, password
+        )
+        info, embed_s, index_s = self.index(
+            session, prepared.document, list(prepared.chunks), source
+        )
         timings = IngestTimings(
-            ocr_started - started, loaded - ocr_started, stages[0], stages[1], stages[2]
+            loaded.seconds - prepared.ocr_s - prepared.chunk_s,
+            prepared.ocr_s,
+            prepared.chunk_s,
+            embed_s,
+            index_s,
         )
         # Sizes and times only: nothing of the document (not even its name) reaches a log.
         log.info(
@@ -133,47 +134,33 @@ class Ingestor:
         )
         return info, timings
 
-    def add_parsed(self, session: Session, document: ParsedDocument) -> DocumentInfo:
-        """Chunk, embed and add an already parsed document (benchmarks reuse parses)."""
-        return self._add_parsed(session, document, b"", None)[0]
-
-    def _add_parsed(
-        self, session: Session, document: ParsedDocument, data: bytes, password: str | None
-    ) -> tuple[DocumentInfo, tuple[float, float, float]]:
-        """The document's info and its chunk, embed and index seconds."""
-        started = time.perf_counter()
-        source = SourceDocument(data, document.media_type, document.pages, password)
-        document_id = secrets.token_hex(8)
-        # In a worker, under the parse time limit: splitting is CPU work on the file's content.
-        chunks = chunk_document(
-            document,
-            self._chunker,
-            document_id,
-            max_chunks=session.max_chunks,
-            limit=self._limit,
-            pool=self._pool(),
-        )
-        if not chunks:
-            raise EmptyDocumentError(
-                f"'{document.filename}' contains no text to search.", filename=document.filename
+    def index(
+        self,
+        session: Session,
+        document: ParsedDocument,
+        chunks: list[Chunk],
+        source: SourceDocument,
+    ) -> tuple[DocumentInfo, float, float]:
+        """Embed a document's chunks into the session: its info and the embed and index
+        seconds. The room it needs is reserved first (the one check that it fits), so a
+        document that cannot fit costs no embedding."""
+        room = session.reserve(document.filename, len(chunks), source.memory_bytes)
+        try:
+            started = time.perf_counter()
+            vectors = self._embedder.embed([chunk.indexed_text for chunk in chunks])
+            embedded = time.perf_counter()
+            info = DocumentInfo(
+                document_id=chunks[0].document_id,  # a document without chunks is refused
+                filename=document.filename,
+                media_type=document.media_type,
+                pages=document.page_count,
+                chunks=len(chunks),
+                ocr_pages=document.ocr_pages,
+                page_unit=document.page_unit,
+                size_bytes=len(source.data),
+                memory_bytes=source.memory_bytes,
             )
-        # Before embedding, by far the costliest step (the worker has already refused more
-        # chunks than a session holds at all).
-        session.check_room(document.filename, len(chunks), source.memory_bytes)
-        chunked = time.perf_counter()
-        vectors = self._embedder.embed([chunk.indexed_text for chunk in chunks])
-        embedded = time.perf_counter()
-        info = DocumentInfo(
-            document_id=document_id,
-            filename=document.filename,
-            media_type=document.media_type,
-            pages=document.page_count,
-            chunks=len(chunks),
-            ocr_pages=document.ocr_pages,
-            page_unit=document.page_unit,
-            size_bytes=len(data),
-            memory_bytes=source.memory_bytes,
-        )
-        session.add_document(info, chunks, vectors, source)
-        indexed = time.perf_counter()
-        return info, (chunked - started, embedded - chunked, indexed - embedded)
+            session.add_document(info, chunks, vectors, source, room)
+        finally:
+            session.release(room)  # nothing to give back once the document took it
+        return info, embedded - started, time.perf_counter() - embedded

@@ -39,6 +39,14 @@ class DocumentInfo:
     page_unit: str = "page"  # "page", "slide", "sheet" or "document" (no fixed pages)
 
 
+@dataclass(eq=False, frozen=True, slots=True)
+class Room:
+    """Passages and document memory reserved in a session for one document (``reserve``)."""
+
+    chunks: int
+    memory_bytes: int
+
+
 def megabytes(n: int) -> str:
     return f"{n / 1024**2:,.1f} MB"
 
@@ -59,11 +67,6 @@ class Budget:
         self._amount = amount
         self._setting = setting
         self._lock = threading.Lock()
-
-    def check(self, n: int) -> None:
-        """Raise CapacityError if ``n`` more do not fit now (``reserve`` decides)."""
-        with self._lock:
-            self._check(n)
 
     def reserve(self, n: int) -> None:
         with self._lock:
@@ -109,6 +112,8 @@ class Session:
     # BM25 per (analyzer, k1), built on first hybrid search, dropped on change.
     _lexical: dict[tuple[str, float], LexicalIndex] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    # Room held for documents being embedded (``reserve``), not yet added.
+    _rooms: set[Room] = field(default_factory=set)
 
     @property
     def expires_at(self) -> float:
@@ -149,29 +154,45 @@ class Session:
                 self._lexical[(analyzer, k1)] = index
             return index
 
-    def check_room(self, filename: str, n: int, memory_bytes: int = 0) -> None:
-        """Raise CapacityError if ``n`` more chunks (or ``memory_bytes`` more document
-        memory) do not fit now, before costly work."""
+    def reserve(self, filename: str, n: int, memory_bytes: int) -> Room:
+        """The check of whether a document of ``n`` passages and ``memory_bytes`` of
+        document memory fits this session and the server; it raises CapacityError, or
+        holds the room until ``add_document`` takes it or ``release`` gives it back. Made
+        before the costly step (embedding), so a concurrent upload cannot take the room."""
         with self._lock:
-            self._check_room(filename, n, memory_bytes)
-            self.budget.check(n)
-            self.byte_budget.check(memory_bytes)
+            reserved_chunks = sum(room.chunks for room in self._rooms)
+            if self.chunk_count + reserved_chunks + n > self.max_chunks:
+                raise CapacityError(
+                    f"'{filename}' adds {n:,} passages, but this session holds "
+                    f"{self.chunk_count + reserved_chunks:,} of at most {self.max_chunks:,}. "
+                    "Remove a document or start a new session.",
+                    filename=filename,
+                )
+            in_memory = self.memory_bytes + sum(room.memory_bytes for room in self._rooms)
+            if in_memory + memory_bytes > self.max_bytes:
+                raise CapacityError(
+                    f"'{filename}' needs {megabytes(memory_bytes)} of memory, but this session "
+                    f"holds {megabytes(in_memory)} of at most {megabytes(self.max_bytes)}. "
+                    "Remove a document or start a new session.",
+                    filename=filename,
+                )
+            self.budget.reserve(n)
+            try:
+                self.byte_budget.reserve(memory_bytes)
+            except CapacityError:
+                self.budget.release(n)
+                raise
+            room = Room(n, memory_bytes)
+            self._rooms.add(room)
+            return room
 
-    def _check_room(self, filename: str, n: int, memory_bytes: int) -> None:
-        if self.chunk_count + n > self.max_chunks:
-            raise CapacityError(
-                f"'{filename}' adds {n:,} passages, but this session holds "
-                f"{self.chunk_count:,} of at most {self.max_chunks:,}. Remove a document or "
-                "start a new session.",
-                filename=filename,
-            )
-        if self.memory_bytes + memory_bytes > self.max_bytes:
-            raise CapacityError(
-                f"'{filename}' needs {megabytes(memory_bytes)} of memory, but this session holds "
-                f"{megabytes(self.memory_bytes)} of at most {megabytes(self.max_bytes)}. "
-                "Remove a document or start a new session.",
-                filename=filename,
-            )
+    def release(self, room: Room) -> None:
+        """Give back room that no document took (its upload failed); idempotent."""
+        with self._lock:
+            if room in self._rooms:
+                self._rooms.discard(room)
+                self.budget.release(room.chunks)
+                self.byte_budget.release(room.memory_bytes)
 
     def add_document(
         self,
@@ -179,17 +200,22 @@ class Session:
         chunks: list[Chunk],
         vectors: np.ndarray,
         source: SourceDocument,
+        room: Room | None = None,
     ) -> None:
+        """Add a document into the ``room`` reserved for it (reserved here when None)."""
         if len(chunks) != len(vectors):
             raise ValueError("one vector per chunk")
         with self._lock:
-            self._check_room(info.filename, len(chunks), info.memory_bytes)
-            self.budget.reserve(len(chunks))
-            try:
-                self.byte_budget.reserve(info.memory_bytes)
-            except CapacityError:
-                self.budget.release(len(chunks))
-                raise
+            if room is None:
+                room = self.reserve(info.filename, len(chunks), info.memory_bytes)
+            elif room not in self._rooms:
+                raise SessionNotFoundError(
+                    f"This session was closed while '{info.filename}' was being read; create "
+                    "a new one and upload it again."
+                )
+            if (room.chunks, room.memory_bytes) != (len(chunks), info.memory_bytes):
+                raise ValueError("the room reserved is not this document's")
+            self._rooms.discard(room)  # its budget is now the document's
             ids = np.arange(self._next_id, self._next_id + len(chunks), dtype=np.int64)
             self._next_id += len(chunks)
             self.index.add(ids, vectors)
@@ -224,8 +250,11 @@ class Session:
         return info
 
     def close(self) -> None:
-        """Drop every document and the conversation, and free the index memory now."""
+        """Drop every document and the conversation, give back any room still reserved,
+        and free the index memory now."""
         with self._lock:
+            for room in list(self._rooms):
+                self.release(room)
             self.budget.release(len(self.chunks))
             self.byte_budget.release(self.memory_bytes)
             self.index.release()

@@ -1,7 +1,9 @@
 """Multipart uploads read straight into memory under a hard cap.
 
 Starlette's ``request.form()`` spools large parts to a temporary file on disk;
-documents must never touch the disk, so we drive python-multipart ourselves.
+documents must never touch the disk, so we drive python-multipart ourselves. Each file
+arrives through ingest.upload.Receiving: its name sanitised and its size checked there,
+once, as its bytes arrive.
 """
 
 from __future__ import annotations
@@ -17,27 +19,22 @@ from core.errors import (
     PGPTError,
     UnsupportedMediaTypeError,
 )
+from ingest.upload import Receiving, Upload
 
 MAX_FIELD_BYTES = 64 * 1024  # plain form fields (the password) are small
 
 
 @dataclass
-class UploadedFile:
-    filename: str
-    content_type: str
-    data: bytes
-
-
-@dataclass
 class UploadForm:
-    files: list[UploadedFile] = field(default_factory=list)
+    files: list[Upload] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class _Part:
     headers: dict[bytes, bytes] = field(default_factory=dict)
-    buffer: bytearray = field(default_factory=bytearray)
+    buffer: bytearray = field(default_factory=bytearray)  # a plain field's value
+    file: Receiving | None = None  # a file's bytes, once its headers are read
 
 
 class _Collector:
@@ -67,15 +64,17 @@ class _Collector:
         self._header_value.clear()
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        self._part.buffer += data[start:end]
         name, filename = self._disposition()
-        limit = self._max_file_bytes if filename is not None else MAX_FIELD_BYTES
-        if len(self._part.buffer) > limit:
-            shown = filename or name
+        if filename is not None:
+            if self._part.file is None:
+                self._part.file = Receiving(filename, max_bytes=self._max_file_bytes)
+            self._part.file.add(data[start:end])
+            return
+        self._part.buffer += data[start:end]
+        if len(self._part.buffer) > MAX_FIELD_BYTES:
             raise FileTooLargeError(
-                f"'{shown}' is larger than the {limit / 1024 / 1024:.0f} MB limit. "
-                "Split it or ask the operator to raise PGPT_MAX_UPLOAD_MB.",
-                filename=shown,
+                f"The form field '{name}' is larger than {MAX_FIELD_BYTES // 1024} KB.",
+                filename=name,
             )
 
     def on_part_end(self) -> None:
@@ -85,9 +84,9 @@ class _Collector:
         elif name == self._file_field:
             if len(self.form.files) >= self._max_files:
                 raise InvalidRequestError(f"At most {self._max_files} files per upload.")
-            content_type = self._part.headers.get(b"content-type", b"").decode("latin-1")
-            self.form.files.append(UploadedFile(filename, content_type, bytes(self._part.buffer)))
-        self._part.buffer = bytearray()
+            file = self._part.file or Receiving(filename, max_bytes=self._max_file_bytes)
+            self.form.files.append(file.upload())
+        self._part = _Part()
 
     def _disposition(self) -> tuple[str, str | None]:
         _, params = parse_options_header(self._part.headers.get(b"content-disposition"))

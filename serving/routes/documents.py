@@ -20,6 +20,7 @@ from core.errors import (
 )
 from ingest.ocr import PageProgress
 from ingest.page_view import PageImage, view_page
+from ingest.upload import Upload
 from rag.sessions import Session
 from serving import responses
 from serving.http_errors import error_response, status_for
@@ -73,7 +74,7 @@ async def upload_documents(
     if not form.files:
         raise InvalidRequestError("No file received: send one or more parts named 'files'.")
     password = form.fields.get("password") or None
-    files = [(upload.filename, upload.data) for upload in form.files]
+    files = list(form.files)
     form.files.clear()  # the list below is now the only reference to the bytes
     if stream:
         return StreamingResponse(
@@ -83,8 +84,8 @@ async def upload_documents(
         )
     result = models.UploadResult(documents=[], errors=[])
     first_failure: PGPTError | None = None
-    for filename, data in files:
-        outcome = await ingest_one(services, session, filename, data, password, None)
+    for upload in files:
+        outcome = await ingest_one(services, session, upload, password, None)
         if isinstance(outcome, models.DocumentOut):
             result.documents.append(outcome)
         else:
@@ -105,19 +106,18 @@ async def upload_documents(
 async def ingest_one(
     services: Services,
     session: Session,
-    filename: str,
-    data: bytes,
+    upload: Upload,
     password: str | None,
     progress: PageProgress | None,
 ) -> models.DocumentOut | tuple[models.FileError, PGPTError]:
     """One file into the session: its document, or its error (the session is unchanged)."""
     try:
         info, timings = await asyncio.to_thread(
-            services.ingestor.ingest, session, data, filename, password=password, progress=progress
+            services.ingestor.add, session, upload, password=password, progress=progress
         )
     except (DocumentError, CapacityError) as exc:
         error = models.FileError(
-            filename=exc.filename or filename, code=exc.code, message=exc.message
+            filename=exc.filename or upload.name, code=exc.code, message=exc.message
         )
         return error, exc
     return responses.document_out(info, timings)
@@ -146,7 +146,7 @@ def end_updates(updates: asyncio.Queue[models.UploadProgress | None], _: object)
 
 
 async def upload_events(
-    services: Services, session: Session, files: list[tuple[str, bytes]], password: str | None
+    services: Services, session: Session, files: list[Upload], password: str | None
 ) -> AsyncIterator[str]:
     """SSE for a streamed upload: ``progress`` (OCR pages done of total) while a file is
     read, then its ``document`` or ``error``; finally ``done`` with the whole result.
@@ -155,13 +155,13 @@ async def upload_events(
     result = models.UploadResult(documents=[], errors=[])
     total = len(files)
     for index in range(total):
-        filename, data = files[index]
-        files[index] = (filename, b"")  # drop our reference as soon as the file is handed on
+        upload = files[index]
+        files[index] = Upload(upload.name, b"")  # drop our reference once it is handed on
         updates: asyncio.Queue[models.UploadProgress | None] = asyncio.Queue()
 
-        report = progress_reporter(loop, updates, filename, index, total)
-        task = asyncio.create_task(ingest_one(services, session, filename, data, password, report))
-        del data
+        report = progress_reporter(loop, updates, upload.name, index, total)
+        task = asyncio.create_task(ingest_one(services, session, upload, password, report))
+        del upload
         # Progress is queued from the worker thread before the task ends, so None comes last.
         task.add_done_callback(functools.partial(end_updates, updates))
         while (update := await updates.get()) is not None:

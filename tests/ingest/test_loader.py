@@ -24,9 +24,10 @@ from core.errors import (
     PasswordRequiredError,
     UnsupportedFileTypeError,
 )
-from ingest.loader import ParserPool, load_document, sanitize_filename
+from ingest.loader import ParserPool, load_document
 from ingest.models import ParsedDocument
 from ingest.pdf import parse_pdf
+from ingest.upload import sanitize_filename
 from tests.conftest import PROJECT_ROOT
 
 LIMITS = {"max_bytes": 50 * 1024 * 1024, "max_pages": 2000, "timeout_s": 60.0}

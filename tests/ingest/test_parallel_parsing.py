@@ -16,13 +16,8 @@ from benchmarks.data import path as data_path
 from core.errors import DocumentTooComplexError
 from core.settings import load_settings
 from ingest.chunking import TokenChunker
-from ingest.loader import (
-    MIN_PAGES_PER_RANGE,
-    ParserPool,
-    ParseTimeLimit,
-    load_document,
-    page_ranges,
-)
+from ingest.job import MIN_PAGES_PER_RANGE, ParseTimeLimit, page_ranges
+from ingest.loader import ParserPool, load_document
 from ingest.models import ParsedDocument
 from rag.index import make_index
 from rag.pipeline import Ingestor
