@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from core.api_models import AnswerKind, Backing, NumberedPassage, QueryResult, Support
+from core.api_models import AnswerKind, Backing, ClaimOut, NumberedPassage, QueryResult, Support
 from ui.backing import claims_numbers_html
 from ui.render import (
     answer_html,
@@ -87,7 +87,8 @@ def evidence_note(result: QueryResult) -> None:
         "against their sources."
     ]
     lines += [
-        f"- The model's draft, not backed: “{escape_markdown(c.text)}”" for c in result.claims
+        f"- The model's draft, not backed: “{escape_markdown(c.text)}”{unbacked_numbers(c)}"
+        for c in result.claims
     ]
     st.warning("\n".join(lines), icon=":material/manage_search:")
 
@@ -99,9 +100,21 @@ def unanswered_note(result: QueryResult) -> None:
         "so none is shown. Read the passages below."
     ]
     lines += [
-        f"- The model's draft, not backed: “{escape_markdown(c.text)}”" for c in result.claims
+        f"- The model's draft, not backed: “{escape_markdown(c.text)}”{unbacked_numbers(c)}"
+        for c in result.claims
     ]
     st.info("\n".join(lines), icon=":material/search_off:")
+
+
+def unbacked_numbers(claim: ClaimOut) -> str:
+    """' (not in the passages, nor computed from them: 16, 64)' for a sentence whose
+    numbers stand nowhere, or ''."""
+    unbacked = [
+        escape_markdown(n.text.strip()) for n in claim.numbers if n.backing is Backing.UNBACKED
+    ]
+    if not unbacked:
+        return ""
+    return f" (not in the passages, nor computed from them: {', '.join(unbacked)})"
 
 
 def backing_label(support: Support) -> str:
@@ -115,7 +128,10 @@ def removed_note(result: QueryResult) -> None:
         return
     with st.expander(f":material/filter_alt: {len(removed)} sentence(s) removed as not backed"):
         for claim in removed:
-            st.markdown(f"- {backing_label(claim.support)}: “{escape_markdown(claim.text)}”")
+            st.markdown(
+                f"- {backing_label(claim.support)}: “{escape_markdown(claim.text)}”"
+                f"{unbacked_numbers(claim)}"
+            )
 
 
 def support_check(result: QueryResult) -> None:

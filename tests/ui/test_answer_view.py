@@ -12,6 +12,7 @@ from core.api_models import (
     QueryResult,
     TimingsOut,
 )
+from tests.ui.test_app import texts
 from tests.ui.test_backing import GROWTH, SALES_2017, passage
 from ui.state import Turn
 
@@ -87,3 +88,18 @@ def test_numbers_that_stand_are_one_click_away_and_none_means_no_section() -> No
     assert not numbers_expander(at).proto.expanded
     plain = rendered(result(claim("Sales grew [1].")))
     assert not [e for e in plain.expander if "numbers" in e.label]
+
+
+def test_a_removed_sentence_says_which_of_its_numbers_stand_nowhere() -> None:
+    unbacked = NumberCheckOut(text="$500 billion", backing=Backing.UNBACKED)
+    at = rendered(
+        result(
+            claim("They reached $177,866 million [1].", STANDS),
+            claim("Sales tripled to $500 billion [1].", unbacked, shown=False),
+        )
+    )
+    [removed] = [e for e in at.expander if "removed as not backed" in e.label]
+    assert texts(removed.markdown) == (
+        "- Not backed: “Sales tripled to \\$500 billion \\[1\\]\\.” (not in the passages, nor "
+        "computed from them: \\$500 billion)"
+    )
