@@ -130,5 +130,32 @@ COVIDQA_METHODS := ours-defaults,langchain,langchain-matched,ours-before,ours-he
 image-test: setup
 	$(VENV)/bin/python -m deploy.image_test $(IMAGE_TEST_ARGS)
 
+# The GPU server's acceptance run (#35; docs/deploy.md, "Acceptance run on the GPU server").
+# With `docker compose up -d` running (the A100 server): inside the api image (its CUDA torch
+# and faiss-gpu) against the vllm service, reading `docker compose logs vllm`; the documents
+# are fetched into GPU_CHECK_DATA first. Without a running compose stack: on this machine
+# against the embedded vLLM CPU, GPU_CHECK_CPU_QUESTIONS a set; the report says it is not a
+# GPU. Report: $(GPU_CHECK_DIR)/gpu-check.md. More options: GPU_CHECK_ARGS="--questions 16".
+.PHONY: gpu-check
+GPU_CHECK_DIR ?= gpu-check
+GPU_CHECK_CPU_QUESTIONS ?= 2
+GPU_CHECK_DATA ?= $(or $(PGPT_DATA_CACHE),$(HOME)/.cache/privategptpp/data)
+gpu-check:
+	mkdir -p $(GPU_CHECK_DIR)
+	if docker compose ps --services --status running 2>/dev/null | grep -qx vllm; then \
+		mkdir -p "$(GPU_CHECK_DATA)" && \
+		docker compose logs --no-color --no-log-prefix vllm > $(GPU_CHECK_DIR)/vllm.log && \
+		docker compose run --rm --no-deps -T --user "$$(id -u):$$(id -g)" \
+			-v "$(CURDIR)/benchmarks:/app/benchmarks:ro" \
+			-v "$(abspath $(GPU_CHECK_DATA)):/data" -e PGPT_DATA_CACHE=/data \
+			-v "$(abspath $(GPU_CHECK_DIR)):/out" api sh -c "python -m benchmarks.data && \
+			python -m benchmarks.gpu_check --require-gpu --vllm-log /out/vllm.log \
+			--output /out/gpu-check.md $(GPU_CHECK_ARGS)"; \
+	else \
+		$(MAKE) data setup && $(VENV)/bin/python -m benchmarks.gpu_check \
+			--questions $(GPU_CHECK_CPU_QUESTIONS) --budget-min 30 \
+			--output $(GPU_CHECK_DIR)/gpu-check.md $(GPU_CHECK_ARGS); \
+	fi
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
