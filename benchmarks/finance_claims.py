@@ -47,7 +47,7 @@ from ingest.models import Chunk
 from ingest.pdf import parse_pdf
 from rag.embedding import configure_threads, make_embedder, resolve_batch_size
 from rag.number_checks import Backing
-from rag.numbers import quantities
+from rag.numbers import quantities, stated_scale
 from rag.retrieval import Hit
 from rag.verification import CitationVerifier, Claim, Support, is_content_free
 
@@ -83,8 +83,10 @@ class FinanceClaim:
     kind: str
 
 
-def perturbed(answer: str, kind: str, rng: random.Random) -> str | None:
-    """The answer with one number changed in the way ``kind`` names; None if it has none."""
+def perturbed(answer: str, kind: str, rng: random.Random, question: str = "") -> str | None:
+    """The answer with one number changed in the way ``kind`` names; None if it has none.
+    A bare amount takes a scale other than the one its question states ("$8.70" asked in
+    billions becomes "$8.70 million": "$8.70 billion" would say the same)."""
     found = quantities(answer)
     figures = [q for q in found if not q.year]
     if kind == "year":
@@ -111,7 +113,7 @@ def perturbed(answer: str, kind: str, rng: random.Random) -> str | None:
             swapped = _SCALE_SWAP.get(word.group(1).lower() if word.group(1) else "billion")
             text = q.text[: word.start()] + str(swapped) + q.text[word.end() :]
         elif q.currency:
-            text = f"{q.text} billion"
+            text = f"{q.text} {'million' if stated_scale(question) == 1e9 else 'billion'}"
         else:
             return None
     elif kind == "sign":
@@ -141,7 +143,7 @@ def build_claims(
 
         checked = [(answer, True, "answer", pages)]
         for kind in PERTURBATIONS:
-            changed = perturbed(answer, kind, rng)
+            changed = perturbed(answer, kind, rng, question)
             if changed is not None and changed != answer:
                 checked.append((changed, False, kind, pages))
         others = [str(o["answer"]) for o in by_filing[doc] if o is not entry]
@@ -260,12 +262,13 @@ def render(results: Sequence[tuple[FinanceClaim, list[Claim]]]) -> tuple[str, li
         derived = [
             n.derivation.describe() for c in claims for n in c.numbers if n.derivation is not None
         ]
+        unbacked = [n.text for c in claims for n in c.numbers if n.backing is Backing.UNBACKED]
         positive_rows.append(
             [
                 item.doc_name,
                 " ".join(item.answer.split())[:90],
                 "supported" if p else "not: " + "; ".join(f"{c.support}" for c in failed)[:40],
-                number_backing(claims),
+                number_backing(claims) + (f" ({', '.join(unbacked)})" if unbacked else ""),
                 "; ".join(derived)[:120],
             ]
         )

@@ -6,7 +6,9 @@ articles, for the first rule (before: score >= 0.62, no question), the previous 
 ``--calibrate`` also fits the topicality weights and cut on the calibration half and
 prints them (they are then written into rag/verification.py by hand, so the product
 never depends on this run). ``--evidence-cache`` keeps the embedding vectors (about 5
-minutes on one thread to build) so that later runs take seconds.
+minutes on one thread to build) so that later runs take seconds. With ``--output`` the
+held-out precision and recall also go to docs/benchmarks/results/verifier.json
+(benchmarks/results.py), from which `benchmarks.assemble_docs` builds the figures table.
 
     .venv/bin/python -m benchmarks.verifier_bench --evidence-cache /tmp/verifier-evidence.npz \
         --output docs/benchmarks/verifier.md
@@ -35,6 +37,7 @@ from benchmarks.common import (
     write_report,
 )
 from benchmarks.embedding_cache import CachedVectors, CachingEmbedder, probe_vector
+from benchmarks.results import Figure, write_results
 from core.settings import load_settings
 from rag import verification
 from rag.embedding import configure_threads, make_embedder, resolve_batch_size
@@ -345,8 +348,30 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"calibration: {chosen} -> {result}")
         except ValueError as exc:
             print(exc)
-    write_report(report(claims, evidence, argv, machine.describe(), timer.elapsed()), args.output)
+    seconds = timer.elapsed()
+    write_report(report(claims, evidence, argv, machine.describe(), seconds), args.output)
+    command = command_line("benchmarks.verifier_bench", argv)
+    write_results(
+        args.output, figures(claims, evidence), command=command, machine=machine.describe()
+    )
     return 0
+
+
+def figures(claims: Sequence[LabelledClaim], evidence: Sequence[Evidence]) -> list[Figure]:
+    """The shipped rule's precision and recall of `supported` on the held-out half."""
+    held = [i for i, c in enumerate(claims) if c.split == "held-out"]
+    result = scores(
+        [claims[i].supported for i in held], [calibrated_supported(evidence[i]) for i in held]
+    )
+    return [
+        Figure(
+            "Verifier",
+            "COVID-QA held-out precision of `supported`",
+            result.precision,
+            headline=True,
+        ),
+        Figure("Verifier", "COVID-QA held-out recall of `supported`", result.recall, headline=True),
+    ]
 
 
 if __name__ == "__main__":

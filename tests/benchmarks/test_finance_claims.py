@@ -44,3 +44,9 @@ def test_a_ratio_turned_around() -> None:
     assert perturbed("The ratio was 0.50.", "ratio-inverted", random.Random(0)) == (
         "The ratio was 2.00."
     )
+
+
+def test_a_bare_amount_takes_a_scale_its_question_does_not_state() -> None:
+    asked_in_billions = "What is the net PPNE for 3M? Answer in USD billions."
+    assert perturbed("$8.70", "scale", random.Random(0), asked_in_billions) == "$8.70 million"
+    assert perturbed("$382.00", "scale", random.Random(0), "In USD millions?") == "$382.00 billion"
