@@ -325,14 +325,6 @@ class Settings(ApiConnection):
         "docs/benchmarks/latency.md.",
     )
     answer_max_tokens: int = Field(384, ge=16, description="Longest answer, in tokens.")
-    small_model_answer_sentences: int = Field(
-        0,
-        ge=0,
-        description="'auto' with the tiny embedded model: a factual question's answer ends "
-        "after this many sentences (0: no limit); its later sentences are rarely backed and "
-        "each costs seconds on a CPU. Capable models are not limited. "
-        "docs/benchmarks/latency.md.",
-    )
     answer_mode: AnswerMode = Field(
         AnswerMode.AUTO,
         description="'auto': quotes from the passages when quote mode is confident of some, else "

@@ -16,6 +16,7 @@ from rag.extract import Quote, QuoteExtractor, quoted_answer
 from rag.followup import SMALL_MODELS
 from rag.generation import Generator
 from rag.hygiene import (
+    SMALL_MODEL_FACTUAL_SENTENCES,
     STOP_SEQUENCES,
     answer_token_cap,
     budget_end,
@@ -94,7 +95,6 @@ class AnswerRequest:
     standalone: str | None = None
     started: float = field(default_factory=time.perf_counter)
     auto_order: AutoOrder = "quotes-first"  # PGPT_AUTO_ORDER, as settings resolve it per request
-    small_model_sentences: int = 0  # PGPT_SMALL_MODEL_ANSWER_SENTENCES (0: no budget)
     # The extractor's closest sentences per set of sources: quotes and evidence share them.
     closest_memo: dict[tuple[int, ...], list[Quote]] = field(
         default_factory=dict, compare=False, repr=False
@@ -212,7 +212,7 @@ class AnswerEngine:
         if hygiene:
             max_tokens = answer_token_cap(question, max_tokens)
             if info.model in SMALL_MODELS:
-                sentences = factual_sentence_budget(question, request.small_model_sentences)
+                sentences = factual_sentence_budget(question, SMALL_MODEL_FACTUAL_SENTENCES)
         budget = info.context_length - max_tokens
         count_tokens = self.generator.count_tokens
         draft.sources = await fit_passages(

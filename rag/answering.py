@@ -66,7 +66,6 @@ def answer_request(
         history=history,
         standalone=standalone,
         auto_order=settings.auto_order,
-        small_model_sentences=settings.small_model_answer_sentences,
     )
 
 

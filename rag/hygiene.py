@@ -15,6 +15,11 @@ STOP_SEQUENCES = ("Question:", "Passages:", "\n\n\n")
 # Tokens for a factual question's answer: COVID-QA gold answers are at most ~90 model
 # tokens at the 95th percentile (docs/benchmarks/answers.md), plus citation markers.
 FACTUAL_ANSWER_TOKENS = 128
+# Sentences of the small model's answer to a factual question: its first sentence holds what
+# it gets right, the rest are rarely backed and cost seconds each on a CPU. On COVID-QA
+# (60 questions) one sentence halved its tokens, cut a model-asked answer's time to x0.68,
+# and left the replies holding the gold answer as they were (docs/benchmarks/latency.md).
+SMALL_MODEL_FACTUAL_SENTENCES = 1
 REPEATED_NGRAM_WORDS = 6
 MIN_COUNTED_SENTENCE_WORDS = 3
 
