@@ -9,7 +9,7 @@ import itertools
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 SCALES = {
     "thousand": 1e3,
@@ -78,6 +78,7 @@ class Operand:
     text: str
     value: float  # as read, its stated scale applied
     label: str  # the row's name, as far as the text says it
+    year: float | None = None  # the year heading its column
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,7 @@ class Cell:
     row: int
     column: int
     label: str
+    year: float | None = None  # the year heading its column, when the table has a header
 
 
 def stated_scale(text: str) -> float | None:
@@ -154,6 +156,38 @@ def _quantity(text: str, match: re.Match[str]) -> Quantity:
     )
 
 
+def claimed_quantities(claim: str, scale: float | None = None) -> list[Quantity]:
+    """The numbers of a claim as it means them: a plain number under the ``scale`` its
+    question states ("Answer in USD millions"), "(45)" as a size, cents of an amount in
+    millions as formatting."""
+    return [_as_written(_with_scale(_as_size(q), scale)) for q in quantities(claim)]
+
+
+def _as_size(q: Quantity) -> Quantity:
+    """A claim's "(45)" is a number in parentheses, not an outflow: its size is meant."""
+    if not q.accounting_negative:
+        return q
+    return replace(q, value=abs(q.value), accounting_negative=False)
+
+
+def _with_scale(q: Quantity, scale: float | None) -> Quantity:
+    if scale is None or q.scaled or q.percent or q.year:
+        return q
+    return replace(q, value=q.value * scale, unit=q.unit * scale, scale=scale, scaled=True)
+
+
+def _as_written(q: Quantity) -> Quantity:
+    """An amount in millions or billions written with cents ("$382.00", "$8.70") is
+    formatted, not that precise: its precision is its last digit other than a trailing 0."""
+    digits = re.sub(r"[^\d.]", "", q.text)
+    if not (q.currency and q.scale >= 1e6 and "." in digits):
+        return q
+    decimals = digits.split(".")[1]
+    if len(decimals) != 2 or not decimals.endswith("0"):
+        return q
+    return replace(q, unit=10.0 ** -len(decimals.rstrip("0")) * q.scale)
+
+
 def is_count(q: Quantity) -> bool:
     """A plain number with no unit, scale or currency: a count, which is never rounded."""
     return q.unit == 1.0 and not (q.percent or q.scaled or q.currency)
@@ -181,8 +215,13 @@ class PassageNumbers:
         self.cells: list[Cell] = []
         found = quantities(text)
         width = _header_width(text, found)
+        self.tabular = bool(width) or self.scale is not None  # a statement's table
+        # Column years only under a statement's stated scale or a header of years, and
+        # only for table rows: a year in prose dates no column.
+        headers = _column_years(text, found, loose=self.scale is not None)
+        placed: list[tuple[Quantity, list[float], int, int, str, tuple[float, ...]]] = []
         row, column, previous_end, label = -1, 0, -1, ""
-        for quantity in found:
+        for quantity, header in zip(found, headers, strict=True):
             gap = text[previous_end : quantity.start] if previous_end >= 0 else "x"
             if previous_end < 0 or not _ROW_GAP.fullmatch(gap):
                 row, column = row + 1, 0
@@ -194,37 +233,59 @@ class PassageNumbers:
             values = [quantity.value]
             if self.scale and not (quantity.scaled or quantity.percent or quantity.year):
                 values.append(quantity.value * self.scale)
-            self.cells.append(Cell(quantity, tuple(values), row, column, label))
+            placed.append((quantity, values, row, column, label, header))
             previous_end = quantity.end
+        sizes = Counter(r for q, _, r, _, _, _ in placed if not q.year)
+        for quantity, values, row, column, label, header in placed:
+            dated = column < len(header) and not quantity.year and sizes[row] >= 2
+            year = header[column] if dated else None
+            self.cells.append(Cell(quantity, tuple(values), row, column, label, year))
         self._table_rows = {c.row for c in self.table_cells()}
 
     def operand(self, cell: Cell, value: float) -> Operand:
         q = cell.quantity
-        return Operand(self.n, q.start, q.end, q.text, value, cell.label)
+        return Operand(self.n, q.start, q.end, q.text, value, cell.label, cell.year)
 
-    def standing(self, claimed: Quantity) -> Operand | None:
-        """The cell that says the claimed number, up to formatting and scale."""
+    def standing(self, claimed: Quantity, year: float | None = None) -> Operand | None:
+        """The cell that says the claimed number, up to formatting and scale. With a
+        ``year``: a cell of that year's column, else one no column dates, unless a
+        table gives the number to another year (then it is that year's)."""
+        undated: Operand | None = None
+        elsewhere = False  # a table dates it to another year
         for cell in self.cells:
-            q = cell.quantity
-            if claimed.year or q.year:
-                if claimed.year and q.year and claimed.value == q.value:
-                    return self.operand(cell, q.value)
+            size = self._says(claimed, cell)
+            if size is None:
                 continue
-            candidates = [v for v in cell.values if claimed.percent == q.percent]
-            lost_header = self.scale is None and cell.row in self._table_rows
-            if lost_header and claimed.scaled and not (q.scaled or q.percent):
-                candidates.append(q.value * claimed.scale)  # the passage states no scale
-            if claimed.percent and not q.percent and q.unit < 1:  # written with decimals
-                candidates.append(q.value)  # 1.9% is 0.019
-                if self.has_percent:
-                    candidates.append(q.value / 100)  # "36.8" in a column of percents
-            for value in candidates:
-                if q.accounting_negative:
-                    # "(1,577)": an outflow, its size is what is said; a minus in a
-                    # claim ("-$1,577") names a negative number, which brackets are not
-                    value = abs(value)
-                if agrees(claimed, value):
-                    return self.operand(cell, value)
+            found = self.operand(cell, size)
+            if year is None or claimed.year or cell.year == year:
+                return found
+            elsewhere = elsewhere or cell.year is not None
+            undated = undated or found
+        return None if elsewhere else undated
+
+    def _says(self, claimed: Quantity, cell: Cell) -> float | None:
+        """The value of the cell that agrees with the claimed number, if one does."""
+        q = cell.quantity
+        if claimed.year or q.year:
+            return q.value if claimed.year and q.year and claimed.value == q.value else None
+        candidates = [v for v in cell.values if claimed.percent == q.percent]
+        lost_header = self.scale is None and cell.row in self._table_rows
+        if lost_header and claimed.scaled and not (q.scaled or q.percent):
+            candidates.append(q.value * claimed.scale)  # the passage states no scale
+        if claimed.percent and not q.percent and q.unit < 1:  # written with decimals
+            candidates.append(q.value)  # 1.9% is 0.019
+            if self.has_percent:
+                candidates.append(q.value / 100)  # "36.8" in a column of percents
+        for value in candidates:
+            # "(1,577)": an outflow, its size is what is said; a minus in a claim
+            # ("-$1,577") names a negative number, which brackets are not. A rate in
+            # brackets, "(14.76)%", is negative: either is said.
+            sizes = [value]
+            if q.accounting_negative:
+                sizes = [abs(value), value] if q.percent else [abs(value)]
+            for size in sizes:
+                if agrees(claimed, size):
+                    return size
         return None
 
     def table_cells(self) -> list[Cell]:
@@ -271,6 +332,33 @@ def _header_width(text: str, found: Sequence[Quantity]) -> int:
         elif run > 1:
             break
     return run if run > 1 else 0
+
+
+def _column_years(text: str, found: Sequence[Quantity], loose: bool) -> list[tuple[float, ...]]:
+    """For each number, the years heading the table's columns above it: the last run of
+    two or more years standing together before it, else (when ``loose``) the distinct
+    years written before the first row of two figures ("At December 31, 2019 At December
+    31, 2018")."""
+    result: list[tuple[float, ...]] = []
+    header: tuple[float, ...] = ()
+    run: list[float] = []
+    written: list[float] = []
+    previous: Quantity | None = None
+    in_table = False
+    for q in found:
+        gap = text[previous.end : q.start] if previous is not None else "x"
+        together = _ROW_GAP.fullmatch(gap) is not None
+        if q.year:
+            run = [*run, q.value] if together and previous and previous.year else [q.value]
+            if len(run) >= 2:
+                header = tuple(run)
+            elif loose and not in_table and q.value not in written:
+                written.append(q.value)
+        elif together and previous is not None and not previous.year:
+            in_table = True  # two figures in a row: the header, if any, is above
+        result.append(header or (tuple(written) if len(written) >= 2 else ()))
+        previous = q
+    return result
 
 
 def _label(before: str) -> str:

@@ -22,8 +22,8 @@ from bm25s.stopwords import STOPWORDS_EN
 from core.api_models import Support as Support
 from rag.citations import CITATION_PATTERN, cited_numbers
 from rag.embedding import Embedder
-from rag.lemmas import FRAME_WORDS, FUNCTION_WORDS, OPERATION_WORDS, lemma
-from rag.number_checks import Backing, NumberCheck, check_numbers
+from rag.lemmas import FRAME_WORDS, FUNCTION_WORDS, STATEMENT_SYNONYMS, lemma
+from rag.number_checks import Backing, NumberCheck, backed_words, check_numbers
 from rag.numbers import PassageNumbers, coded_numbers
 from rag.prompts import NOT_FOUND_ANSWER
 from rag.retrieval import Hit
@@ -62,6 +62,7 @@ _MARKERS_AFTER_STOP = re.compile(r"([.!?])((?:\s*\[[\d,\s\-–]+\])+)")
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[^\s])|\n+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n\s*\n")
 _LINE = re.compile(r"[^\n]*\n")
+_BULLET = re.compile(r"^(?:-(?![$€£]?\d)\s*)+")  # "- item"; "-24.26" is a negative number
 HEADING_CHARS = 40  # a line this short that does not end a sentence is a heading
 _WORD = re.compile(r"[A-Za-z][A-Za-z\-']+|\d+(?:[.,]\d+)*")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -93,7 +94,7 @@ def split_claims(answer: str) -> list[tuple[str, list[int]]]:
     normalized = _MARKERS_AFTER_STOP.sub(r"\2\1", answer)
     claims = []
     for sentence in _SENTENCE_BREAK.split(normalized):
-        sentence = sentence.strip(" -*•\t")
+        sentence = _BULLET.sub("", sentence.strip(" *•\t")).rstrip(" -")
         if sentence and _WORD.search(CITATION_PATTERN.sub("", sentence)):
             claims.append((sentence, cited_numbers(sentence)))
     return claims
@@ -205,6 +206,13 @@ class Evidence:
         return sum(check.backing is Backing.UNBACKED for check in self.numbers)
 
     @property
+    def figures_carry(self) -> bool:
+        """Its figures are what it says: each is backed, one follows by arithmetic or
+        stands in a statement's row the question names (NumberCheck.on_topic)."""
+        figures = [n for n in self.numbers if not n.year]
+        return bool(figures) and not self.unbacked_numbers and any(n.on_topic for n in figures)
+
+    @property
     def score(self) -> float:
         return SEMANTIC_WEIGHT * self.semantic + (1 - SEMANTIC_WEIGHT) * self.lexical
 
@@ -233,7 +241,10 @@ def decide(evidence: Evidence) -> Support:
     reason against a sentence."""
     if evidence.echo or evidence.content_free or evidence.unbacked_numbers:
         return Support.UNSUPPORTED
-    if evidence.figure_only:  # its words are the question's: the figure is the claim
+    if evidence.figure_only and evidence.figures_carry:  # a bare figure of a row asked about
+        return Support.SUPPORTED
+    if evidence.figures_carry and evidence.unbacked_words <= MAX_UNBACKED_WORDS:
+        # An analyst's sentence over a table: its figures checked, every word backed.
         return Support.SUPPORTED
     backed = evidence.score >= SUPPORTED_AT and evidence.unbacked_words <= MAX_UNBACKED_WORDS
     if backed and evidence.on_question:
@@ -254,15 +265,17 @@ def unbacked_words(
     even as another form of the same word ("grew" for "grow", "analyses" for "analysis").
     A plain number is checked by value; one inside a name ("P100") must be written there.
     The words of an operation a number follows by ("grew" for a percent change) are
-    backed by that derivation."""
+    backed by that derivation (rag.number_checks.backed_words)."""
     said = {w.lower() for w in _WORD.findall(f"{passage}\n{question}")}
-    said |= {w for n in numbers if n.derivation for w in OPERATION_WORDS[n.derivation.operation]}
+    said |= backed_words(claim, numbers)
     stems, lemmas = {_stem(w) for w in said}, {lemma(w) for w in said}
     words = {w.lower() for w in _WORD.findall(claim) if not w[0].isdigit()}
     unbacked = {
         w
         for w in words - _STOPWORDS - FRAME_WORDS - FUNCTION_WORDS
-        if _stem(w) not in stems and lemma(w) not in lemmas
+        if _stem(w) not in stems
+        and lemma(w) not in lemmas
+        and STATEMENT_SYNONYMS.get(lemma(w)) not in lemmas
     }
     return len(unbacked) + len(coded_numbers(claim) - set(_NUMBER.findall(passage)))
 
@@ -396,6 +409,8 @@ class CitationVerifier:
                 lead_cosine = lead(cosines, sentence)
                 lead_words = lead(shares, sentence)
             numbers = tuple(check_numbers(claim, [cells[n - 1] for n in checked], question, answer))
+            cells_on = sorted({n for check in numbers for n in check.passages})
+            backing = "\n".join([backing, *(passages[n - 1] for n in cells_on)])
             result.append(
                 Evidence(
                     semantic=best.semantic,

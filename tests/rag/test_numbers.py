@@ -86,8 +86,10 @@ def test_a_percent_change_from_a_wrong_operand_is_unbacked() -> None:
 
 def test_a_margin_is_a_part_over_its_columns_total() -> None:
     (found,) = check("The operating margin was 22.0%.", CASH_FLOW)
-    assert found.derivation is not None and found.derivation.operation == "share"
+    assert found.derivation is not None and found.derivation.operation == "operating margin"
     assert [o.label for o in found.derivation.operands] == ["Operating income", "Net sales"]
+    (share,) = check("Operating income was 22.0% of net sales.", CASH_FLOW)
+    assert share.derivation is not None and share.derivation.operation == "share"
 
 
 def test_a_change_the_claim_states_follows_from_its_own_figures() -> None:

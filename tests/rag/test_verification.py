@@ -211,3 +211,82 @@ def test_a_figure_that_neither_stands_nor_follows_makes_the_sentence_unsupported
 ) -> None:
     claim = filing_claim(verifier, "Total net sales grew 38.0% from 2016 to 2017 [1].")
     assert claim.support is Support.UNSUPPORTED
+
+
+ADOBE_INCOME = (
+    "ADOBE INC.\nCONSOLIDATED STATEMENTS OF INCOME\n(In millions, except per share data)\n"
+    "Years Ended\n2022 2021 2020\n"
+    "Total revenue 17,606 15,785 12,868\n"
+    "Cost of revenue 2,165 1,865 1,722\n"
+    "Gross profit 15,441 13,920 11,146\n"
+    "Operating income 6,098 5,802 4,237\n"
+    "Net income $ 4,756 $ 4,822 $ 5,260\n"
+)
+MARGIN_QUESTION = "Does Adobe have an improving operating margin profile as of FY2022?"
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (
+            "No, the operating margins of Adobe have recently declined from 36.8% in FY 2021 "
+            "to 34.6% in FY2022. A drop of 2.2% in a year.",
+            [Support.SUPPORTED, Support.SUPPORTED],
+        ),
+        (  # 36.8% was FY2021's margin, not FY2020's (32.9%)
+            "No, the operating margins of Adobe have recently declined from 36.8% in FY 2020 "
+            "to 34.6% in FY2022.",
+            [Support.UNSUPPORTED],
+        ),
+        (  # the margin fell
+            "Yes, the operating margins of Adobe have improved from 36.8% in FY 2021 "
+            "to 34.6% in FY2022.",
+            [Support.UNSUPPORTED],
+        ),
+    ],
+)
+def test_an_analysts_sentence_over_a_table_is_decided_by_its_figures(
+    verifier: CitationVerifier, answer: str, expected: list[Support]
+) -> None:
+    claims = verifier.verify(answer, [passage(ADOBE_INCOME, 53)], MARGIN_QUESTION)
+    assert [c.support for c in claims] == expected
+    for claim in claims:
+        derived = [n.derivation for n in claim.numbers if n.derivation is not None]
+        assert all(d.describe() for d in derived)
+
+
+BESTBUY_CASH_FLOWS = (
+    "Best Buy Co., Inc.\nConsolidated Statements of Cash Flows\n($ in millions)\n"
+    "Fiscal Years Ended January 28, 2023 January 29, 2022 January 30, 2021\n"
+    "Total cash provided by operating activities 1,824 3,252 4,927\n"
+    "Total cash used in investing activities (930) (1,372) (1,604)\n"
+    "Total cash used in financing activities (1,806) (4,297) (1,510)\n"
+)
+CASH_QUESTION = (
+    "Among operations, investing, and financing activities, which brought in the most (or "
+    "lost the least) cash flow for Best Buy in FY2023?"
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (
+            "Best Buy generated the most cash flow from operating activities in FY 2023 ($1.8 bn).",
+            Support.SUPPORTED,
+        ),
+        (
+            "Best Buy generated the most cash flow from operating activities in FY 2023 ($1.9 bn).",
+            Support.UNSUPPORTED,
+        ),
+        (  # $1.8 bn was FY2023's; FY2022's was $3,252 million
+            "Best Buy generated the most cash flow from operating activities in FY 2022 ($1.8 bn).",
+            Support.UNSUPPORTED,
+        ),
+    ],
+)
+def test_a_line_items_value_in_its_years_column_answers(
+    verifier: CitationVerifier, answer: str, expected: Support
+) -> None:
+    (claim,) = verifier.verify(answer, [passage(BESTBUY_CASH_FLOWS, 41)], CASH_QUESTION)
+    assert claim.support is expected
