@@ -95,6 +95,7 @@ class NumberCheck:
     # It follows from a statement's tables, or stands in a row of one the question names:
     # the figure is what the sentence says, not a number that happens to be on the page.
     on_topic: bool = False
+    named_row: bool = False  # it stands in a row of two or more cells the question names
 
     @property
     def dated(self) -> tuple[float, ...]:
@@ -159,9 +160,12 @@ def check_numbers(
             checks.append(NumberCheck(q.text, q.start, q.end, Backing.STANDS, year=q.year))
             continue  # the year asked about, or a threshold the question states ("20%")
         if source is not None:
-            on_topic = not q.year and _named_row(by_n[source.n], source, said.asked)
+            named = not q.year and _named_row(by_n[source.n], source, said.asked)
+            on_topic = named and by_n[source.n].tabular
             checks.append(
-                NumberCheck(q.text, q.start, q.end, Backing.STANDS, source, None, q.year, on_topic)
+                NumberCheck(
+                    q.text, q.start, q.end, Backing.STANDS, source, None, q.year, on_topic, named
+                )
             )
             if not q.year:
                 standing.append((source, year))
@@ -174,9 +178,8 @@ def check_numbers(
             derivation = derive(q, said, i, standing, passages)
             backing = Backing.FOLLOWS if derivation else Backing.UNBACKED
             # Computed from a statement's tables, not from figures of running text.
-            tables = bool(derivation) and all(
-                by_n[n].tabular for n in _operand_passages(derivation)
-            )
+            ops = derivation.operands if derivation else ()
+            tables = bool(ops) and all(by_n[o.n].tabular for o in ops)
             check = NumberCheck(q.text, q.start, q.end, backing, None, derivation, q.year, tables)
         result.append(check)
     return _of_years_said(claimed, _from_to(claim, claimed, result, said.direction))
@@ -217,10 +220,6 @@ def _from_to(
     return checks
 
 
-def _operand_passages(derivation: Derivation | None) -> set[int]:
-    return {o.n for o in derivation.operands} if derivation else set()
-
-
 def _asked(question: str) -> frozenset[str]:
     """Lemmas of what the question asks about, with the line items of the measures it
     names ("capital expenditure": "purchases of property, plant and equipment")."""
@@ -229,9 +228,9 @@ def _asked(question: str) -> frozenset[str]:
 
 
 def _named_row(p: PassageNumbers, source: Operand, asked: frozenset[str]) -> bool:
-    """The cell is in a row of a statement's table whose name the question uses."""
+    """The cell is in a table row (two or more cells) whose name the question uses."""
     cell = next((c for c in p.table_cells() if c.quantity.start == source.start), None)
-    return p.tabular and cell is not None and bool(topic_lemmas(cell.label) & asked)
+    return cell is not None and bool(topic_lemmas(cell.label) & asked)
 
 
 def _context_figures(

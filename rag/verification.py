@@ -241,7 +241,7 @@ def decide(evidence: Evidence) -> Support:
     reason against a sentence."""
     if evidence.echo or evidence.content_free or evidence.unbacked_numbers:
         return Support.UNSUPPORTED
-    if evidence.figure_only and evidence.figures_carry:  # a bare figure of a row asked about
+    if evidence.figure_only and any(n.on_topic or n.named_row for n in evidence.numbers):
         return Support.SUPPORTED
     if evidence.figures_carry and evidence.unbacked_words <= MAX_UNBACKED_WORDS:
         # An analyst's sentence over a table: its figures checked, every word backed.
