@@ -97,6 +97,7 @@ bench: data setup setup-proxy
 	$(VENV)/bin/python -m benchmarks.verifier_bench --threads 2 --calibrate --output docs/benchmarks/verifier.md
 	$(VENV)/bin/python -m benchmarks.finance_claims --threads 1 --output docs/benchmarks/verifier-financebench.md
 	$(VENV)/bin/python -m benchmarks.answer_bench --modes auto --cache --limit 300 --output docs/benchmarks/answers-auto.md
+	$(VENV)/bin/python -m benchmarks.answer_bench --set financebench-dev --modes auto --cache --output docs/benchmarks/answers-financebench.md
 	$(VENV)/bin/python -m benchmarks.answer_bench --modes extract --cache --output docs/benchmarks/answers-extract.md
 	$(VENV)/bin/python -m benchmarks.generation_bench --output docs/benchmarks/generation.md
 	$(VENV)/bin/python -m benchmarks.latency_bench --questions 6 --output docs/benchmarks/latency.md
