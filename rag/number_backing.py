@@ -3,8 +3,7 @@ finds them), kept with the claim for the reader to see."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from rag.numbers import Operand
@@ -67,14 +66,3 @@ class NumberCheck:
         if self.source is not None:
             return (self.source.n,)
         return tuple(o.n for o in self.derivation.operands) if self.derivation else ()
-
-
-def backed_with(numbers: Sequence[NumberCheck], passage: int) -> tuple[NumberCheck, ...]:
-    """``numbers`` with those not backed in or with ``passage`` unbacked: the citation given to
-    a sentence that cited nothing ("16 GPUs" is not backed by a passage saying 8 GPUs)."""
-    return tuple(
-        check
-        if check.backing is Backing.UNBACKED or passage in check.passages
-        else replace(check, backing=Backing.UNBACKED, source=None, derivation=None)
-        for check in numbers
-    )

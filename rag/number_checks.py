@@ -31,7 +31,6 @@ from rag.measures import Value, measure_words, named_measures, values
 from rag.number_backing import Backing as Backing
 from rag.number_backing import Derivation as Derivation
 from rag.number_backing import NumberCheck as NumberCheck
-from rag.number_backing import backed_with as backed_with
 from rag.numbers import (
     Cell,
     Operand,

@@ -14,7 +14,7 @@ import itertools
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN
@@ -23,7 +23,7 @@ from core.api_models import Support as Support
 from rag.citations import CITATION_PATTERN, cited_numbers
 from rag.embedding import Embedder
 from rag.lemmas import FRAME_WORDS, FUNCTION_WORDS, STATEMENT_SYNONYMS, lemma
-from rag.number_checks import Backing, NumberCheck, backed_with, backed_words, check_numbers
+from rag.number_checks import Backing, NumberCheck, backed_words, check_numbers
 from rag.numbers import PassageNumbers, coded_numbers
 from rag.prompts import NOT_FOUND_ANSWER
 from rag.retrieval import Hit
@@ -317,7 +317,7 @@ class CitationVerifier:
         """Label each sentence supported, weak or unsupported by the passages it cites.
 
         A sentence that cites nothing is checked against every passage: if one supports
-        it (its numbers included), that passage becomes its (attributed) citation; otherwise
+        it, that passage becomes its (attributed) citation; otherwise
         it is at most weak. With a question, it must also be relevant to it to be supported."""
         if answer.strip() == NOT_FOUND_ANSWER:
             return []
@@ -334,8 +334,6 @@ class CitationVerifier:
         for (text, cited), found in zip(claims, evidence, strict=True):
             uncited = not any(1 <= n <= len(sources) for n in cited)
             best = found.highlight
-            if uncited and best is not None:
-                found = replace(found, numbers=backed_with(found.numbers, best.n))
             support = decide(found)
             score = round(found.score, 3)
             numbers = found.numbers
